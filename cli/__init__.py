@@ -1,0 +1,1 @@
+"""`carinho`: the hub's command line (topics, keys, services, operators' tools)."""

@@ -1,0 +1,120 @@
+"""`carinho keys create|list|rotate|revoke`: API keys per source system (stored only as hashes)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cli.settings import CliSettings
+from cli.topics import load
+from ingress.api_keys import ApiKeyStore
+
+
+def register(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="create, list, rotate or revoke API keys")
+    ksub = keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    ksub.required = True
+
+    create = ksub.add_parser("create", help="create a key for a source; prints it once")
+    create.add_argument("--source", required=True)
+    create.add_argument("--types", help="comma-separated event types this key may send (default: all of the source's)")
+    create.add_argument("--expires", type=int, metavar="DAYS", help="expire after DAYS days")
+    create.add_argument("--label", default="")
+    create.add_argument("--rate", type=float, metavar="PER_SECOND", help="override the source's rate limit")
+    create.set_defaults(func=_create)
+
+    listing = ksub.add_parser("list", help="list keys (ids, scope, expiry; never the keys)")
+    listing.add_argument("--source")
+    listing.set_defaults(func=_list)
+
+    rotate = ksub.add_parser("rotate", help="issue a new key with the same scope; the old one expires after --overlap")
+    rotate.add_argument("key_id")
+    rotate.add_argument(
+        "--overlap", type=float, default=7.0, metavar="DAYS", help="days the old key keeps working (default 7; 0 = now)"
+    )
+    rotate.add_argument("--expires", type=int, metavar="DAYS")
+    rotate.set_defaults(func=_rotate)
+
+    revoke = ksub.add_parser("revoke", help="revoke a key immediately")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=_revoke)
+
+
+def _store() -> tuple[ApiKeyStore, CliSettings]:
+    settings = CliSettings()
+    return ApiKeyStore(settings.keys_file), settings
+
+
+def _fail(message: str) -> int:
+    print(f"carinho keys: {message}", file=sys.stderr)
+    return 2
+
+
+def _create(args: argparse.Namespace) -> int:
+    store, settings = _store()
+    topology = load(settings)
+    if args.source not in topology.sources:
+        return _fail(f"unknown source {args.source!r}; topics.yaml defines: {', '.join(sorted(topology.sources))}")
+    types = None
+    if args.types:
+        types = [t.strip() for t in args.types.split(",") if t.strip()]
+        for t in types:
+            if t not in topology.event_types:
+                return _fail(f"unknown event type {t!r}; known: {', '.join(sorted(topology.event_types))}")
+            if args.source not in topology.event_types[t].sources:
+                return _fail(f"source {args.source!r} may not send {t!r} (topics.yaml event_types.{t}.sources)")
+    if args.expires is not None and args.expires <= 0:
+        return _fail("--expires must be a positive number of days")
+    record, key = store.create(
+        args.source, types, timedelta(days=args.expires) if args.expires else None, args.label, args.rate
+    )
+    print(key)
+    print(
+        f"key id {record.key_id} for source {record.source}"
+        f"{' (expires ' + record.expires_at.isoformat() + ')' if record.expires_at else ''}; "
+        "store it now: it is not shown again",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    store, _ = _store()
+    now = datetime.now(UTC)
+    rows = [r for r in store.records() if args.source is None or r.source == args.source]
+    print(f"{'KEY ID':<14}{'SOURCE':<13}{'STATUS':<9}{'EXPIRES':<27}{'TYPES':<40}LABEL")
+    for r in rows:
+        expires = r.expires_at.isoformat(timespec="seconds") if r.expires_at else "never"
+        types = ",".join(r.event_types) if r.event_types else "(all of the source's)"
+        print(f"{r.key_id:<14}{r.source:<13}{r.status(now):<9}{expires:<27}{types:<40}{r.label}")
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    store, _ = _store()
+    if args.overlap < 0:
+        return _fail("--overlap must be >= 0 days")
+    try:
+        record, key = store.rotate(
+            args.key_id, timedelta(days=args.overlap), timedelta(days=args.expires) if args.expires else None
+        )
+    except KeyError as exc:
+        return _fail(str(exc.args[0]))
+    print(key)
+    print(
+        f"new key id {record.key_id}; the old key {args.key_id} keeps working for {args.overlap:g} day(s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    store, _ = _store()
+    try:
+        record = store.revoke(args.key_id)
+    except KeyError as exc:
+        return _fail(str(exc.args[0]))
+    print(f"revoked {record.key_id} (source {record.source})")
+    return 0

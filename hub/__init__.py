@@ -1,0 +1,1 @@
+"""Shared by every service: envelope, topology, settings, Kafka client config, logging, metrics."""

@@ -1,0 +1,125 @@
+"""The event envelope: the one record shape on events.p1..p5, for the ingress and internal producers.
+
+Kafka key = idempotency key (so retries of one event land on one partition, in order); the fields
+routers and operators filter on are repeated as headers. The JSON Schema published in
+docs/envelope.schema.json is generated from `EventEnvelope` (tests fail if it drifts).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION: Literal[1] = 1
+
+# Namespace for deterministic event ids: uuid5(namespace, "<source>\x1f<idempotency key>").
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c2b7e-4a55-5b8e-9d8e-63617269686f")
+
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"  # printable ASCII, no spaces, 1-200 chars
+
+
+class Utm(BaseModel):
+    """Campaign attribution (analysis 3.4): travels with the lead to CRM and Marketing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str | None = Field(default=None, max_length=200)
+    medium: str | None = Field(default=None, max_length=200)
+    campaign: str | None = Field(default=None, max_length=200)
+    term: str | None = Field(default=None, max_length=200)
+    content: str | None = Field(default=None, max_length=200)
+
+
+class Metadata(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request_id: str | None = Field(default=None, max_length=200)
+    utm: Utm | None = None
+    labels: dict[str, str] = Field(default_factory=dict, max_length=50)
+
+
+class EventEnvelope(BaseModel):
+    """One business event as it travels through the hub."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"$id": "https://carinho.example/schemas/event-envelope.v1.json"},
+    )
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: uuid.UUID = Field(description="uuid5 of (source, idempotency_key): the same key gives the same id")
+    type: str = Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", examples=["lead.created"])
+    source: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", examples=["site"])
+    priority: int = Field(ge=1, le=5, description="1 critical .. 5 bulk; selects events.p{priority}")
+    idempotency_key: str = Field(pattern=IDEMPOTENCY_KEY_PATTERN)
+    occurred_at: datetime = Field(description="when it happened at the source (UTC)")
+    received_at: datetime = Field(description="when the hub accepted it (UTC)")
+    data: dict[str, Any]
+    metadata: Metadata = Metadata()
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    def kafka_key(self) -> bytes:
+        return self.idempotency_key.encode()
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        headers = [
+            ("event_id", str(self.event_id).encode()),
+            ("event_type", self.type.encode()),
+            ("source", self.source.encode()),
+            ("priority", str(self.priority).encode()),
+            ("schema_version", str(self.schema_version).encode()),
+            ("content-type", b"application/json"),
+        ]
+        if self.metadata.request_id:
+            headers.append(("request_id", self.metadata.request_id.encode()))
+        return headers
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> EventEnvelope:
+        return cls.model_validate_json(raw)
+
+
+def derive_event_id(source: str, idempotency_key: str) -> uuid.UUID:
+    """Deterministic: a retried request (same source, same key) gets the same event_id."""
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}\x1f{idempotency_key}")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_envelope(
+    *,
+    type: str,
+    source: str,
+    priority: int,
+    idempotency_key: str,
+    data: dict[str, Any],
+    occurred_at: datetime | None = None,
+    metadata: Metadata | None = None,
+    received_at: datetime | None = None,
+) -> EventEnvelope:
+    """Build an envelope the way the ingress does; internal producers call this too."""
+    now = received_at or utc_now()
+    return EventEnvelope(
+        event_id=derive_event_id(source, idempotency_key),
+        type=type,
+        source=source,
+        priority=priority,
+        idempotency_key=idempotency_key,
+        occurred_at=occurred_at or now,
+        received_at=now,
+        data=data,
+        metadata=metadata or Metadata(),
+    )
+
+
+def envelope_json_schema() -> dict[str, Any]:
+    return EventEnvelope.model_json_schema(mode="serialization")

@@ -1,0 +1,97 @@
+"""LGPD: personal data never leaves the hub in logs, trails or operator output unmasked.
+
+`mask_data` walks a payload: values under name-like keys become initials, free text becomes its length,
+and phones, e-mails and CPFs are masked wherever they appear (also inside other strings).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-])[A-Za-z0-9.-]*\.([A-Za-z]{2,})")
+_CPF = re.compile(r"\b\d{3}\.?\d{3}\.?\d{3}-?\d{2}\b")
+# 8+ digits, optionally with +country, (area), spaces, dots or dashes between them.
+_PHONE = re.compile(r"(?<![\w.])\+?(?:\d[\s().-]{0,2}){7,14}\d(?![\w])")
+
+NAME_KEYS = frozenset(
+    {
+        "name",
+        "nome",
+        "first_name",
+        "last_name",
+        "full_name",
+        "sendername",
+        "client_name",
+        "cliente_nome",
+        "nome_cliente",
+        "contact_name",
+        "chatname",
+        "sender_name",
+    }
+)
+FREE_TEXT_KEYS = frozenset({"message", "mensagem", "text", "body", "comment", "comentario", "observacao", "notes"})
+# Hub identifiers: never personal data, and masking them would break correlation.
+ID_KEYS = frozenset({"request_id", "event_id", "delivery_id", "key_id", "dlq_id", "partition", "offset"})
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+SECRET_KEYS = frozenset({"password", "senha", "token", "api_key", "authorization", "secret", "client-token"})
+
+
+def mask_text(value: str) -> str:
+    """Mask e-mails, CPFs and phone numbers inside any string (UUIDs are left whole)."""
+    if _UUID_ANYWHERE.search(value):
+        return _mask_around_uuids(value)
+    value = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}***.{m.group(3)}", value)
+    value = _CPF.sub("***.***.***-**", value)
+    return _PHONE.sub(_mask_phone, value)
+
+
+_UUID_ANYWHERE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _mask_around_uuids(value: str) -> str:
+    """Mask the text between UUIDs, keep the UUIDs (event ids in messages stay searchable)."""
+    out, last = [], 0
+    for match in _UUID_ANYWHERE.finditer(value):
+        out.append(mask_text(value[last : match.start()]))
+        out.append(match.group(0))
+        last = match.end()
+    out.append(mask_text(value[last:]))
+    return "".join(out)
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if _DATE.match(text):  # an ISO date is not a phone number
+        return text
+    return "*" * max(0, len(text) - 2) + text[-2:]
+
+
+def mask_name(value: str) -> str:
+    parts = [p for p in value.split() if p]
+    return " ".join(f"{p[0]}***" for p in parts) if parts else value
+
+
+def mask_data(value: Any, key: str | None = None) -> Any:
+    """Return a masked copy of a JSON-like value (dicts, lists, strings, numbers)."""
+    lowered = key.lower() if key else ""
+    if isinstance(value, dict):
+        return {k: mask_data(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_data(v, key) for v in value]
+    if isinstance(value, str):
+        if lowered in ID_KEYS or _UUID.match(value):
+            return value
+        if lowered in SECRET_KEYS:
+            return "***"
+        if lowered in NAME_KEYS:
+            return mask_name(value)
+        if lowered in FREE_TEXT_KEYS:
+            return f"[text: {len(value)} chars]"
+        return mask_text(value)
+    if isinstance(value, int) and not isinstance(value, bool) and lowered in {"phone", "telefone", "cpf"}:
+        return "***"
+    return value

@@ -1,0 +1,214 @@
+"""The acceptance pipeline shared by POST /v1/events, /v1/events/batch and /v1/webhooks/{source}.
+
+Order (documented, relied on by clients): 401 key -> 429 rate -> 415 content type -> 413 size ->
+400 JSON -> 422 schema/type/idempotency -> 403 scope -> publish (503 when Kafka does not ack).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from hub.envelope import EventEnvelope, Metadata, derive_event_id
+from hub.topology import Topology
+from ingress.api_keys import ApiKeyStore, KeyRejected, Verified
+from ingress.errors import ApiError, from_validation
+from ingress.event_schemas import EventIn
+from ingress.rate_limit import RateLimiter
+
+
+def presented_key(request: Request, allow_query_token: bool = False) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    if allow_query_token:  # Z-API and similar gateways can only be given a URL
+        return request.query_params.get("token") or None
+    return None
+
+
+def authenticate(request: Request, store: ApiKeyStore, allow_query_token: bool = False) -> Verified:
+    key = presented_key(request, allow_query_token)
+    if key is None:
+        raise ApiError.field(
+            401,
+            "unauthorized",
+            "X-API-Key",
+            "required",
+            "send your API key in X-API-Key (or Authorization: Bearer)",
+            {"WWW-Authenticate": 'Bearer realm="carinho"'},
+        )
+    try:
+        return store.verify(key)
+    except KeyRejected as exc:
+        raise ApiError.field(
+            401,
+            "unauthorized",
+            "X-API-Key",
+            "valid_key",
+            str(exc),
+            {"WWW-Authenticate": 'Bearer realm="carinho", error="invalid_token"'},
+        ) from None
+
+
+def enforce_rate(verified: Verified, topology: Topology, limiter: RateLimiter) -> None:
+    source = topology.sources.get(verified.source)
+    if verified.rate_limit_per_second:  # the key's own limit, with a burst of two seconds' worth
+        per_second = verified.rate_limit_per_second
+        burst = max(1, math.ceil(per_second * 2))
+    else:
+        per_second = source.rate_limit.per_second if source else 10.0
+        burst = source.rate_limit.burst if source else 20
+    retry_after = limiter.check(verified.key_id, per_second, burst)
+    if retry_after:
+        raise ApiError.field(
+            429,
+            "rate_limited",
+            "X-API-Key",
+            "rate_limit",
+            f"more than {per_second:g} requests/s for this key; retry after {retry_after}s",
+            {"Retry-After": str(retry_after)},
+        )
+
+
+async def read_json_body(request: Request, max_bytes: int) -> Any:
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise ApiError.field(
+            415,
+            "unsupported_media_type",
+            "Content-Type",
+            "application/json",
+            f"send JSON with Content-Type: application/json (got {media or 'none'})",
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body.strip():
+        raise ApiError.field(400, "malformed_json", "(body)", "json", "the request body is empty; send a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError.field(400, "malformed_json", "(body)", "json", f"the body is not valid JSON: {exc}") from None
+
+
+def _too_large(max_bytes: int) -> ApiError:
+    return ApiError.field(413, "payload_too_large", "(body)", "max_bytes", f"the body is larger than {max_bytes} bytes")
+
+
+class Prepared(BaseModel):
+    envelope: EventEnvelope
+    topic: str
+
+
+def validate_event(
+    raw: Any, topology: Topology, data_models: dict[str, type[BaseModel]], header_key: str | None, prefix: str = ""
+) -> EventIn:
+    """422 checks: body shape, known type, `data` against the type's schema, idempotency key."""
+    if not isinstance(raw, dict):
+        raise ApiError.field(422, "validation_failed", prefix or "(body)", "object", "each event must be a JSON object")
+    try:
+        event = EventIn.model_validate(raw)
+    except ValidationError as exc:
+        raise from_validation(exc, prefix) from None
+    path = f"{prefix}." if prefix else ""
+    model = data_models.get(event.type)
+    if model is None:
+        raise ApiError.field(
+            422,
+            "unknown_event_type",
+            f"{path}type",
+            "known_event_type",
+            f"unknown event type {event.type!r}; known: {', '.join(sorted(data_models))}",
+        )
+    try:
+        model.model_validate(event.data)
+    except ValidationError as exc:
+        raise from_validation(exc, f"{path}data") from None
+    if header_key is not None and event.idempotency_key is not None and header_key != event.idempotency_key:
+        raise ApiError.field(
+            422,
+            "validation_failed",
+            f"{path}idempotency_key",
+            "matches_header",
+            "idempotency_key in the body differs from the Idempotency-Key header",
+        )
+    if header_key is None and event.idempotency_key is None:
+        raise ApiError.field(
+            422,
+            "validation_failed",
+            f"{path}idempotency_key",
+            "required",
+            "send the Idempotency-Key header or idempotency_key in the body",
+        )
+    return event
+
+
+def check_scope(event: EventIn, verified: Verified, topology: Topology, prefix: str = "") -> None:
+    """403 checks: the key may speak for this source and send this event type."""
+    path = f"{prefix}." if prefix else ""
+    if event.source is not None and event.source != verified.source:
+        raise ApiError.field(
+            403,
+            "forbidden",
+            f"{path}source",
+            "key_source",
+            f"this API key belongs to source {verified.source!r}, not {event.source!r}",
+        )
+    if verified.event_types is not None and event.type not in verified.event_types:
+        raise ApiError.field(
+            403, "forbidden", f"{path}type", "key_event_types", f"this API key may not send {event.type!r}"
+        )
+    allowed = topology.event_types[event.type].sources
+    if verified.source not in allowed:
+        raise ApiError.field(
+            403,
+            "forbidden",
+            f"{path}type",
+            "source_event_types",
+            f"source {verified.source!r} may not send {event.type!r} (allowed: {', '.join(allowed)})",
+        )
+
+
+def build_envelope(
+    event: EventIn,
+    verified: Verified,
+    topology: Topology,
+    header_key: str | None,
+    request_id: str | None,
+    received_at: datetime | None = None,
+) -> Prepared:
+    key = event.idempotency_key or header_key
+    assert key is not None  # validate_event guarantees it
+    priority = event.priority or topology.default_priority(event.type)
+    now = received_at or datetime.now(UTC)
+    envelope = EventEnvelope.model_construct(  # fields were validated above; skip a second validation
+        schema_version=1,
+        event_id=derive_event_id(verified.source, key),
+        type=event.type,
+        source=verified.source,
+        priority=priority,
+        idempotency_key=key,
+        occurred_at=event.occurred_at or now,
+        received_at=now,
+        data=event.data,
+        metadata=Metadata(request_id=request_id, utm=event.metadata.utm_merged(), labels=event.metadata.labels),
+    )
+    return Prepared(envelope=envelope, topic=topology.priority_topic(priority))

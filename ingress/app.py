@@ -1,0 +1,362 @@
+"""The ingress HTTP API: source systems post events here; each is persisted on events.p{priority}
+(acks=all) before the 202 goes out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from hub.logging import configure_logging
+from hub.metrics import render
+from hub.topology import Topology, load_topology
+from hub.trail import TrailHop
+from ingress import audit, openapi_docs
+from ingress.accept import (
+    authenticate,
+    build_envelope,
+    check_scope,
+    enforce_rate,
+    read_json_body,
+    validate_event,
+)
+from ingress.api_keys import ApiKeyStore
+from ingress.errors import ApiError, json_response
+from ingress.event_schemas import Accepted, BatchItemResult, BatchResult, data_models
+from ingress.health import HealthReporter
+from ingress.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED, PUBLISH_LATENCY
+from ingress.publisher import Publisher, PublishFailed
+from ingress.rate_limit import RateLimiter
+from ingress.settings import IngressSettings
+from ingress.webhooks import select_mapping, to_event
+
+log = logging.getLogger("ingress")
+
+
+@dataclass
+class Ingress:
+    """What the routes need; built once at start-up."""
+
+    settings: IngressSettings
+    topology: Topology
+    keys: ApiKeyStore
+    publisher: Publisher
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    models: dict[str, type[BaseModel]] = field(default_factory=dict)
+    health: HealthReporter | None = None
+    http: httpx.AsyncClient | None = None
+
+    def __post_init__(self) -> None:
+        self.models = data_models(self.topology)
+        self.trail_topic = self.topology.system_topic("trail")
+        self.audit_topic = self.topology.system_topic("audit")
+
+
+def create_app(
+    settings: IngressSettings | None = None, topology: Topology | None = None, publisher: Publisher | None = None
+) -> FastAPI:
+    settings = settings or IngressSettings()
+    if topology is None:
+        topology = load_topology(settings.topology_file)
+        if settings.topic_namespace:
+            topology = topology.with_namespace(settings.topic_namespace)
+    state: dict[str, Ingress] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pub = publisher or Publisher(
+            settings.kafka_bootstrap_servers, client_id="carinho-ingress", timeout_s=settings.publish_timeout_s
+        )
+        ingress = Ingress(settings, topology, ApiKeyStore(settings.keys_file, settings.keys_reload_interval_s), pub)
+        ingress.http = httpx.AsyncClient(timeout=2.0)
+        ingress.health = HealthReporter(settings, topology, pub, ingress.http)
+        ingress.health.start()
+        state["ingress"] = ingress
+        log.info(
+            "ingress ready",
+            extra={
+                "topology_version": topology.version,
+                "event_types": len(topology.event_types),
+                "port": settings.port,
+            },
+        )
+        try:
+            yield
+        finally:
+            ingress.health.stop()
+            await ingress.http.aclose()
+            if publisher is None:
+                left = await asyncio.to_thread(pub.close)
+                if left:
+                    log.error("records still unacknowledged at shutdown", extra={"count": left})
+
+    app = FastAPI(
+        title="Carinho Integrações — ingress",
+        version="1.0.0",
+        description=openapi_docs.DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=openapi_docs.TAGS,
+    )
+    app.add_middleware(audit.AuditMiddleware, state=state)
+
+    def hub() -> Ingress:
+        return state["ingress"]
+
+    async def publish_one(
+        ingress: Ingress, request: Request, raw: Any, verified: Any, header_key: str | None
+    ) -> Accepted:
+        event = validate_event(raw, ingress.topology, ingress.models, header_key)
+        check_scope(event, verified, ingress.topology)
+        prepared = build_envelope(event, verified, ingress.topology, header_key, audit.request_id(request))
+        env = prepared.envelope
+        audit.note(request, event_type=env.type, event_id=str(env.event_id))
+        started = time.perf_counter()
+        try:
+            await ingress.publisher.publish(prepared.topic, env.to_json(), env.kafka_key(), env.kafka_headers())
+        except PublishFailed as exc:
+            EVENTS_REJECTED.labels(source=verified.source, reason="kafka_unavailable").inc()
+            raise ApiError.field(
+                503,
+                "unavailable",
+                "(broker)",
+                "persisted",
+                f"the event was NOT accepted: Kafka did not acknowledge it ({exc.reason}); retry with the same "
+                "idempotency key",
+                {"Retry-After": str(ingress.settings.retry_after_s)},
+            ) from None
+        PUBLISH_LATENCY.observe(time.perf_counter() - started)
+        EVENTS_ACCEPTED.labels(source=verified.source, event_type=env.type, priority=str(env.priority)).inc()
+        _trail_accepted(ingress, env.event_id, env.type, env.priority, verified.source)
+        return Accepted(event_id=str(env.event_id), topic=prepared.topic, priority=env.priority)
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        tags=["events"],
+        summary="Send one event",
+        response_model=Accepted,
+        responses=openapi_docs.EVENT_RESPONSES,
+        openapi_extra=openapi_docs.event_request_body(),
+    )
+    async def post_event(request: Request) -> Response:
+        ingress = hub()
+        verified = authenticate(request, ingress.keys)
+        audit.note(request, source=verified.source, key_id=verified.key_id)
+        enforce_rate(verified, ingress.topology, ingress.limiter)
+        raw = await read_json_body(request, ingress.settings.max_body_bytes)
+        header_key = request.headers.get("idempotency-key")
+        accepted = await publish_one(ingress, request, raw, verified, header_key)
+        return json_response(accepted.model_dump(), 202)
+
+    @app.post(
+        "/v1/events/batch",
+        tags=["events"],
+        summary="Send up to 500 events; a result per item",
+        response_model=BatchResult,
+        responses=openapi_docs.BATCH_RESPONSES,
+        openapi_extra=openapi_docs.batch_request_body(),
+    )
+    async def post_batch(request: Request) -> Response:
+        ingress = hub()
+        verified = authenticate(request, ingress.keys)
+        audit.note(request, source=verified.source, key_id=verified.key_id)
+        enforce_rate(verified, ingress.topology, ingress.limiter)
+        raw = await read_json_body(request, ingress.settings.max_body_bytes)
+        items = _batch_items(raw, ingress.settings.batch_max_events)
+        results: list[BatchItemResult | None] = [None] * len(items)
+        pending: list[tuple[int, Any, asyncio.Future[tuple[int, int]]]] = []
+        now = datetime.now(UTC)
+        request_id = audit.request_id(request)
+        for index, item in enumerate(items):
+            prefix = f"events[{index}]"
+            try:
+                event = validate_event(item, ingress.topology, ingress.models, None, prefix)
+                check_scope(event, verified, ingress.topology, prefix)
+                env = build_envelope(event, verified, ingress.topology, None, request_id, now)
+            except ApiError as err:
+                results[index] = BatchItemResult(index=index, status=err.status, error=err.body(None))
+                continue
+            envelope = env.envelope
+            future = ingress.publisher.send(
+                env.topic, envelope.to_json(), envelope.kafka_key(), envelope.kafka_headers()
+            )
+            pending.append((index, envelope, future))
+        outcomes = await asyncio.gather(*(f for _, _, f in pending), return_exceptions=True)
+        for (index, envelope, _), outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                refused = ApiError.field(
+                    503,
+                    "unavailable",
+                    f"events[{index}]",
+                    "persisted",
+                    "NOT accepted: Kafka did not acknowledge it; retry this item",
+                )
+                results[index] = BatchItemResult(index=index, status=503, error=refused.body(None))
+                EVENTS_REJECTED.labels(source=verified.source, reason="kafka_unavailable").inc()
+            else:
+                results[index] = BatchItemResult(index=index, status=202, event_id=str(envelope.event_id))
+                EVENTS_ACCEPTED.labels(
+                    source=verified.source, event_type=envelope.type, priority=str(envelope.priority)
+                ).inc()
+                _trail_accepted(ingress, envelope.event_id, envelope.type, envelope.priority, verified.source)
+        final = [r for r in results if r is not None]
+        accepted = sum(1 for r in final if r.status == 202)
+        audit.note(request, events=len(items), accepted=accepted)
+        body = BatchResult(accepted=accepted, rejected=len(final) - accepted, results=final)
+        if accepted == len(final):
+            status = 202
+        elif accepted == 0 and all(r.status == 503 for r in final):
+            status = 503
+        else:
+            status = 207
+        headers = {"Retry-After": str(ingress.settings.retry_after_s)} if status == 503 else None
+        return json_response(body.model_dump(exclude_none=True), status, headers)
+
+    @app.post(
+        "/v1/webhooks/{source}",
+        tags=["webhooks"],
+        summary="Native webhook payloads (site form, Z-API)",
+        responses=openapi_docs.WEBHOOK_RESPONSES,
+        openapi_extra=openapi_docs.webhook_request_body(),
+    )
+    @app.post("/v1/webhooks/{source}/{hook}", tags=["webhooks"], include_in_schema=False)
+    async def post_webhook(request: Request, source: str, hook: str | None = None) -> Response:
+        ingress = hub()
+        verified = authenticate(request, ingress.keys, allow_query_token=True)
+        audit.note(request, source=verified.source, key_id=verified.key_id)
+        enforce_rate(verified, ingress.topology, ingress.limiter)
+        source_cfg = ingress.topology.sources.get(source)
+        if source_cfg is None or not source_cfg.webhooks:
+            raise ApiError.field(
+                404,
+                "unknown_webhook",
+                "source",
+                "known_webhook_source",
+                f"no webhook is configured for source {source!r}",
+            )
+        raw = await read_json_body(request, ingress.settings.max_body_bytes)
+        if not isinstance(raw, dict):
+            raise ApiError.field(
+                422, "validation_failed", "(body)", "object", "the webhook payload must be a JSON object"
+            )
+        selected = select_mapping(source_cfg, raw, hook)
+        if selected is None:
+            # Other callback kinds (delivery receipts, our own messages): acknowledged, not events.
+            audit.note(request, ignored=True)
+            return json_response({"status": "ignored", "reason": "no webhook mapping matches this payload"}, 200)
+        if source != verified.source:
+            raise ApiError.field(
+                403,
+                "forbidden",
+                "source",
+                "key_source",
+                f"this API key belongs to source {verified.source!r}, not {source!r}",
+            )
+        accepted = await publish_one(ingress, request, to_event(selected[1], raw), verified, None)
+        return json_response(accepted.model_dump(), 202)
+
+    @app.get("/v1/events/{event_id}", tags=["events"], summary="The event's trail (every hop), personal data masked")
+    async def get_event(request: Request, event_id: str) -> Response:
+        ingress = hub()
+        authenticate(request, ingress.keys)
+        try:
+            uuid.UUID(event_id)
+        except ValueError:
+            raise ApiError.field(422, "validation_failed", "event_id", "uuid", "event_id must be a UUID") from None
+        assert ingress.http is not None
+        try:
+            upstream = await ingress.http.get(f"{ingress.settings.processors_url}/v1/trail/{event_id}")
+        except httpx.HTTPError as exc:
+            raise ApiError.field(
+                503,
+                "unavailable",
+                "(processors)",
+                "reachable",
+                f"the trail index (processors) is unreachable: {type(exc).__name__}",
+                {"Retry-After": str(ingress.settings.retry_after_s)},
+            ) from None
+        return Response(upstream.content, status_code=upstream.status_code, media_type="application/json")
+
+    @app.get("/health", tags=["health"], summary="Liveness")
+    async def health() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get("/health/detailed", tags=["health"], summary="Kafka, topology and destination checks")
+    async def health_detailed() -> Response:
+        ingress = hub()
+        assert ingress.health is not None
+        report = await ingress.health.detailed()
+        return json_response(report, 200 if report["status"] == "ok" else 503)
+
+    @app.get("/status", tags=["health"], summary="Pending per priority, dead-letter size, breaker states")
+    async def status() -> Response:
+        ingress = hub()
+        assert ingress.health is not None
+        return json_response(await ingress.health.status())
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        body, content_type = render()
+        return Response(body, media_type=content_type)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return exc.response(audit.request_id(request))
+
+    return app
+
+
+def _batch_items(raw: Any, limit: int) -> list[Any]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
+        raise ApiError.field(
+            422, "validation_failed", "events", "required", f'send {{"events": [ ... ]}} with 1 to {limit} events'
+        )
+    items: list[Any] = raw["events"]
+    extra = sorted(set(raw) - {"events"})
+    if extra:
+        raise ApiError.field(422, "validation_failed", extra[0], "extra_forbidden", f"unknown field {extra[0]!r}")
+    if not 1 <= len(items) <= limit:
+        raise ApiError.field(
+            422, "validation_failed", "events", "batch_size", f"a batch holds 1 to {limit} events, got {len(items)}"
+        )
+    return items
+
+
+def _trail_accepted(ingress: Ingress, event_id: uuid.UUID, event_type: str, priority: int, source: str) -> None:
+    hop = TrailHop(
+        event_id=event_id,
+        hop="accepted",
+        at=datetime.now(UTC),
+        service="ingress",
+        detail={"event_type": event_type, "priority": priority, "source": source},
+    )
+    ingress.publisher.fire_and_forget(ingress.trail_topic, hop.to_json(), hop.kafka_key())
+
+
+def main() -> None:
+    """`carinho ingress`: serve on CARINHO_HOST:CARINHO_PORT."""
+    import uvicorn
+
+    settings = IngressSettings()
+    configure_logging("ingress", settings.log_level)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )

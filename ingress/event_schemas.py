@@ -1,0 +1,186 @@
+"""Request bodies: the public `POST /v1/events` shape, and one pydantic model per event type built
+from topics.yaml `event_types.*.data`, so a schema violation names the field path and the rule."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model
+
+from hub.envelope import IDEMPOTENCY_KEY_PATTERN, Utm
+from hub.topology import DataSpec, FieldKind, Topology
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError("must be an e-mail address (name@domain.tld)")
+    return value
+
+
+def _phone(value: str) -> str:
+    digits = re.sub(r"[\s().+-]", "", value)
+    if not digits.isdigit() or not 10 <= len(digits) <= 13:
+        raise ValueError("must be a phone number with 10-13 digits (area code included)")
+    return value
+
+
+def _cpf(value: str) -> str:
+    digits = re.sub(r"[.-]", "", value)
+    if len(digits) != 11 or not digits.isdigit() or digits == digits[0] * 11:
+        raise ValueError("must be a CPF: 11 digits")
+    for size in (9, 10):
+        total = sum(int(d) * w for d, w in zip(digits[:size], range(size + 1, 1, -1), strict=True))
+        check = (total * 10) % 11 % 10
+        if check != int(digits[size]):
+            raise ValueError("is not a valid CPF (check digits do not match)")
+    return value
+
+
+_KINDS: dict[FieldKind, Any] = {
+    "string": Annotated[str, Field(max_length=10_000)],
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "object": dict[str, Any],
+    "array": list[Any],
+    "datetime": AwareDatetime,
+    "date": date,
+    "email": Annotated[str, AfterValidator(_email)],
+    "phone": Annotated[str, AfterValidator(_phone)],
+    "cpf": Annotated[str, AfterValidator(_cpf)],
+}
+
+
+def data_model(event_type: str, spec: DataSpec) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for name, kind in spec.fields.items():
+        annotation = _KINDS[kind]
+        if name in spec.required:
+            fields[name] = (annotation, ...)
+        else:
+            fields[name] = (annotation | None, None)
+    model_name = "Data_" + event_type.replace(".", "_")
+    # extra="allow": sources may send more than we declare; declared fields are checked strictly.
+    return create_model(model_name, __config__=ConfigDict(extra="allow", strict=False), **fields)
+
+
+def data_models(topology: Topology) -> dict[str, type[BaseModel]]:
+    return {name: data_model(name, et.data) for name, et in topology.event_types.items()}
+
+
+class MetadataIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    utm: Utm | None = None
+    labels: dict[str, Annotated[str, Field(max_length=500)]] = Field(default_factory=dict, max_length=50)
+    # Flat UTM fields are accepted too (utm_source=... as sent by most sites) and folded into `utm`.
+    utm_source: str | None = Field(default=None, max_length=200)
+    utm_medium: str | None = Field(default=None, max_length=200)
+    utm_campaign: str | None = Field(default=None, max_length=200)
+    utm_term: str | None = Field(default=None, max_length=200)
+    utm_content: str | None = Field(default=None, max_length=200)
+
+    def utm_merged(self) -> Utm | None:
+        flat = {k.removeprefix("utm_"): v for k, v in self.model_dump().items() if k.startswith("utm_") and v}
+        if self.utm is None and not flat:
+            return None
+        base = self.utm.model_dump(exclude_none=True) if self.utm else {}
+        return Utm.model_validate({**flat, **base})
+
+
+class EventIn(BaseModel):
+    """Body of POST /v1/events (and each item of a batch)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "lead.created",
+                    "data": {
+                        "name": "Maria Souza",
+                        "phone": "+55 11 98765-4321",
+                        "email": "maria@example.com",
+                        "origin": "site",
+                    },
+                    "idempotency_key": "site-form-7f3a9c",
+                    "metadata": {"utm": {"source": "google", "medium": "cpc", "campaign": "cuidado-idosos"}},
+                }
+            ]
+        },
+    )
+
+    type: str = Field(min_length=1, max_length=100, description="event type from topics.yaml")
+    data: dict[str, Any]
+    source: str | None = Field(default=None, description="must equal the API key's source when given")
+    priority: int | None = Field(default=None, ge=1, le=5, description="1 critical .. 5 bulk; default from the route")
+    idempotency_key: str | None = Field(
+        default=None, pattern=IDEMPOTENCY_KEY_PATTERN, description="required here or in the Idempotency-Key header"
+    )
+    occurred_at: AwareDatetime | None = None
+    metadata: MetadataIn = Field(default_factory=MetadataIn)
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {
+                            "type": "cuidador.updated",
+                            "idempotency_key": "cuid-881-v3",
+                            "data": {"cuidador_id": "881", "status": "ativo"},
+                        },
+                        {
+                            "type": "cuidador.updated",
+                            "idempotency_key": "cuid-882-v7",
+                            "data": {"cuidador_id": "882", "status": "ferias"},
+                        },
+                    ]
+                }
+            ]
+        },
+    )
+
+    events: list[dict[str, Any]] = Field(min_length=1, description="up to CARINHO_BATCH_MAX_EVENTS (500) events")
+
+
+class Accepted(BaseModel):
+    event_id: str
+    status: str = "accepted"
+    topic: str
+    priority: int
+    duplicate_of_request: bool = False
+
+
+class ErrorItem(BaseModel):
+    field: str
+    rule: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    status: int
+    error: str
+    message: str
+    errors: list[ErrorItem] = []
+    request_id: str | None = None
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: int
+    event_id: str | None = None
+    error: ErrorBody | None = None
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[BatchItemResult]

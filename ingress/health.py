@@ -1,0 +1,197 @@
+"""/health/detailed and /status: Kafka reachability, topology, per-destination checks and breaker
+states (from the compacted `health` topic the connectors and syncs write), pending events per
+priority (the router group's lag) and the dead-letter size. Cached briefly so probes stay cheap."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from hub.kafka_config import admin_config, consumer_config
+from hub.topology import Topology
+from ingress.publisher import Publisher
+from ingress.settings import IngressSettings
+
+log = logging.getLogger("ingress.health")
+CACHE_S = 2.0
+
+
+class HealthTopicView:
+    """Follows the compacted health topic from the beginning; latest value per key."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.topic = topic
+        self.records: dict[str, dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            consumer_config(bootstrap, group_id="carinho.ingress.health-view", client_id="carinho-ingress-health")
+        )
+        self._thread = threading.Thread(target=self._run, name="health-topic-view", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=3)
+
+    def _run(self) -> None:
+        try:
+            metadata = self._consumer.list_topics(self.topic, timeout=10)
+            partitions = metadata.topics[self.topic].partitions if self.topic in metadata.topics else {}
+            self._consumer.assign([TopicPartition(self.topic, p, 0) for p in partitions])
+            while not self._stop.is_set():
+                msg = self._consumer.poll(0.5)
+                if msg is None or msg.error():
+                    continue
+                key = (msg.key() or b"").decode(errors="replace")
+                if msg.value() is None:
+                    self.records.pop(key, None)  # tombstone
+                    continue
+                try:
+                    self.records[key] = orjson.loads(msg.value())
+                except orjson.JSONDecodeError:
+                    log.warning("unreadable health record", extra={"key": key})
+        except KafkaException as exc:
+            log.warning("health topic view stopped", extra={"error": str(exc)})
+        finally:
+            self._consumer.close()
+
+    def by_prefix(self, prefix: str) -> dict[str, dict[str, Any]]:
+        return {k.removeprefix(prefix): v for k, v in list(self.records.items()) if k.startswith(prefix)}
+
+
+class HealthReporter:
+    def __init__(self, settings: IngressSettings, topology: Topology, publisher: Publisher, http: httpx.AsyncClient):
+        self.settings = settings
+        self.topology = topology
+        self.publisher = publisher
+        self.http = http
+        self.view = HealthTopicView(settings.kafka_bootstrap_servers, topology.system_topic("health"))
+        self._admin = AdminClient(admin_config(settings.kafka_bootstrap_servers))
+        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def start(self) -> None:
+        self.view.start()
+
+    def stop(self) -> None:
+        self.view.stop()
+
+    async def _cached(self, name: str, build: Any) -> dict[str, Any]:
+        hit = self._cache.get(name)
+        if hit and time.monotonic() - hit[0] < CACHE_S:
+            return hit[1]
+        value: dict[str, Any] = await build()
+        self._cache[name] = (time.monotonic(), value)
+        return value
+
+    async def detailed(self) -> dict[str, Any]:
+        return await self._cached("detailed", self._build_detailed)
+
+    async def _build_detailed(self) -> dict[str, Any]:
+        kafka_ok = await asyncio.to_thread(self.publisher.reachable, 2.0)
+        processors = await self._probe(f"{self.settings.processors_url}/health")
+        connectors = await self._probe(f"{self.settings.connectors_url}/health")
+        checks = self.view.by_prefix("destination:")
+        destinations = {
+            name: {
+                "breaker_state": checks.get(name, {}).get("breaker_state", "unknown"),
+                "last_check_at": checks.get(name, {}).get("last_check_at"),
+                "last_check_ok": checks.get(name, {}).get("last_check_ok"),
+                "last_status": checks.get(name, {}).get("last_status"),
+            }
+            for name in self.topology.destinations
+        }
+        return {
+            "status": "ok" if kafka_ok else "degraded",
+            "checked_at": datetime.now(UTC).isoformat(),
+            "kafka": {"reachable": kafka_ok, "bootstrap": self.settings.kafka_bootstrap_servers},
+            "topology": {
+                "loaded": True,
+                "version": self.topology.version,
+                "event_types": len(self.topology.event_types),
+                "destinations": len(self.topology.destinations),
+                "routes": len(self.topology.routes),
+            },
+            "processors": processors,
+            "connectors": connectors,
+            "destinations": destinations,
+        }
+
+    async def _probe(self, url: str) -> dict[str, Any]:
+        try:
+            response = await self.http.get(url, timeout=1.0)
+            return {"reachable": True, "status": response.status_code}
+        except httpx.HTTPError as exc:
+            return {"reachable": False, "error": type(exc).__name__}
+
+    async def status(self) -> dict[str, Any]:
+        return await self._cached("status", self._build_status)
+
+    async def _build_status(self) -> dict[str, Any]:
+        pending: dict[str, Any]
+        dead_letters: int | None
+        try:
+            pending, dead_letters = await asyncio.to_thread(self._lag_and_dlq)
+        except KafkaException as exc:
+            pending, dead_letters = {"error": str(exc.args[0])}, None
+        breakers = {
+            name: rec.get("breaker_state", "unknown") for name, rec in self.view.by_prefix("destination:").items()
+        }
+        return {
+            "checked_at": datetime.now(UTC).isoformat(),
+            "pending_per_priority": pending,
+            "dead_letter_size": dead_letters,
+            "breakers": {name: breakers.get(name, "unknown") for name in self.topology.destinations},
+            "syncs": self.view.by_prefix("sync:"),
+        }
+
+    def _lag_and_dlq(self) -> tuple[dict[str, Any], int]:
+        consumer = Consumer(
+            consumer_config(
+                self.settings.kafka_bootstrap_servers,
+                group_id=self.topology.consumer_group("router"),
+                client_id="carinho-ingress-status",
+            )
+        )
+        try:
+            pending: dict[str, int] = {}
+            for level in range(1, 6):
+                topic = self.topology.priority_topic(level)
+                pending[f"p{level}"] = _lag(consumer, topic)
+            dlq = self.topology.dead_letter_topic
+            dead = sum(high - low for low, high in _watermarks(consumer, dlq).values())
+            return pending, dead
+        finally:
+            consumer.close()
+
+
+def _watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
+    metadata = consumer.list_topics(topic, timeout=5)
+    if topic not in metadata.topics:
+        return {}
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+        for p in metadata.topics[topic].partitions
+    }
+
+
+def _lag(consumer: Consumer, topic: str) -> int:
+    """Records on `topic` not yet committed by this consumer's group (committed() never joins the group)."""
+    marks = _watermarks(consumer, topic)
+    committed = consumer.committed([TopicPartition(topic, p) for p in marks], timeout=5)
+    total = 0
+    for tp in committed:
+        low, high = marks[tp.partition]
+        position = tp.offset if tp.offset >= 0 else low
+        total += max(0, high - position)
+    return total

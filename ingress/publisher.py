@@ -1,0 +1,106 @@
+"""Async bridge to an idempotent confluent-kafka producer: `await publish(...)` returns only after the
+broker acknowledged the write (acks=all), or raises PublishFailed. The ingress answers 202 only after
+that, so an accepted event is never lost; on failure it answers 503 and the client retries with the
+same idempotency key (same event_id, deduplicated downstream)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from hub.kafka_config import producer_config
+
+log = logging.getLogger("ingress.publisher")
+
+
+class PublishFailed(Exception):
+    """The write was not acknowledged; `retryable` is False only for errors a retry cannot fix."""
+
+    def __init__(self, reason: str, retryable: bool = True):
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+class Publisher:
+    def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float, **overrides: Any):
+        self.timeout_s = timeout_s
+        # librdkafka gives up at the same bound the HTTP answer waits for: no late "success" after a 503.
+        config = producer_config(bootstrap, client_id=client_id, delivery_timeout_ms=int(timeout_s * 1000), **overrides)
+        config.setdefault("queue.buffering.max.messages", 200_000)
+        self._producer = Producer(config)
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="kafka-producer-poll", daemon=True)
+        self._poller.start()
+
+    def _poll_loop(self) -> None:
+        # Delivery callbacks run on this thread and hand results to the event loop.
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    async def publish(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None
+    ) -> tuple[int, int]:
+        """Write one record and wait for the ack; returns (partition, offset)."""
+        future = self.send(topic, value, key, headers)
+        try:
+            return await asyncio.wait_for(future, self.timeout_s + 1.0)
+        except TimeoutError:
+            raise PublishFailed("broker did not acknowledge in time") from None
+
+    def send(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None
+    ) -> asyncio.Future[tuple[int, int]]:
+        """Start a write; the future resolves on ack (or fails with PublishFailed)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, int]] = loop.create_future()
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                exc = PublishFailed(f"{err.name()}: {err.str()}", retryable=err.retriable() or not err.fatal())
+                loop.call_soon_threadsafe(_set_exception, future, exc)
+            else:
+                loop.call_soon_threadsafe(_set_result, future, (msg.partition(), msg.offset()))
+
+        try:
+            self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+        except BufferError:
+            future.set_exception(PublishFailed("producer queue full"))
+        except KafkaException as exc:
+            future.set_exception(PublishFailed(str(exc.args[0])))
+        return future
+
+    def fire_and_forget(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        """Best-effort write (request audit): never blocks, never raises."""
+        try:
+            self._producer.produce(topic, value=value, key=key)
+        except (BufferError, KafkaException):
+            log.warning("audit record dropped: producer queue full or closed")
+
+    def reachable(self, timeout_s: float = 2.0) -> bool:
+        try:
+            self._producer.list_topics(timeout=timeout_s)
+            return True
+        except KafkaException:
+            return False
+
+    def close(self, timeout_s: float = 10.0) -> int:
+        """Flush what is in flight; returns how many records were still undelivered."""
+        remaining = self._producer.flush(timeout_s)
+        self._stop.set()
+        self._poller.join(timeout=2)
+        return int(remaining)
+
+
+def _set_result(future: asyncio.Future[tuple[int, int]], value: tuple[int, int]) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _set_exception(future: asyncio.Future[tuple[int, int]], exc: Exception) -> None:
+    if not future.done():
+        future.set_exception(exc)

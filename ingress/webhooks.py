@@ -1,0 +1,73 @@
+"""Native webhook payloads (the site's lead form, Z-API's inbound message callback) mapped to events
+by topics.yaml `sources.<source>.webhooks` — no code per integration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.topology import Source, WebhookMapping
+from ingress.errors import ApiError
+
+_MISSING = object()
+
+
+def lookup(payload: Any, path: str) -> Any:
+    """Value at a dotted path ("text.message"), `=literal` for a constant, _MISSING when absent."""
+    if path.startswith("="):
+        return path[1:]
+    value = payload
+    for part in path.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def _matches(mapping: WebhookMapping, payload: dict[str, Any]) -> bool:
+    return all(lookup(payload, key) == expected for key, expected in mapping.when.items())
+
+
+def select_mapping(source: Source, payload: dict[str, Any], hook: str | None) -> tuple[str, WebhookMapping] | None:
+    """The named mapping, or the first whose `when` matches; None means "not an event for us"."""
+    if hook is not None:
+        mapping = source.webhooks.get(hook)
+        if mapping is None:
+            raise ApiError.field(
+                404,
+                "unknown_webhook",
+                "hook",
+                "known_webhook",
+                f"no webhook {hook!r}; this source has: {', '.join(sorted(source.webhooks)) or 'none'}",
+            )
+        return (hook, mapping) if _matches(mapping, payload) else None
+    for name, mapping in source.webhooks.items():
+        if _matches(mapping, payload):
+            return name, mapping
+    return None
+
+
+def to_event(mapping: WebhookMapping, payload: dict[str, Any]) -> dict[str, Any]:
+    """Build a POST /v1/events body from the native payload."""
+    key = lookup(payload, mapping.idempotency_key)
+    if key is _MISSING or key in (None, ""):
+        raise ApiError.field(
+            422,
+            "validation_failed",
+            mapping.idempotency_key,
+            "required",
+            f"the webhook payload needs '{mapping.idempotency_key}' (its idempotency key)",
+        )
+    data = {
+        name: value
+        for name, path in mapping.data.items()
+        if (value := lookup(payload, path)) is not _MISSING and value is not None
+    }
+    metadata = {
+        name: str(value)
+        for name, path in mapping.metadata.items()
+        if (value := lookup(payload, path)) is not _MISSING and value not in (None, "")
+    }
+    return {"type": mapping.event_type, "data": data, "idempotency_key": str(key), "metadata": metadata}

@@ -1,0 +1,381 @@
+"""The ingress against the real broker: what is accepted is on events.p{n} with the right key,
+headers and envelope; everything refused publishes nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+
+from hub.envelope import EventEnvelope, derive_event_id
+from tests.integration.ingress.conftest import RunningIngress
+from tests.kafka_support import read_topic, topic_size
+
+pytestmark = pytest.mark.integration
+
+LEAD = {"type": "lead.created", "data": {"name": "Maria Souza", "phone": "+55 11 98765-4321", "email": "m@x.com"}}
+
+
+def post(
+    ing: RunningIngress,
+    key: str | None,
+    body: object,
+    *,
+    path: str = "/v1/events",
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+) -> httpx.Response:
+    h = {"Content-Type": "application/json", **(headers or {})}
+    if key:
+        h["X-API-Key"] = key
+    content = raw if raw is not None else json.dumps(body).encode()
+    return httpx.post(f"{ing.url}{path}", content=content, headers=h, timeout=15)
+
+
+def events_published(ing: RunningIngress) -> int:
+    return sum(topic_size(ing.bootstrap, t) for t in ing.topology.event_topics)
+
+
+def test_event_lands_on_its_priority_topic_with_key_headers_and_envelope(ingress: RunningIngress) -> None:
+    key = ingress.key("site")
+    response = post(
+        ingress,
+        key,
+        {**LEAD, "metadata": {"utm_source": "google", "utm_campaign": "inverno", "labels": {"form": "home"}}},
+        headers={"Idempotency-Key": "form-001", "X-Request-ID": "req-abc"},
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert response.headers["x-request-id"] == "req-abc"
+    assert body["event_id"] == str(derive_event_id("site", "form-001"))
+    assert body["topic"] == ingress.topology.priority_topic(2) and body["priority"] == 2
+
+    records = read_topic(ingress.bootstrap, ingress.topology.priority_topic(2), expect=1)
+    assert len(records) == 1
+    record = records[0]
+    assert record.key == b"form-001"
+    assert record.headers["event_id"] == body["event_id"].encode()
+    assert record.headers["event_type"] == b"lead.created"
+    assert record.headers["source"] == b"site"
+    assert record.headers["request_id"] == b"req-abc"
+    envelope = EventEnvelope.from_json(record.value or b"")
+    assert envelope.type == "lead.created" and envelope.source == "site" and envelope.priority == 2
+    assert envelope.data == LEAD["data"]
+    assert envelope.metadata.utm is not None and envelope.metadata.utm.campaign == "inverno"
+    assert envelope.metadata.labels == {"form": "home"}
+    assert envelope.metadata.request_id == "req-abc"
+    assert sum(topic_size(ingress.bootstrap, ingress.topology.priority_topic(p)) for p in (1, 3, 4, 5)) == 0
+
+
+def test_explicit_priority_selects_the_topic(ingress: RunningIngress) -> None:
+    key = ingress.key("site")
+    response = post(ingress, key, {**LEAD, "priority": 1, "idempotency_key": "urgent-1"})
+    assert response.status_code == 202, response.text
+    assert response.json()["topic"] == ingress.topology.priority_topic(1)
+    assert read_topic(ingress.bootstrap, ingress.topology.priority_topic(1), expect=1)[0].key == b"urgent-1"
+
+
+def test_a_retried_request_gets_the_same_event_id(ingress: RunningIngress) -> None:
+    key = ingress.key("site")
+    first = post(ingress, key, LEAD, headers={"Idempotency-Key": "retry-me"})
+    second = post(ingress, key, LEAD, headers={"Idempotency-Key": "retry-me"})
+    other = post(ingress, key, LEAD, headers={"Idempotency-Key": "another"})
+    assert first.status_code == second.status_code == other.status_code == 202
+    assert first.json()["event_id"] == second.json()["event_id"] != other.json()["event_id"]
+    records = read_topic(ingress.bootstrap, ingress.topology.priority_topic(2), expect=3)
+    ids = [r.headers["event_id"].decode() for r in records]
+    assert ids.count(first.json()["event_id"]) == 2  # persisted twice, deduplicated by the processors
+
+
+BAD_INPUTS = [
+    # (name, key kind, headers, raw body, expected status, field, rule)
+    ("no key", None, {}, json.dumps(LEAD).encode(), 401, "X-API-Key", "required"),
+    ("invalid key", "garbage", {}, json.dumps(LEAD).encode(), 401, "X-API-Key", "valid_key"),
+    (
+        "wrong content type",
+        "site",
+        {"Content-Type": "text/plain"},
+        json.dumps(LEAD).encode(),
+        415,
+        "Content-Type",
+        "application/json",
+    ),
+    (
+        "too large",
+        "site",
+        {},
+        json.dumps({**LEAD, "data": {**LEAD["data"], "message": "x" * 1_100_000}}).encode(),
+        413,
+        "(body)",
+        "max_bytes",
+    ),
+    ("malformed json", "site", {}, b'{"type": "lead.created", ', 400, "(body)", "json"),
+    ("empty body", "site", {}, b"", 400, "(body)", "json"),
+    (
+        "missing data",
+        "site",
+        {"Idempotency-Key": "k1"},
+        json.dumps({"type": "lead.created"}).encode(),
+        422,
+        "data",
+        "missing",
+    ),
+    (
+        "bad phone",
+        "site",
+        {"Idempotency-Key": "k2"},
+        json.dumps({**LEAD, "data": {"name": "A", "phone": "12"}}).encode(),
+        422,
+        "data.phone",
+        "value_error",
+    ),
+    (
+        "missing required data field",
+        "site",
+        {"Idempotency-Key": "k3"},
+        json.dumps({**LEAD, "data": {"name": "A"}}).encode(),
+        422,
+        "data.phone",
+        "missing",
+    ),
+    (
+        "unknown event type",
+        "site",
+        {"Idempotency-Key": "k4"},
+        json.dumps({"type": "lead.deleted", "data": {}}).encode(),
+        422,
+        "type",
+        "known_event_type",
+    ),
+    (
+        "priority out of range",
+        "site",
+        {"Idempotency-Key": "k5"},
+        json.dumps({**LEAD, "priority": 9}).encode(),
+        422,
+        "priority",
+        "less_than_equal",
+    ),
+    ("no idempotency key", "site", {}, json.dumps(LEAD).encode(), 422, "idempotency_key", "required"),
+    (
+        "idempotency key mismatch",
+        "site",
+        {"Idempotency-Key": "a"},
+        json.dumps({**LEAD, "idempotency_key": "b"}).encode(),
+        422,
+        "idempotency_key",
+        "matches_header",
+    ),
+    (
+        "unknown field",
+        "site",
+        {"Idempotency-Key": "k6"},
+        json.dumps({**LEAD, "colour": "red"}).encode(),
+        422,
+        "colour",
+        "extra_forbidden",
+    ),
+    (
+        "source not the key's",
+        "site",
+        {"Idempotency-Key": "k7"},
+        json.dumps({**LEAD, "source": "crm"}).encode(),
+        403,
+        "source",
+        "key_source",
+    ),
+    (
+        "type not allowed for the source",
+        "site",
+        {"Idempotency-Key": "k8"},
+        json.dumps({"type": "cliente.created", "data": {"cliente_id": "1", "name": "A"}}).encode(),
+        403,
+        "type",
+        "source_event_types",
+    ),
+    (
+        "type outside the key's scope",
+        "scoped",
+        {"Idempotency-Key": "k9"},
+        json.dumps(LEAD).encode(),
+        403,
+        "type",
+        "key_event_types",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "key_kind", "headers", "raw", "status", "field", "rule"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS]
+)
+def test_bad_input_gets_its_status_field_and_rule_and_publishes_nothing(
+    ingress: RunningIngress,
+    name: str,
+    key_kind: str | None,
+    headers: dict[str, str],
+    raw: bytes,
+    status: int,
+    field: str,
+    rule: str,
+) -> None:
+    if key_kind == "site":
+        presented: str | None = ingress.key("site")
+    elif key_kind == "scoped":
+        presented = ingress.key("atendimento", ["lead.created"])  # allowed lead.created...
+        presented = ingress.keys.create("site", [])[1]  # ...this one may send no type at all
+    else:
+        presented = key_kind  # None or garbage
+    response = post(ingress, presented, None, raw=raw, headers=headers)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == status and body["request_id"] == response.headers["x-request-id"]
+    assert any(e["field"] == field and e["rule"] == rule for e in body["errors"]), body
+    assert events_published(ingress) == 0
+
+
+def test_check_order_401_then_request_then_scope(ingress: RunningIngress) -> None:
+    key = ingress.key("site")
+    # no key AND wrong content type -> 401 first
+    assert post(ingress, None, None, raw=b"x", headers={"Content-Type": "text/plain"}).status_code == 401
+    # valid key, malformed JSON that would also be out of scope -> 400 before 403
+    assert post(ingress, key, None, raw=b'{"source": "crm"').status_code == 400
+    # valid key, schema violation AND out-of-scope source -> 422 before 403
+    bad = {**LEAD, "source": "crm", "data": {"name": "A"}, "idempotency_key": "o-1"}
+    assert post(ingress, key, bad).status_code == 422
+    assert events_published(ingress) == 0
+
+
+def test_bearer_authentication_and_revocation(ingress: RunningIngress) -> None:
+    record, key = ingress.keys.create("site")
+    ok = post(ingress, None, {**LEAD, "idempotency_key": "bearer-1"}, headers={"Authorization": f"Bearer {key}"})
+    assert ok.status_code == 202
+    ingress.keys.revoke(record.key_id)
+    import time
+
+    time.sleep(0.3)  # the ingress re-reads the key file on change
+    denied = post(ingress, key, {**LEAD, "idempotency_key": "bearer-2"})
+    assert denied.status_code == 401 and denied.json()["errors"][0]["message"] == "API key revoked"
+
+
+def test_batch_results_per_item_and_only_valid_items_published(ingress: RunningIngress) -> None:
+    key = ingress.key("cuidadores")
+    events = [
+        {"type": "cuidador.updated", "idempotency_key": "c-1", "data": {"cuidador_id": "1"}},
+        {"type": "cuidador.updated", "data": {"cuidador_id": "2"}},  # no idempotency key
+        {"type": "cuidador.updated", "idempotency_key": "c-3", "data": {}},  # missing cuidador_id
+        {"type": "lead.created", "idempotency_key": "c-4", "data": {"name": "A", "phone": "11987654321"}},  # 403
+        {"type": "cuidador.updated", "idempotency_key": "c-5", "data": {"cuidador_id": "5"}, "priority": 1},
+    ]
+    response = post(ingress, key, {"events": events}, path="/v1/events/batch")
+    assert response.status_code == 207, response.text
+    body = response.json()
+    assert body["accepted"] == 2 and body["rejected"] == 3
+    statuses = [r["status"] for r in body["results"]]
+    assert statuses == [202, 422, 422, 403, 202]
+    assert body["results"][1]["error"]["errors"][0]["field"] == "events[1].idempotency_key"
+    assert body["results"][2]["error"]["errors"][0]["field"] == "events[2].data.cuidador_id"
+    assert topic_size(ingress.bootstrap, ingress.topology.priority_topic(4)) == 1
+    assert topic_size(ingress.bootstrap, ingress.topology.priority_topic(1)) == 1
+    assert events_published(ingress) == 2
+
+
+def test_batch_all_valid_is_202_and_limits_are_enforced(ingress: RunningIngress) -> None:
+    key = ingress.key("cuidadores")
+    events = [
+        {"type": "cuidador.updated", "idempotency_key": f"b-{i}", "data": {"cuidador_id": str(i)}} for i in range(500)
+    ]
+    response = post(ingress, key, {"events": events}, path="/v1/events/batch")
+    assert response.status_code == 202 and response.json()["accepted"] == 500
+    assert topic_size(ingress.bootstrap, ingress.topology.priority_topic(4)) == 500
+    too_many = post(ingress, key, {"events": [*events, events[0]]}, path="/v1/events/batch")
+    assert too_many.status_code == 422 and too_many.json()["errors"][0]["rule"] == "batch_size"
+    empty = post(ingress, key, {"events": []}, path="/v1/events/batch")
+    assert empty.status_code == 422
+    assert topic_size(ingress.bootstrap, ingress.topology.priority_topic(4)) == 500
+
+
+def test_site_and_zapi_webhooks(ingress: RunningIngress) -> None:
+    site_key, wa_key = ingress.key("site"), ingress.key("whatsapp")
+    form = {"form_id": "f-77", "nome": "Ana Lima", "telefone": "11987654321", "utm_campaign": "verao"}
+    response = post(ingress, site_key, form, path="/v1/webhooks/site")
+    assert response.status_code == 202, response.text
+    assert response.json()["event_id"] == str(derive_event_id("site", "f-77"))
+
+    zapi = {
+        "type": "ReceivedCallback",
+        "fromMe": False,
+        "messageId": "MSG-1",
+        "phone": "5511987654321",
+        "senderName": "João",
+        "text": {"message": "Oi"},
+    }
+    response = post(ingress, None, zapi, path=f"/v1/webhooks/whatsapp?token={wa_key}")
+    assert response.status_code == 202, response.text
+    ignored = post(
+        ingress,
+        None,
+        {**zapi, "type": "MessageStatusCallback", "messageId": "MSG-2"},
+        path=f"/v1/webhooks/whatsapp?token={wa_key}",
+    )
+    assert ignored.status_code == 200 and ignored.json()["status"] == "ignored"
+    wrong_source = post(ingress, site_key, zapi, path="/v1/webhooks/whatsapp")
+    assert wrong_source.status_code == 403
+    unknown = post(ingress, site_key, form, path="/v1/webhooks/erp")
+    assert unknown.status_code == 404
+
+    records = read_topic(ingress.bootstrap, ingress.topology.priority_topic(2), expect=2)
+    envelopes = {
+        EventEnvelope.from_json(r.value or b"").source: EventEnvelope.from_json(r.value or b"") for r in records
+    }
+    assert envelopes["site"].metadata.utm is not None and envelopes["site"].metadata.utm.campaign == "verao"
+    assert envelopes["whatsapp"].data["message"] == "Oi"
+    assert events_published(ingress) == 2
+
+
+def test_rate_limit_answers_429_with_retry_after(ingress: RunningIngress) -> None:
+    key = ingress.key("documentos", rate=1)  # 1 request/s, burst 2
+    statuses = [post(ingress, key, {"type": "x.y", "data": {}}).status_code for _ in range(4)]
+    assert statuses[:2] == [422, 422] and statuses[2:] == [429, 429]
+    limited = post(ingress, key, {"type": "x.y", "data": {}})
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    assert limited.json()["errors"][0]["rule"] == "rate_limit"
+
+
+def test_request_audit_goes_to_the_audit_topic_without_personal_data(ingress: RunningIngress) -> None:
+    key = ingress.key("site")
+    rid = uuid.uuid4().hex
+    assert post(ingress, key, {**LEAD, "idempotency_key": "audit-1"}, headers={"X-Request-ID": rid}).status_code == 202
+    records = read_topic(ingress.bootstrap, ingress.topology.system_topic("audit"), expect=1, timeout=10)
+    entry = json.loads(records[0].value or b"")
+    assert entry["request_id"] == rid and entry["status"] == 202 and entry["source"] == "site"
+    assert entry["event_type"] == "lead.created" and entry["key_id"] and entry["latency_ms"] >= 0
+    raw = (records[0].value or b"").decode()
+    assert "Maria" not in raw and "98765" not in raw and key not in raw
+
+
+def test_accepted_hop_is_on_the_trail(ingress: RunningIngress) -> None:
+    key = ingress.key("site")
+    event_id = post(ingress, key, {**LEAD, "idempotency_key": "trail-1"}).json()["event_id"]
+    records = read_topic(ingress.bootstrap, ingress.topology.system_topic("trail"), expect=1)
+    hop = json.loads(records[0].value or b"")
+    assert hop["event_id"] == event_id and hop["hop"] == "accepted" and records[0].key == event_id.encode()
+
+
+def test_health_status_metrics_and_docs(ingress: RunningIngress) -> None:
+    assert httpx.get(f"{ingress.url}/health").json() == {"status": "ok"}
+    detailed = httpx.get(f"{ingress.url}/health/detailed").json()
+    assert detailed["kafka"]["reachable"] is True and detailed["topology"]["loaded"] is True
+    assert set(detailed["destinations"]) == set(ingress.topology.destinations)
+    key = ingress.key("site")
+    post(ingress, key, {**LEAD, "idempotency_key": "status-1"})
+    status = httpx.get(f"{ingress.url}/status").json()
+    assert status["pending_per_priority"].get("p2") == 1, status  # nobody routed it yet
+    assert status["dead_letter_size"] == 0
+    metrics = httpx.get(f"{ingress.url}/metrics").text
+    assert 'carinho_ingress_events_accepted_total{event_type="lead.created",priority="2",source="site"}' in metrics
+    spec = httpx.get(f"{ingress.url}/openapi.json").json()
+    body = spec["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
+    assert "lead" in body["examples"]
+    assert httpx.get(f"{ingress.url}/docs").status_code == 200

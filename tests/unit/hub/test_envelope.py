@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from hub.envelope import EventEnvelope, Metadata, Utm, derive_event_id, envelope_json_schema, new_envelope
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_event_id_is_deterministic_per_source_and_key() -> None:
+    assert derive_event_id("site", "k-1") == derive_event_id("site", "k-1")
+    assert derive_event_id("site", "k-1") != derive_event_id("site", "k-2")
+    assert derive_event_id("site", "k-1") != derive_event_id("crm", "k-1")
+    assert derive_event_id("site", "k-1").version == 5
+
+
+def test_round_trip_key_and_headers() -> None:
+    env = new_envelope(
+        type="lead.created",
+        source="site",
+        priority=2,
+        idempotency_key="form-9",
+        data={"name": "Ana", "phone": "11987654321"},
+        metadata=Metadata(request_id="r-1", utm=Utm(source="google", campaign="inverno")),
+    )
+    again = EventEnvelope.from_json(env.to_json())
+    assert again == env
+    assert env.kafka_key() == b"form-9"
+    headers = dict(env.kafka_headers())
+    assert headers["event_id"] == str(env.event_id).encode()
+    assert headers["event_type"] == b"lead.created"
+    assert headers["priority"] == b"2"
+    assert headers["request_id"] == b"r-1"
+    body = json.loads(env.to_json())
+    assert body["metadata"]["utm"] == {"source": "google", "campaign": "inverno"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("priority", 0),
+        ("priority", 6),
+        ("type", "Lead Created"),
+        ("idempotency_key", ""),
+        ("idempotency_key", "has space"),
+        ("source", "Site!"),
+    ],
+)
+def test_invalid_envelopes_are_refused(field: str, value: object) -> None:
+    base = new_envelope(type="lead.created", source="site", priority=2, idempotency_key="k", data={}).model_dump()
+    base[field] = value
+    with pytest.raises(ValidationError) as info:
+        EventEnvelope.model_validate(base)
+    assert info.value.errors()[0]["loc"][0] == field
+
+
+def test_unknown_fields_are_refused() -> None:
+    base = new_envelope(type="lead.created", source="site", priority=2, idempotency_key="k", data={}).model_dump()
+    with pytest.raises(ValidationError):
+        EventEnvelope.model_validate({**base, "extra": 1})
+
+
+def test_published_json_schema_is_current() -> None:
+    published = json.loads((ROOT / "docs" / "envelope.schema.json").read_text())
+    assert published == envelope_json_schema(), "run: .venv/bin/python -m hub.schema_export"
+
+
+def test_times_are_utc() -> None:
+    env = new_envelope(
+        type="a.b", source="s", priority=1, idempotency_key="k", data={}, occurred_at=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    assert env.received_at.tzinfo is not None
+    assert isinstance(env.event_id, uuid.UUID)

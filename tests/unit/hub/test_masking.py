@@ -1,0 +1,65 @@
+"""LGPD: no phone, e-mail, CPF or name survives masking; identifiers do."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from hub.logging import JsonFormatter, request_id_var
+from hub.masking import mask_data, mask_text
+
+PERSON = {
+    "name": "Maria Aparecida Souza",
+    "phone": "+55 (11) 98765-4321",
+    "email": "maria.souza@gmail.com",
+    "cpf": "123.456.789-09",
+    "message": "Oi, sou a Maria, meu telefone é 11 98765 4321",
+    "nested": [{"senderName": "João Pedro", "contact": "joao@uol.com.br / 21999887766"}],
+}
+SECRETS = ["Maria", "Aparecida", "Souza", "98765", "4321", "maria.souza", "123.456.789", "João", "joao@", "99887766"]
+
+
+def test_mask_data_hides_every_personal_field() -> None:
+    text = json.dumps(mask_data(PERSON), ensure_ascii=False)
+    for secret in SECRETS:
+        assert secret not in text, secret
+    masked = mask_data(PERSON)
+    assert masked["name"] == "M*** A*** S***"
+    assert masked["email"] == "m***@g***.com"
+    assert masked["cpf"] == "***.***.***-**"
+    assert masked["message"].startswith("[text:")
+
+
+def test_mask_text_in_free_strings() -> None:
+    out = mask_text("ligar para 11987654321 ou escrever para ana@x.com.br, CPF 52998224725")
+    assert "11987654321" not in out and "ana@" not in out and "52998224725" not in out
+
+
+def test_identifiers_and_dates_survive() -> None:
+    data = {
+        "event_id": "35119689-b6ff-5243-87cf-4336dca59608",
+        "key_id": "835871234567",
+        "completed_at": "2026-11-29",
+        "hours": 6,
+        "note": "evento 35119689-b6ff-5243-87cf-4336dca59608",
+    }
+    assert mask_data(data) == data
+
+
+def test_json_log_line_is_masked_and_correlated() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("test"))
+    logger = logging.getLogger("test.masking")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    token = request_id_var.set("req-77")
+    try:
+        logger.warning("lead from maria@gmail.com at 11987654321", extra={"data": PERSON, "event_id": "e-1"})
+    finally:
+        request_id_var.reset(token)
+    line = json.loads(stream.getvalue())
+    assert line["request_id"] == "req-77" and line["event_id"] == "e-1" and line["service"] == "test"
+    for secret in [*SECRETS, "maria@gmail"]:
+        assert secret not in stream.getvalue(), secret

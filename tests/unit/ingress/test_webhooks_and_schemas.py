@@ -1,0 +1,97 @@
+"""Native payload mapping (site form, Z-API) and the per-event-type data schemas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from hub.topology import load_topology
+from ingress.errors import ApiError
+from ingress.event_schemas import MetadataIn, data_models
+from ingress.webhooks import select_mapping, to_event
+
+ROOT = Path(__file__).resolve().parents[3]
+TOPOLOGY = load_topology(ROOT / "topics.yaml")
+MODELS = data_models(TOPOLOGY)
+
+ZAPI = {
+    "type": "ReceivedCallback",
+    "fromMe": False,
+    "messageId": "3EB0C767D097B7C7C030",
+    "phone": "5511987654321",
+    "senderName": "João",
+    "text": {"message": "Oi"},
+}
+
+
+def test_site_form_maps_to_a_lead_with_utm() -> None:
+    form = {
+        "form_id": "f-1",
+        "nome": "Ana",
+        "telefone": "11987654321",
+        "email": "a@b.com",
+        "utm_source": "ig",
+        "utm_campaign": "maes",
+    }
+    name, mapping = select_mapping(TOPOLOGY.sources["site"], form, None)  # type: ignore[misc]
+    event = to_event(mapping, form)
+    assert name == "lead-form"
+    assert event["type"] == "lead.created" and event["idempotency_key"] == "f-1"
+    assert event["data"] == {"name": "Ana", "phone": "11987654321", "email": "a@b.com", "origin": "site"}
+    assert MetadataIn.model_validate(event["metadata"]).utm_merged().campaign == "maes"  # type: ignore[union-attr]
+
+
+def test_zapi_received_message_maps_to_a_lead() -> None:
+    selected = select_mapping(TOPOLOGY.sources["whatsapp"], ZAPI, None)
+    assert selected is not None
+    event = to_event(selected[1], ZAPI)
+    assert event["data"] == {"name": "João", "phone": "5511987654321", "message": "Oi", "origin": "whatsapp"}
+    assert event["idempotency_key"] == "3EB0C767D097B7C7C030"
+
+
+@pytest.mark.parametrize("payload", [{**ZAPI, "fromMe": True}, {**ZAPI, "type": "MessageStatusCallback"}])
+def test_other_zapi_callbacks_are_not_events(payload: dict[str, object]) -> None:
+    assert select_mapping(TOPOLOGY.sources["whatsapp"], payload, None) is None
+
+
+def test_missing_idempotency_field_is_a_422_naming_it() -> None:
+    payload = {k: v for k, v in ZAPI.items() if k != "messageId"}
+    selected = select_mapping(TOPOLOGY.sources["whatsapp"], payload, None)
+    assert selected is not None
+    with pytest.raises(ApiError) as info:
+        to_event(selected[1], payload)
+    assert info.value.status == 422 and info.value.errors[0].field == "messageId"
+
+
+def test_unknown_named_hook_is_404() -> None:
+    with pytest.raises(ApiError) as info:
+        select_mapping(TOPOLOGY.sources["site"], {}, "nope")
+    assert info.value.status == 404
+
+
+def test_data_schema_checks_required_fields_and_kinds() -> None:
+    lead = MODELS["lead.created"]
+    lead.model_validate({"name": "Ana", "phone": "(11) 98765-4321", "email": "ana@x.com", "extra": 1})
+    with pytest.raises(ValidationError) as info:
+        lead.model_validate({"name": "Ana"})
+    assert info.value.errors()[0]["loc"] == ("phone",)
+    with pytest.raises(ValidationError, match="e-mail"):
+        lead.model_validate({"name": "Ana", "phone": "11987654321", "email": "not-an-email"})
+
+
+def test_cpf_check_digits() -> None:
+    cliente = MODELS["cliente.created"]
+    cliente.model_validate({"cliente_id": "1", "name": "A", "cpf": "529.982.247-25"})
+    with pytest.raises(ValidationError, match="CPF"):
+        cliente.model_validate({"cliente_id": "1", "name": "A", "cpf": "529.982.247-26"})
+    with pytest.raises(ValidationError, match="CPF"):
+        cliente.model_validate({"cliente_id": "1", "name": "A", "cpf": "111.111.111-11"})
+
+
+def test_datetimes_must_carry_a_timezone() -> None:
+    servico = MODELS["servico.completed"]
+    servico.model_validate({"servico_id": "1", "cliente_id": "2", "completed_at": "2026-11-29T10:00:00-03:00"})
+    with pytest.raises(ValidationError):
+        servico.model_validate({"servico_id": "1", "cliente_id": "2", "completed_at": "2026-11-29T10:00:00"})
