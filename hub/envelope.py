@@ -63,7 +63,28 @@ class EventEnvelope(BaseModel):
     metadata: Metadata = Metadata()
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+        # Hand-built: this runs once per event on the ingress hot path, and pydantic's generic
+        # serializer costs several times more. Equal to model_dump(mode="json", exclude_none=True).
+        metadata: dict[str, Any] = {"labels": self.metadata.labels}
+        if self.metadata.request_id is not None:
+            metadata["request_id"] = self.metadata.request_id
+        if self.metadata.utm is not None:
+            metadata["utm"] = {k: v for k, v in self.metadata.utm.__dict__.items() if v is not None}
+        return orjson.dumps(
+            {
+                "schema_version": self.schema_version,
+                "event_id": str(self.event_id),
+                "type": self.type,
+                "source": self.source,
+                "priority": self.priority,
+                "idempotency_key": self.idempotency_key,
+                "occurred_at": self.occurred_at,
+                "received_at": self.received_at,
+                "data": self.data,
+                "metadata": metadata,
+            },
+            option=orjson.OPT_UTC_Z,
+        )
 
     def kafka_key(self) -> bytes:
         return self.idempotency_key.encode()

@@ -18,11 +18,13 @@ from confluent_kafka.admin import AdminClient
 
 from hub.kafka_config import admin_config, consumer_config
 from hub.topology import Topology
+from ingress.metrics import DEAD_LETTER_RECORDS, PENDING_EVENTS
 from ingress.publisher import Publisher
 from ingress.settings import IngressSettings
 
 log = logging.getLogger("ingress.health")
 CACHE_S = 2.0
+REFRESH_S = 15.0
 
 
 class HealthTopicView:
@@ -82,9 +84,20 @@ class HealthReporter:
 
     def start(self) -> None:
         self.view.start()
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh_gauges())
 
     def stop(self) -> None:
+        self._refresher.cancel()
         self.view.stop()
+
+    async def _refresh_gauges(self) -> None:
+        """Keep the backlog and dead-letter gauges current for Prometheus alerts, even unqueried."""
+        while True:
+            try:
+                await self.status()
+            except Exception:
+                log.warning("status refresh failed", exc_info=True)
+            await asyncio.sleep(REFRESH_S)
 
     async def _cached(self, name: str, build: Any) -> dict[str, Any]:
         hit = self._cache.get(name)
@@ -144,6 +157,10 @@ class HealthReporter:
             pending, dead_letters = await asyncio.to_thread(self._lag_and_dlq)
         except KafkaException as exc:
             pending, dead_letters = {"error": str(exc.args[0])}, None
+        if dead_letters is not None:
+            DEAD_LETTER_RECORDS.set(dead_letters)
+            for level, count in pending.items():
+                PENDING_EVENTS.labels(priority=level).set(count)
         breakers = {
             name: rec.get("breaker_state", "unknown") for name, rec in self.view.by_prefix("destination:").items()
         }

@@ -1,6 +1,6 @@
 """Ingress metrics (labels carry no personal data)."""
 
-from hub.metrics import counter, histogram
+from hub.metrics import counter, gauge, histogram
 
 REQUESTS = counter("ingress_requests_total", "HTTP requests by route and status", ("route", "status"))
 REQUEST_LATENCY = histogram("ingress_request_seconds", "HTTP request latency", ("route",))
@@ -9,3 +9,6 @@ EVENTS_ACCEPTED = counter(
 )
 EVENTS_REJECTED = counter("ingress_events_rejected_total", "Events refused after validation", ("source", "reason"))
 PUBLISH_LATENCY = histogram("ingress_publish_seconds", "Time from produce to broker ack (acks=all)")
+# Refreshed every 15 s by ingress.health (for alerts: dead letters > 10, backlog per priority).
+PENDING_EVENTS = gauge("pending_events", "Events on events.pN not yet routed (router group lag)", ("priority",))
+DEAD_LETTER_RECORDS = gauge("dead_letter_records", "Records on the dead-letter topic (within retention)")

@@ -379,3 +379,5 @@ def test_health_status_metrics_and_docs(ingress: RunningIngress) -> None:
     body = spec["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
     assert "lead" in body["examples"]
     assert httpx.get(f"{ingress.url}/docs").status_code == 200
+    page = httpx.get(f"{ingress.url}/ops", timeout=15)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]

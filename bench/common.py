@@ -1,0 +1,129 @@
+"""Shared benchmark plumbing: a private broker, free ports, process RSS sampling, medians."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+BENCH_KAFKA_PORT = int(os.environ.get("CARINHO_BENCH_KAFKA_PORT", "19992"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def bench_broker() -> Iterator[str]:
+    """A fresh single-node KRaft broker for the benchmark run (or KAFKA_BOOTSTRAP_SERVERS)."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    env = {
+        **os.environ,
+        "KAFKA_PORT": str(BENCH_KAFKA_PORT),
+        "KAFKA_RUN_DIR": str(ROOT / ".run" / "kafka-bench"),
+        "KAFKA_HEAP": "1g",
+    }
+    script = str(ROOT / "deploy" / "local" / "kafka.sh")
+    subprocess.run([script, "reset"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([script, "start"], env=env, check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield f"127.0.0.1:{BENCH_KAFKA_PORT}"
+    finally:
+        subprocess.run([script, "stop"], env=env, check=False, stdout=subprocess.DEVNULL)
+
+
+class RssSampler:
+    """Peak resident memory of a process (and its children) while a load runs."""
+
+    def __init__(self, pid: int, interval: float = 0.2):
+        self.process = psutil.Process(pid)
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                rss = self.process.memory_info().rss
+                rss += sum(c.memory_info().rss for c in self.process.children(recursive=True))
+                self.peak = max(self.peak, rss)
+            except psutil.Error:
+                return
+            time.sleep(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak / 1_048_576, 1)
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gb": round(psutil.virtual_memory().total / 1_073_741_824, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def save(name: str, result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2))
+    return path
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")

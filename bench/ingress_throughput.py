@@ -1,0 +1,235 @@
+"""Ingress benchmark (issue: foundation, section 9). Not a test: prints and saves figures.
+
+    .venv/bin/python -m bench.ingress_throughput [--duration 10] [--rounds 3] [--connections 32]
+
+In one run, on the same machine, alternating round by round:
+  * single events: the ingress (auth, validation, Kafka ack with acks=all) vs a bare FastAPI endpoint
+    that reads the same body and answers 202 (bench/bare_app.py), both single uvicorn processes;
+  * batches of 500 events through /v1/events/batch;
+  * a raw confluent-kafka producer loop writing the same envelopes (acks=all, idempotent);
+  * the ingress's peak RSS under load.
+Load comes from wrk (Debian package) on loopback. Medians over rounds are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from bench.common import ROOT, RssSampler, bench_broker, free_port, machine, median, save, wait_http
+from hub.admin import apply_topics
+from hub.envelope import new_envelope
+from hub.kafka_config import producer_config
+from hub.topology import load_topology
+from ingress.api_keys import ApiKeyStore
+from tests.kafka_support import topic_size
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    result = {"rps": rps, "non_2xx": 0.0, "socket_errors": 0.0}
+    for pct in ("50", "90", "99"):
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        if match:
+            result[f"p{pct}_ms"] = round(float(match.group(1)) * _UNITS[match.group(2)], 2)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    if non2xx:
+        result["non_2xx"] = float(non2xx.group(1))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if errors:
+        result["socket_errors"] = float(sum(int(x) for x in errors.groups()))
+    return result
+
+
+def wrk(url: str, script: str, duration: int, connections: int, env: dict[str, str]) -> dict[str, float]:
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(ROOT / "bench" / script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, check=True).stdout
+    return parse_wrk(out)
+
+
+def raw_producer_loop(bootstrap: str, topic: str, count: int) -> float:
+    """Envelopes/s for a bare confluent-kafka producer (acks=all, idempotent), flushed at the end."""
+    producer = Producer(producer_config(bootstrap, client_id="bench-raw"))
+    envelopes = [
+        new_envelope(
+            type="lead.created",
+            source="site",
+            priority=2,
+            idempotency_key=f"raw-{i}",
+            data={"name": "Maria Souza", "phone": "+55 11 98765-4321", "email": "maria@example.com"},
+        )
+        for i in range(1000)
+    ]
+    payloads = [(e.to_json(), e.kafka_key(), e.kafka_headers()) for e in envelopes]
+    started = time.perf_counter()
+    for i in range(count):
+        value, key, headers = payloads[i % 1000]
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(60)
+    return count / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--batch-connections", type=int, default=4)
+    parser.add_argument("--raw-count", type=int, default=200_000)
+    args = parser.parse_args(argv)
+    if subprocess.run(["which", "wrk"], capture_output=True).returncode != 0:
+        sys.exit("wrk is missing: run deploy/ci/install-test-tools.sh (Debian package wrk)")
+
+    result: dict[str, Any] = {
+        "benchmark": "ingress",
+        "machine": machine(),
+        "args": vars(args),
+        "command": "python -m bench.ingress_throughput " + " ".join(argv or sys.argv[1:]),
+    }
+    with bench_broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
+        namespace = f"bench{int(time.time())}"
+        topology = load_topology(ROOT / "topics.yaml").with_namespace(namespace)
+        apply_topics(topology, "local", bootstrap)
+        store = ApiKeyStore(Path(tmp) / "keys.json")
+        site_key = store.create("site", rate_limit_per_second=1_000_000)[1]
+        batch_key = store.create("cuidadores", rate_limit_per_second=1_000_000)[1]
+
+        ingress_port, bare_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "CARINHO_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "CARINHO_KEYS_FILE": str(Path(tmp) / "keys.json"),
+            "CARINHO_PORT": str(ingress_port),
+            "CARINHO_TOPIC_NAMESPACE": namespace,
+            "CARINHO_PROCESSORS_URL": "http://127.0.0.1:9",
+            "CARINHO_CONNECTORS_URL": "http://127.0.0.1:9",
+        }
+        log_path = ROOT / ".run" / "bench-ingress.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w") as log:
+            ingress = subprocess.Popen(
+                [sys.executable, "-m", "cli.main", "ingress"], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+            bare = subprocess.Popen(
+                [sys.executable, "-m", "bench.bare_app", str(bare_port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        try:
+            wait_http(f"http://127.0.0.1:{ingress_port}/health")
+            wait_http(f"http://127.0.0.1:{bare_port}/health")
+            # Warm-up: connections, JIT-less but cache-warm Python paths, producer metadata.
+            wrk(
+                f"http://127.0.0.1:{ingress_port}",
+                "wrk_event.lua",
+                3,
+                args.connections,
+                {"BENCH_API_KEY": site_key, "BENCH_RUN": "warm"},
+            )
+            wrk(f"http://127.0.0.1:{bare_port}", "wrk_event.lua", 3, args.connections, {"BENCH_RUN": "warm"})
+
+            single_ingress, single_bare, batch_ingress, peak_rss = [], [], [], 0.0
+            for r in range(args.rounds):
+                single_bare.append(
+                    wrk(
+                        f"http://127.0.0.1:{bare_port}",
+                        "wrk_event.lua",
+                        args.duration,
+                        args.connections,
+                        {"BENCH_RUN": f"s{r}"},
+                    )
+                )
+                with RssSampler(ingress.pid) as rss:
+                    single_ingress.append(
+                        wrk(
+                            f"http://127.0.0.1:{ingress_port}",
+                            "wrk_event.lua",
+                            args.duration,
+                            args.connections,
+                            {"BENCH_API_KEY": site_key, "BENCH_RUN": f"s{r}"},
+                        )
+                    )
+                    batch_ingress.append(
+                        wrk(
+                            f"http://127.0.0.1:{ingress_port}",
+                            "wrk_batch.lua",
+                            args.duration,
+                            args.batch_connections,
+                            {"BENCH_API_KEY": batch_key, "BENCH_RUN": f"b{r}", "BENCH_BATCH": "500"},
+                        )
+                    )
+                peak_rss = max(peak_rss, rss.peak_mb)
+        finally:
+            for proc in (ingress, bare):
+                proc.terminate()
+            for proc in (ingress, bare):
+                proc.wait(timeout=30)
+
+        raw = [raw_producer_loop(bootstrap, topology.priority_topic(5), args.raw_count) for _ in range(args.rounds)]
+        persisted_single = topic_size(bootstrap, topology.priority_topic(2))
+        persisted_batch = topic_size(bootstrap, topology.priority_topic(4))
+
+    single_rps = median([r["rps"] for r in single_ingress])
+    bare_rps = median([r["rps"] for r in single_bare])
+    batch_events = median([r["rps"] * 500 for r in batch_ingress])
+    accepted_single = sum(r["rps"] for r in single_ingress) * args.duration  # approx; exact count below
+    result.update(
+        {
+            "single": {
+                "ingress_rps_median": single_rps,
+                "bare_fastapi_rps_median": bare_rps,
+                "ratio_vs_bare": round(single_rps / bare_rps, 3),
+                "ingress_p50_ms_median": median([r["p50_ms"] for r in single_ingress]),
+                "ingress_p99_ms_median": median([r["p99_ms"] for r in single_ingress]),
+                "bare_p99_ms_median": median([r["p99_ms"] for r in single_bare]),
+                "ingress_non_2xx": sum(r["non_2xx"] for r in single_ingress),
+                "rounds": {"ingress": single_ingress, "bare": single_bare},
+            },
+            "batch": {
+                "events_per_s_median": batch_events,
+                "p50_ms_median": median([r["p50_ms"] for r in batch_ingress]),
+                "p99_ms_median": median([r["p99_ms"] for r in batch_ingress]),
+                "non_2xx": sum(r["non_2xx"] for r in batch_ingress),
+                "rounds": batch_ingress,
+            },
+            "raw_producer_envelopes_per_s_median": median(raw),
+            "ingress_peak_rss_mb": peak_rss,
+            "persisted": {
+                "events_p2_records": persisted_single,
+                "events_p4_records": persisted_batch,
+                "single_requests_approx": round(accepted_single),
+            },
+            "targets": {
+                "single_ratio_ge_0.8": single_rps / bare_rps >= 0.8,
+                "single_p99_le_30ms": median([r["p99_ms"] for r in single_ingress]) <= 30,
+                "batch_ge_30000_events_s": batch_events >= 30_000,
+                "rss_le_150mb": peak_rss <= 150,
+            },
+        }
+    )
+    path = save("ingress", result)
+    print(json.dumps({k: v for k, v in result.items() if k not in {"machine"}}, indent=2, default=str)[:4000])
+    print(f"saved {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
