@@ -84,12 +84,23 @@ class MetadataIn(BaseModel):
     utm_term: str | None = Field(default=None, max_length=200)
     utm_content: str | None = Field(default=None, max_length=200)
 
+    def utm_dict(self) -> dict[str, str] | None:
+        """UTM fields, flat (utm_source=...) and nested (utm.source) merged; nested wins. Already validated."""
+        merged = {
+            name: value
+            for name in ("source", "medium", "campaign", "term", "content")
+            if (value := getattr(self, f"utm_{name}")) is not None
+        }
+        if self.utm is not None:
+            merged.update({k: v for k, v in self.utm.__dict__.items() if v is not None})
+        return merged or None
+
     def utm_merged(self) -> Utm | None:
-        flat = {k.removeprefix("utm_"): v for k, v in self.model_dump().items() if k.startswith("utm_") and v}
-        if self.utm is None and not flat:
-            return None
-        base = self.utm.model_dump(exclude_none=True) if self.utm else {}
-        return Utm.model_validate({**flat, **base})
+        flat = (self.utm_source, self.utm_medium, self.utm_campaign, self.utm_term, self.utm_content)
+        if all(v is None for v in flat):
+            return self.utm  # the common case needs no new model
+        merged = self.utm_dict()
+        return Utm.model_validate(merged) if merged else None
 
 
 class EventIn(BaseModel):

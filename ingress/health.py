@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from hub.kafka_config import admin_config, consumer_config
@@ -24,6 +24,14 @@ from ingress.settings import IngressSettings
 
 log = logging.getLogger("ingress.health")
 CACHE_S = 2.0
+_COORDINATOR_MOVING = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError._TIMED_OUT,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+}
 REFRESH_S = 15.0
 
 
@@ -153,10 +161,17 @@ class HealthReporter:
     async def _build_status(self) -> dict[str, Any]:
         pending: dict[str, Any]
         dead_letters: int | None
-        try:
-            pending, dead_letters = await asyncio.to_thread(self._lag_and_dlq)
-        except KafkaException as exc:
-            pending, dead_letters = {"error": str(exc.args[0])}, None
+        for attempt in range(10):
+            try:
+                pending, dead_letters = await asyncio.to_thread(self._lag_and_dlq)
+                break
+            except KafkaException as exc:
+                # A group coordinator moving or loading (fresh cluster, broker restart) is transient.
+                if exc.args[0].code() in _COORDINATOR_MOVING and attempt < 9:
+                    await asyncio.sleep(0.5)
+                    continue
+                pending, dead_letters = {"error": str(exc.args[0])}, None
+                break
         if dead_letters is not None:
             DEAD_LETTER_RECORDS.set(dead_letters)
             for level, count in pending.items():

@@ -85,15 +85,17 @@ def _deep_merge(target: dict[str, Any], changes: dict[str, Any]) -> None:
             target[key] = value
 
 
-def create_topics(topology: Topology, bootstrap: str, only: set[str] | None = None) -> Topology:
+def create_topics(
+    topology: Topology, bootstrap: str, only: set[str] | None = None, profile: str = "local"
+) -> Topology:
     """Create the namespace's topics (or only those whose un-namespaced name is in `only`)."""
-    result = apply_topics(topology, "local", bootstrap, only=_only(topology, only))
+    result = apply_topics(topology, profile, bootstrap, only=_only(topology, only))
     assert not result.problems, result.problems
     wait_topics_ready(
         bootstrap,
         [
             s.name
-            for s in topology.topic_specs("local")
+            for s in topology.topic_specs(profile)
             if only is None or s.name.removeprefix(topology.namespace) in only
         ],
     )

@@ -7,11 +7,14 @@
 #   deploy/local/hub.sh status   what runs, where
 #
 # Logs: .run/logs/<service>.log   Pids: .run/pids/<service>.pid   Dev API key: .run/dev-api-key
+# (HUB_RUN_DIR moves all of it, and KAFKA_PORT / CARINHO_*_PORT move every port: a second hub, or a test.)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-RUN="$ROOT/.run"
+RUN="${HUB_RUN_DIR:-$ROOT/.run}"
+export CARINHO_KEYS_FILE="${CARINHO_KEYS_FILE:-$RUN/api-keys.json}"
+export KAFKA_RUN_DIR="${KAFKA_RUN_DIR:-$RUN/kafka}"
 VENV="$ROOT/.venv"
 CARINHO="$VENV/bin/carinho"
 export CARINHO_KAFKA_BOOTSTRAP_SERVERS="${CARINHO_KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
@@ -25,8 +28,8 @@ CONNECTORS_PORT="${CARINHO_CONNECTORS_PORT:-9108}"
 services() {
   cat <<EOF2
 sandbox|$CARINHO sandbox --port $SANDBOX_PORT|http://127.0.0.1:$SANDBOX_PORT/_control/health
-connectors|env CARINHO_METRICS_PORT=$CONNECTORS_PORT $CARINHO connectors|http://127.0.0.1:$CONNECTORS_PORT/health
-processors|env CARINHO_WEB_PORT=$PROCESSORS_PORT $CARINHO processors|http://127.0.0.1:$PROCESSORS_PORT/health
+connectors|env CARINHO_STATUS_PORT=$CONNECTORS_PORT $CARINHO connectors|http://127.0.0.1:$CONNECTORS_PORT/health
+processors|env CARINHO_WEB_PORT=$PROCESSORS_PORT CARINHO_DATA_DIR=$RUN/processors $CARINHO processors|http://127.0.0.1:$PROCESSORS_PORT/health
 ingress|env CARINHO_PORT=$INGRESS_PORT CARINHO_PROCESSORS_URL=http://127.0.0.1:$PROCESSORS_PORT CARINHO_CONNECTORS_URL=http://127.0.0.1:$CONNECTORS_PORT $CARINHO ingress|http://127.0.0.1:$INGRESS_PORT/health
 EOF2
 }
@@ -54,7 +57,7 @@ up() {
   if [ ! -s "$RUN/dev-api-key" ]; then
     umask 077
     "$CARINHO" keys create --source site --label "local dev (make up)" > "$RUN/dev-api-key" 2>/dev/null
-    say "created a dev API key for source 'site' in .run/dev-api-key"
+    say "created a dev API key for source 'site' in $RUN/dev-api-key"
   fi
   local name cmd url
   while IFS='|' read -r name cmd url; do

@@ -26,7 +26,7 @@ def own_broker() -> Iterator[LocalKafka]:
     """A broker this test may stop and restart (never the session's shared one)."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or not can_run_local_kafka():
         pytest.skip("needs the local KRaft script (Java + Maven) to stop and restart a broker")
-    port = TEST_KAFKA_PORT + 150
+    port = TEST_KAFKA_PORT + 2000  # its controller listens on port + 1000
     kafka = LocalKafka(port=port, run_dir=ROOT / ".run" / f"kafka-down-{port}")
     kafka.start()
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from hub.envelope import EventEnvelope, derive_event_id
 from tests.integration.ingress.conftest import RunningIngress
-from tests.kafka_support import read_topic, topic_size
+from tests.kafka_support import read_topic, topic_size, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -370,8 +370,11 @@ def test_health_status_metrics_and_docs(ingress: RunningIngress) -> None:
     assert set(detailed["destinations"]) == set(ingress.topology.destinations)
     key = ingress.key("site")
     post(ingress, key, {**LEAD, "idempotency_key": "status-1"})
+    def pending_p2() -> object:  # /status is cached for 2 s
+        return httpx.get(f"{ingress.url}/status").json()["pending_per_priority"].get("p2")
+
+    wait_until(lambda: pending_p2() == 1, timeout=15, message="one pending p2 event (nobody routed it yet)")
     status = httpx.get(f"{ingress.url}/status").json()
-    assert status["pending_per_priority"].get("p2") == 1, status  # nobody routed it yet
     assert status["dead_letter_size"] == 0
     metrics = httpx.get(f"{ingress.url}/metrics").text
     assert 'carinho_ingress_events_accepted_total{event_type="lead.created",priority="2",source="site"}' in metrics

@@ -86,3 +86,10 @@ def test_fast_serializer_matches_pydantic() -> None:
     assert json.loads(env.to_json()) == json.loads(env.model_dump_json(exclude_none=True))
     bare = new_envelope(type="a.b", source="s", priority=1, idempotency_key="k", data={})
     assert json.loads(bare.to_json()) == json.loads(bare.model_dump_json(exclude_none=True))
+
+
+@pytest.mark.parametrize(("source", "key"), [("site", "k-1"), ("crm", "ção/ü-ñ"), ("x", "a" * 200)])
+def test_fast_event_id_equals_uuid5(source: str, key: str) -> None:
+    from hub.envelope import derive_event_id_str
+
+    assert derive_event_id_str(source, key) == str(derive_event_id(source, key))

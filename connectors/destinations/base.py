@@ -1,0 +1,73 @@
+"""The Sender contract and the shared request mechanics (headers, signing, error mapping)."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import httpx
+
+from connectors.classify import AttemptResult, classify_exception, classify_response
+from connectors.http_pool import PooledClient
+from connectors.signing import SIGNATURE_HEADER, sign
+from hub.delivery import DeliveryRecord
+from hub.topology import Auth
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+EVENT_ID_HEADER = "X-Event-ID"
+
+
+class Sender(Protocol):
+    destination: str
+
+    async def send(self, record: DeliveryRecord, timeout_s: float, attempt: int) -> AttemptResult: ...
+
+
+class BaseHttpSender:
+    """Builds the request, sends it on the destination's keep-alive pool, classifies the answer."""
+
+    def __init__(self, destination: str, client: PooledClient, *, base_url: str,
+                 auth: Auth | None = None, token: str | None = None, signing_secrets: list[str] | None = None):
+        self.destination = destination
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+        self.signing_secrets = signing_secrets or []
+        self._static_headers = {"Content-Type": "application/json", "User-Agent": "carinho-connectors/1"}
+        if auth is not None and token:
+            self._static_headers[auth.header] = f"{auth.scheme} {token}" if auth.scheme else token
+
+    def url_for(self, record: DeliveryRecord) -> str:
+        return self.base_url + record.path
+
+    def method_for(self, record: DeliveryRecord) -> str:
+        return record.method
+
+    def body_for(self, record: DeliveryRecord) -> bytes:
+        raise NotImplementedError
+
+    def headers_for(self, record: DeliveryRecord, body: bytes, attempt: int) -> dict[str, str]:
+        headers = dict(self._static_headers)
+        headers[IDEMPOTENCY_HEADER] = str(record.delivery_id)
+        headers[EVENT_ID_HEADER] = str(record.event_id)
+        headers["X-Delivery-Attempt"] = str(attempt)
+        if self.signing_secrets:
+            headers[SIGNATURE_HEADER] = sign(body, self.signing_secrets, int(time.time()))
+        return headers
+
+    def classify(self, response: httpx.Response) -> AttemptResult:
+        return classify_response(response.status_code, response.headers, response.content)
+
+    async def send(self, record: DeliveryRecord, timeout_s: float, attempt: int) -> AttemptResult:
+        try:
+            body = self.body_for(record)
+        except (KeyError, TypeError, ValueError) as exc:
+            # The record cannot become a request at all: retrying cannot help.
+            return AttemptResult("permanent", None, "InvalidPayload", str(exc)[:200])
+        try:
+            response = await self.client.request(
+                self.method_for(record), self.url_for(record), content=body,
+                headers=self.headers_for(record, body, attempt), timeout=timeout_s,
+            )
+        except Exception as exc:
+            return classify_exception(exc)
+        return self.classify(response)
