@@ -350,6 +350,11 @@ class Topology(_Strict):
     def dead_letter_topic(self) -> str:
         return self.system_topic("dead_letter")
 
+    @property
+    def router_group(self) -> str:
+        """The processors' consumer group on events.p1..p5: its lag is "pending per priority"."""
+        return self.consumer_group("processors")
+
     def consumer_group(self, name: str) -> str:
         """Consumer group ids are namespaced like topics, so test hubs never share offsets."""
         return f"{self.namespace}carinho.{name}"

@@ -191,7 +191,7 @@ class HealthReporter:
         consumer = Consumer(
             consumer_config(
                 self.settings.kafka_bootstrap_servers,
-                group_id=self.topology.consumer_group("router"),
+                group_id=self.topology.router_group,
                 client_id="carinho-ingress-status",
             )
         )

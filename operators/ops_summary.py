@@ -162,7 +162,7 @@ class OpsSummary:
         """Consumer lag of the processors' router group on events.p1..p5 (= events not yet routed)."""
         if self._admin is None:
             self._admin = AdminClient(admin_config(self.bootstrap))
-        group = self.topology.consumer_group("router")
+        group = self.topology.router_group
         partitions: list[TopicPartition] = []
         meta = self._admin.list_topics(timeout=10)
         for topic in self.topology.event_topics:

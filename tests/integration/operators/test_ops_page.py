@@ -52,7 +52,7 @@ def test_summary_figures_alerts_and_cache(ops_server: OpsServer, seeder: Seeder,
         wait_until(lambda: summary()["dead_letter"]["open"] == 12, timeout=20, message="12 open dead letters")
         s = summary()
         assert {p["priority"]: p["pending"] for p in s["pending"]} == {1: 0, 2: 3, 3: 0, 4: 0, 5: 0}
-        assert all(p["consumer_group"] == hub.consumer_group("router") for p in s["pending"])
+        assert all(p["consumer_group"] == hub.router_group for p in s["pending"])
         rates = {i["integration"]: (i["attempts"], i["failures"], i["alert"]) for i in s["integrations"]}
         assert rates["lead-crm"] == (20, 4, True)
         assert rates["cliente-financeiro"] == (10, 0, False)
