@@ -1,39 +1,44 @@
-"""`make bench`: every benchmark in one run, each with its baseline measured side by side.
-Results: bench/results/<name>.json; figures are copied by hand into docs/benchmarks.md with the
-machine and the command (the machines are shared and noisy: medians and ratios)."""
+"""`make bench`: every benchmark in one run, each with its baseline measured side by side, each in
+its own process (a benchmark's broker, threads and memory never leak into the next one).
+
+Output: bench/results/<name>.log (everything the benchmark printed, its JSON summary last) and
+bench/results/summary.json. Figures are copied into docs/benchmarks.md with the machine and the
+command: the machines are shared and noisy, so report medians and ratios."""
 
 from __future__ import annotations
 
-import importlib
 import json
+import subprocess
 import sys
 import time
-import traceback
 
-from bench.common import machine, save
+from bench.common import RESULTS, machine, save
 
 BENCHMARKS = (
-    ("ingress", "bench.ingress_throughput"),
-    ("processors", "bench.processors_routing"),
-    ("connectors", "bench.connectors_throughput"),
+    ("ingress", ["-m", "bench.ingress_throughput"]),
+    ("processors", ["-m", "bench.processors_routing"]),
+    ("connectors", ["-m", "bench.connectors_throughput"]),
 )
 
 
 def main(argv: list[str] | None = None) -> int:
     only = set(argv if argv is not None else sys.argv[1:])
+    RESULTS.mkdir(parents=True, exist_ok=True)
     summary: dict[str, object] = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     failed = []
-    for name, module in BENCHMARKS:
+    for name, args in BENCHMARKS:
         if only and name not in only:
             continue
-        print(f"=== {name}: python -m {module}", flush=True)
-        try:
-            result = importlib.import_module(module).main([])
-            summary[name] = result.get("targets") if isinstance(result, dict) else None
-        except Exception:  # one broken benchmark must not hide the others' figures
-            traceback.print_exc()
+        command = [sys.executable, *args]
+        print(f"=== {name}: {' '.join(command[1:])}", flush=True)
+        started = time.monotonic()
+        with open(RESULTS / f"{name}.log", "w") as log:
+            code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+        seconds = round(time.monotonic() - started, 1)
+        summary[name] = {"exit_code": code, "seconds": seconds, "log": str(RESULTS / f"{name}.log")}
+        print(f"    exit {code} in {seconds}s -> {RESULTS / f'{name}.log'}", flush=True)
+        if code != 0:
             failed.append(name)
-            summary[name] = "failed"
     save("summary", summary)
     print(json.dumps(summary, indent=2, default=str))
     return 1 if failed else 0

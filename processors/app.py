@@ -1,0 +1,555 @@
+"""The processors' Faust app: dedupe, priority-aware routing, dead-lettering, delayed messages,
+the trail index and scheduled syncs, plus /v1/trail/{event_id}, /metrics and /health on the web port.
+
+Delivery guarantee: at least once. Every output (deliveries, scheduled messages, trail hops, table
+changelogs) goes through Faust's producer, which Faust flushes before it commits source offsets;
+dead-letter records are acknowledged before their batch is acked. A crash before the commit re-reads
+the records: delivery ids are deterministic and dedupe recognises the very same record (see dedupe.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import sys
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import faust
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+from faust.web import Request, Response, View
+
+from hub.delivery import DeliveryRecord
+from hub.envelope import EventEnvelope
+from hub.kafka_config import admin_config
+from hub.metrics import render
+from hub.topology import Topology
+from hub.trail import Hop, TrailHop
+from processors import dedupe, metrics, trail_index
+from processors.automations.feedback import ScheduledMessage
+from processors.dead_letter import DeadLetterWriter, Failed, headers_dict
+from processors.priority import LEVELS, PriorityGate, install_priority_fetch, topic_rank
+from processors.routing import InvalidRecord, Router, TransformFailed, parse_record
+from processors.settings import ProcessorSettings
+from processors.syncs.runner import SyncRunner, is_due
+from processors.syncs.watermarks import SyncState, SyncStateStore
+
+log = logging.getLogger("processors")
+
+SERVICE = "processors"
+YIELD_EVERY = 8  # lower-priority batches give the event loop a turn every N events (see _route_batch)
+FIRED_KEEP = timedelta(days=8)  # remember released delayed messages (re-scheduling the same id is ignored)
+
+
+def crc32_partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
+    """librdkafka's default (consistent_random): every confluent-kafka producer in the hub and this
+    Faust app put the same key on the same partition (trail lookups by key rely on it)."""
+    if key is None:
+        return random.choice(list(available or all_partitions))
+    return all_partitions[zlib.crc32(key) % len(all_partitions)]
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    return f"{app_id}-{table}-changelog"
+
+
+class Processors:
+    """One worker: build with settings (and optionally a topology), then `run()` or `worker()`."""
+
+    TABLES = ("dedupe", "scheduled", "trail-index")
+
+    def __init__(self, settings: ProcessorSettings, topology: Topology | None = None):
+        self.settings = settings
+        self.topology = topology or settings.topology()
+        self.router = Router(self.topology)
+        self.window = settings.dedupe_window.total_seconds()
+        self.app_id = self.topology.router_group  # its lag is "pending per priority" in /status and /ops
+        self.scheduled_topic = self.topology.system_topic("scheduled")
+        self.trail_topic = self.topology.system_topic("trail")
+        self.gate = PriorityGate()
+        install_priority_fetch(topic_rank({self.topology.priority_topic(level): level for level in LEVELS}))
+        self.dlq = DeadLetterWriter(settings.kafka_bootstrap_servers, self.topology.dead_letter_topic)
+        self.sync_states = SyncStateStore(self.topology, settings.kafka_bootstrap_servers)
+        self.sync_runner = SyncRunner(self.topology, settings.kafka_bootstrap_servers, settings.source_url,
+                                      http_timeout=settings.sync_http_timeout, tokens=settings.source_tokens,
+                                      state_store=self.sync_states)
+        self.sync_status: dict[str, Any] = {}
+        self.produce_errors = 0
+        self.app = self._make_app()
+        event_partitions = self._partitions(self.topology.priorities[0].partitions)
+        self.dedupe_table = self.app.Table("dedupe", partitions=event_partitions,
+                                           help="(source, idempotency key) -> first record seen")
+        self.schedule_table = self.app.Table("scheduled", partitions=self.topology.system_topics.scheduled.partitions,
+                                             help="delayed messages by delivery id")
+        self.trail_table = self.app.Table("trail-index", partitions=self.topology.system_topics.trail.partitions,
+                                          key_type=bytes, help="trail hops by event id")
+        self._define_routers()
+        self._define_scheduler()
+        if settings.trail_index_enabled:
+            self._define_trail_index()
+        self._define_timers()
+        self._define_pages()
+
+    # ---- setup ----------------------------------------------------------------------------------
+    def _partitions(self, expected: int) -> int:
+        counts = {p.partitions for p in self.topology.priorities}
+        if len(counts) != 1:
+            raise ValueError(f"events.p1..p5 must have the same partition count (dedupe is co-partitioned), "
+                             f"got {sorted(counts)}")
+        return expected
+
+    def _make_app(self) -> faust.App:
+        s = self.settings
+        profile = self.topology.cluster_profiles[s.cluster_profile]
+        brokers = [f"kafka://{host.strip()}" for host in s.kafka_bootstrap_servers.split(",") if host.strip()]
+        s.worker_data_dir.mkdir(parents=True, exist_ok=True)
+        return faust.App(
+            self.app_id,
+            broker=brokers,
+            store="memory://",
+            datadir=str(s.worker_data_dir),
+            autodiscover=False,
+            key_serializer="raw",
+            value_serializer="raw",
+            web_enabled=True,
+            web_bind=s.web_host,
+            web_host=s.web_host,
+            web_port=s.web_port,
+            topic_replication_factor=profile.replication_factor,
+            topic_partitions=self.topology.priorities[0].partitions,
+            producer_partitioner=crc32_partitioner,
+            producer_acks=-1,
+            producer_max_request_size=4 * 1_048_576,
+            producer_linger=0.002,
+            stream_buffer_maxsize=s.stream_buffer,
+            broker_commit_interval=s.commit_interval,
+            broker_max_poll_records=s.max_poll_records,
+            table_standby_replicas=s.standby_replicas,
+            consumer_auto_offset_reset="earliest",
+        )
+
+    def ensure_topics(self, timeout: float = 30.0) -> None:
+        """Create the tables' changelog topics with compact+delete retention (Faust would create
+        them compact-only: state would then never expire on the broker)."""
+        rf = self.topology.cluster_profiles[self.settings.cluster_profile].replication_factor
+        retention = {
+            "dedupe": self.settings.dedupe_window + timedelta(days=1),
+            "scheduled": FIRED_KEEP + timedelta(days=1),
+            "trail-index": self.settings.trail_retention + timedelta(days=1),
+        }
+        partitions = {
+            "dedupe": self.topology.priorities[0].partitions,
+            "scheduled": self.topology.system_topics.scheduled.partitions,
+            "trail-index": self.topology.system_topics.trail.partitions,
+        }
+        admin = AdminClient(admin_config(self.settings.kafka_bootstrap_servers))
+        topics = [
+            NewTopic(changelog_topic(self.app_id, name), num_partitions=partitions[name], replication_factor=rf,
+                     config={"cleanup.policy": "compact,delete",
+                             "retention.ms": str(int(retention[name].total_seconds() * 1000))})
+            for name in self.TABLES
+        ]
+        for name, future in admin.create_topics(topics, request_timeout=timeout).items():
+            try:
+                future.result(timeout=timeout)
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise RuntimeError(f"cannot create {name}: {exc.args[0].str()}") from None
+        # Faust's assignor ignores topics missing from metadata: a changelog created a moment ago
+        # would not be assigned (tables never recovered). Wait until every partition has a leader.
+        names = {t.topic for t in topics}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            metadata = admin.list_topics(timeout=timeout)
+            if all(name in metadata.topics and metadata.topics[name].partitions
+                   and all(p.leader >= 0 for p in metadata.topics[name].partitions.values()) for name in names):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"changelog topics {sorted(names)} have no leaders after {timeout}s")
+
+    # ---- producing ------------------------------------------------------------------------------
+    async def _send(self, topic: str, key: bytes | None, value: bytes,
+                    headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
+        future = await self.app.producer.send(topic, key, value, partition, None, headers)
+        if isinstance(future, asyncio.Future):
+            future.add_done_callback(functools.partial(self._on_sent, topic=topic))
+
+    def _on_sent(self, future: asyncio.Future[Any], *, topic: str) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            # The offsets of this batch may already be committed: crash so nothing is silently lost
+            # going forward; the supervisor restarts the worker (records after the last commit replay).
+            self.produce_errors += 1
+            metrics.PRODUCE_ERRORS.labels(topic).inc()
+            log.error("producer could not write to %s: %r", topic, exc)
+            self.app._crash(exc)
+
+    async def _hop(self, event_id: Any, hop: Hop, **fields: Any) -> None:
+        record = TrailHop(event_id=event_id, hop=hop, at=datetime.now(UTC), service=SERVICE, **fields)
+        await self._send(self.trail_topic, record.kafka_key(), record.to_json())
+
+    async def _send_delivery(self, delivery: DeliveryRecord) -> None:
+        await self._send(self.topology.delivery_topic(delivery.destination), delivery.entity_key.encode(),
+                         delivery.to_json(), delivery.kafka_headers())
+        metrics.DELIVERIES.labels(delivery.destination).inc()
+
+    # ---- routing --------------------------------------------------------------------------------
+    def _define_routers(self) -> None:
+        for level in LEVELS:
+            topic = self.app.topic(self.topology.priority_topic(level), key_type=bytes, value_type=bytes,
+                                   key_serializer="raw", value_serializer="raw")
+            self.app.agent(topic, name=f"route-p{level}")(self._router_agent(level))
+
+    def _router_agent(self, level: int) -> Callable[[Any], Any]:
+        gate = self.gate
+        batch_size = self.settings.batch_size
+        batch_wait = self.settings.urgent_batch_wait if level == 1 else self.settings.batch_wait
+
+        async def route(stream: Any) -> None:
+            queue = stream.channel.queue
+            gate.watch_queue(level, queue.qsize)
+            gate.reset(level)
+
+            def taken(value: Any) -> Any:
+                gate.taken(level)
+                current = stream.current_event
+                if current is not None and current.message.timestamp:
+                    dispatch.observe(max(0.0, time.time() - current.message.timestamp))
+                return value
+
+            dispatch = metrics.DISPATCH_LATENCY.labels(str(level))
+            stream.add_processor(taken)
+            async for events in stream.take_events(batch_size, within=batch_wait):
+                try:
+                    await self._route_batch(level, events)
+                finally:
+                    gate.done(level, len(events))
+
+        route.__name__ = f"route_p{level}"
+        route.__qualname__ = route.__name__
+        return route
+
+    async def _route_batch(self, level: int, events: Sequence[Any]) -> None:
+        waited = await self.gate.wait_turn(level)
+        if waited:
+            metrics.GATE_WAIT.labels(str(level)).inc(waited)
+        now = datetime.now(UTC)
+        failures: list[Failed] = []
+        gate = self.gate
+        for index, event in enumerate(events):
+            if level > 1 and index % YIELD_EVERY == 0:
+                # Let the fetch loop run: producer sends rarely suspend, so without this a whole batch
+                # runs without giving the loop a chance to hand a newly fetched p1 event to its agent.
+                await asyncio.sleep(0)
+            if level > 1 and gate.higher_pending(level):  # a more urgent event arrived mid-batch
+                waited = await gate.wait_turn(level)
+                metrics.GATE_WAIT.labels(str(level)).inc(waited)
+                now = datetime.now(UTC)
+            message = event.message
+            try:
+                failed = await self._route_one(level, message, now)
+            except Exception as exc:  # a bug must not stop the partition: dead-letter and go on
+                log.exception("unexpected error routing a record")
+                metrics.EVENTS.labels(str(level), "error").inc()
+                failed = self._failed(message, "processing_error", exc, permanent=False)
+            if failed is not None:
+                failures.append(failed)
+        if failures:
+            await self.dlq.write(failures, now)
+
+    def _failed(self, message: Any, reason: str, exc: BaseException, *, permanent: bool = True,
+                event_id: str | None = None, event_type: str | None = None,
+                destination: str | None = None) -> Failed:
+        return Failed(key=message.key, value=message.value, topic=message.topic, partition=message.partition,
+                      offset=message.offset, reason=reason, error_class=type(exc).__name__,
+                      error_message=str(exc)[:500], permanent=permanent, event_id=event_id,
+                      event_type=event_type, destination=destination)
+
+    async def _route_one(self, level: int, message: Any, now: datetime) -> Failed | None:
+        headers = headers_dict(message.headers)
+        try:
+            envelope = self.router_parse(message.value, headers)
+        except InvalidRecord as exc:
+            metrics.EVENTS.labels(str(level), "invalid").inc()
+            if exc.event_id and _is_uuid(exc.event_id):
+                await self._hop(exc.event_id, "invalid", detail={"reason": exc.reason, "topic": message.topic})
+            return self._failed(message, exc.reason, exc, event_id=exc.event_id, event_type=exc.event_type)
+
+        ref = dedupe.RecordRef(message.topic, message.partition, message.offset)
+        key = dedupe.dedupe_key(envelope.source, envelope.idempotency_key)
+        store = self.dedupe_table.data
+        verdict = dedupe.judge(store.get(key), ref, time.time(), self.window)
+        if verdict is dedupe.Verdict.DUPLICATE:
+            metrics.EVENTS.labels(str(level), "duplicate").inc()
+            first = store.get(key) or {}
+            await self._hop(envelope.event_id, "duplicate_dropped",
+                            detail={"first_seen_at": first.get("at"), "topic": message.topic})
+            return None
+
+        try:
+            outcome = self.router.route(envelope, now)
+        except TransformFailed as exc:
+            metrics.EVENTS.labels(str(level), "transform_failed").inc()
+            await self._hop(envelope.event_id, "dead_lettered", destination=exc.destination,
+                            detail={"reason": "transform_failed", "error_class": type(exc.cause).__name__})
+            return self._failed(message, "transform_failed", exc.cause, event_id=str(envelope.event_id),
+                                event_type=envelope.type, destination=exc.destination)
+
+        for delivery in outcome.deliveries:
+            await self._send_delivery(delivery)
+        for scheduled in outcome.scheduled:
+            await self._send(self.scheduled_topic, str(scheduled.delivery.delivery_id).encode(),
+                             scheduled.to_json(), scheduled.delivery.kafka_headers())
+        await self._hop(envelope.event_id, "routed", detail={
+            "priority": level,
+            "destinations": outcome.destinations,
+            "deliveries": {d.destination + (f":{d.message_type}" if d.message_type else ""): str(d.delivery_id)
+                           for d in outcome.deliveries},
+            "redelivery": verdict is dedupe.Verdict.REDELIVERY,
+        })
+        for scheduled in outcome.scheduled:
+            await self._hop(envelope.event_id, "scheduled", destination=scheduled.delivery.destination,
+                            delivery_id=scheduled.delivery.delivery_id,
+                            detail={"due_at": scheduled.due_at.isoformat(),
+                                    "message_type": scheduled.delivery.message_type})
+        value = dedupe.entry(ref, time.time(), str(envelope.event_id))
+        store[key] = value
+        self.dedupe_table.send_changelog(message.partition, key, value)
+        metrics.EVENTS.labels(str(level), "routed").inc()
+        if message.timestamp:
+            metrics.ROUTING_LATENCY.labels(str(level)).observe(max(0.0, time.time() - message.timestamp))
+        return None
+
+    def router_parse(self, value: bytes | None, headers: Mapping[str, bytes]) -> EventEnvelope:
+        return parse_record(value, self.topology, headers)
+
+    # ---- delayed messages -----------------------------------------------------------------------
+    def _define_scheduler(self) -> None:
+        topic = self.app.topic(self.scheduled_topic, key_type=bytes, value_type=bytes,
+                               key_serializer="raw", value_serializer="raw")
+
+        async def park(stream: Any) -> None:
+            async for event in stream.events():
+                message = event.message
+                try:
+                    scheduled = ScheduledMessage.from_json(message.value)
+                except Exception as exc:
+                    await self.dlq.write([self._failed(message, "invalid_scheduled_message", exc)],
+                                         datetime.now(UTC))
+                    continue
+                key = str(scheduled.delivery.delivery_id)
+                store = self.schedule_table.data
+                existing = store.get(key)
+                if existing and existing.get("state") == "fired":
+                    continue  # already released once (re-sent completion, replay after a crash)
+                value = {"state": "pending", "due_at": scheduled.due_at.isoformat(), "partition": message.partition,
+                         "at": time.time(), "delivery": scheduled.delivery.model_dump(mode="json", exclude_none=True)}
+                store[key] = value
+                self.schedule_table.send_changelog(message.partition, key, value)
+
+        self.app.agent(topic, name="scheduler")(park)
+
+    async def release_due(self) -> int:
+        """Send every due delayed message of the partitions this worker owns; mark it fired."""
+        if self.app.rebalancing:
+            return 0
+        owned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.scheduled_topic}
+        now = datetime.now(UTC)
+        store = self.schedule_table.data
+        released = waiting = 0
+        for key, value in list(store.items()):
+            if not isinstance(value, dict) or value.get("state") != "pending" or value.get("partition") not in owned:
+                continue
+            if datetime.fromisoformat(value["due_at"]) > now:
+                waiting += 1
+                continue
+            delivery = DeliveryRecord.model_validate(value["delivery"])
+            await self._send_delivery(delivery)
+            fired = {**value, "state": "fired", "fired_at": now.isoformat(), "at": time.time()}
+            store[key] = fired
+            self.schedule_table.send_changelog(value["partition"], key, fired)
+            released += 1
+            metrics.SCHEDULED_RELEASED.inc()
+        metrics.SCHEDULED_PENDING.set(waiting)
+        return released
+
+    # ---- trail index ----------------------------------------------------------------------------
+    def _define_trail_index(self) -> None:
+        topic = self.app.topic(self.trail_topic, key_type=bytes, value_type=bytes,
+                               key_serializer="raw", value_serializer="raw")
+
+        async def index(stream: Any) -> None:
+            async for event in stream.events():
+                message = event.message
+                try:
+                    hop = TrailHop.from_json(message.value)
+                except Exception:
+                    log.warning("unreadable trail record at %s[%s]@%s", message.topic, message.partition,
+                                message.offset)
+                    continue
+                key = str(hop.event_id).encode()
+                store = self.trail_table.data
+                hops = trail_index.append_hop(store.get(key), hop)
+                store[key] = hops
+                self.trail_table.send_changelog(message.partition, key, hops)
+                metrics.TRAIL_INDEXED.inc()
+
+        self.app.agent(topic, name="trail-index")(index)
+
+    def trail(self, event_id: str) -> list[dict[str, Any]] | None:
+        hops = self.trail_table.data.get(event_id.encode())
+        if hops is None:
+            return None
+        return trail_index.visible_hops(hops, datetime.now(UTC), self.settings.trail_retention)
+
+    # ---- timers ---------------------------------------------------------------------------------
+    def _define_timers(self) -> None:
+        app, settings = self.app, self.settings
+
+        async def release() -> None:
+            await self.release_due()
+
+        async def gauges() -> None:
+            for level in LEVELS:
+                metrics.PENDING.labels(str(level)).set(self.gate.pending(level))
+
+        async def sweep() -> None:
+            self.sweep_state()
+
+        async def syncs() -> None:
+            await self.run_due_syncs()
+
+        app.timer(settings.scheduler_tick, name="release-delayed")(release)
+        app.timer(1.0, name="priority-gauges")(gauges)
+        app.timer(3600.0, name="sweep-state")(sweep)
+        if settings.sync_enabled and self.topology.syncs:
+            # on_leader: exactly one worker of the group runs the syncs (the group leader).
+            app.timer(settings.sync_check_interval, on_leader=True, name="syncs")(syncs)
+
+    def sweep_state(self) -> None:
+        """Forget expired state locally; the changelogs' retention forgets it on the broker."""
+        now = time.time()
+        dedupe.sweep(self.dedupe_table.data, now, self.window)
+        trail_index.sweep(self.trail_table.data, datetime.now(UTC), self.settings.trail_retention)
+        fired_cut = now - FIRED_KEEP.total_seconds()
+        store = self.schedule_table.data
+        for key in [k for k, v in store.items() if v.get("state") == "fired" and v.get("at", 0) < fired_cut]:
+            store.pop(key, None)
+
+    async def run_due_syncs(self) -> None:
+        try:
+            states = await asyncio.to_thread(self.sync_states.load_all)
+        except Exception as exc:
+            log.warning("cannot read sync state: %r", exc)
+            return
+        now = datetime.now(UTC)
+        for name, sync in self.topology.syncs.items():
+            state = states.get(name)
+            if state is not None:
+                self.sync_status[name] = state.health()
+            if is_due(sync, state or SyncState(sync=name), now, self.settings.sync_retry_after):
+                result = await asyncio.to_thread(self.sync_runner.run, name)
+                self.sync_status[name] = {"sync": name, "ok": result.ok, "items": result.items,
+                                          "watermark": result.watermark, "error": result.error}
+
+    # ---- web ------------------------------------------------------------------------------------
+    def _define_pages(self) -> None:
+        processors = self
+
+        @self.app.page("/v1/trail/{event_id}")
+        class TrailView(View):
+            async def get(self, request: Request, event_id: str) -> Response:
+                if not _is_uuid(event_id):
+                    return self.json({"error": "event_id must be a UUID"}, status=400)
+                hops = processors.trail(event_id)
+                if hops is None and request.headers.get("X-Carinho-Routed") is None:
+                    # Another worker may own this event's trail partition (no standby here).
+                    routed = await processors.route_trail_request(self.web, request, event_id)
+                    if routed is not None:
+                        return routed
+                if hops is None:
+                    return self.json({"event_id": event_id, "hops": [], "found": False}, status=404)
+                return self.json({"event_id": event_id, "hops": hops, "found": True})
+
+        @self.app.page("/metrics")
+        class MetricsView(View):
+            async def get(self, request: Request) -> Response:
+                body, content_type = render()
+                return self.bytes(body, content_type=content_type.split(";")[0])
+
+        @self.app.page("/health")
+        class HealthView(View):
+            async def get(self, request: Request) -> Response:
+                return self.json(processors.health())
+
+    async def route_trail_request(self, web: Any, request: Request, event_id: str) -> Response | None:
+        try:
+            # The trail topic's partition for this key (same crc32 partitioner as every hub producer)
+            # is the trail-index partition: its owner has the event's hops.
+            url = self.app.assignor.external_key_store(self.trail_topic, event_id.encode())  # type: ignore[attr-defined]
+        except Exception as exc:
+            log.warning("cannot locate the owner of trail %s: %r", event_id, exc)
+            return None
+        if (url.host, url.port) == (self.settings.web_host, self.settings.web_port):
+            return None
+        target = request.url.with_host(str(url.host)).with_port(url.port)
+        try:
+            async with self.app.http_client.get(target, headers={"X-Carinho-Routed": "1"}) as response:
+                body = await response.read()
+                return web.bytes(body, content_type="application/json", status=response.status)  # type: ignore[no-any-return]
+        except Exception as exc:
+            log.warning("cannot reach %s for trail %s: %r", url, event_id, exc)
+            return None
+
+    def health(self) -> dict[str, Any]:
+        assignment = self.app.consumer.assignment() if self.app.consumer else set()
+        return {
+            "status": "rebalancing" if self.app.rebalancing else "ok",
+            "service": SERVICE,
+            "worker": f"http://{self.settings.web_host}:{self.settings.web_port}",
+            "assigned_partitions": len(assignment),
+            "pending": {f"p{level}": self.gate.pending(level) for level in LEVELS},
+            "produce_errors": self.produce_errors,
+            "syncs": self.sync_status,
+        }
+
+    # ---- running --------------------------------------------------------------------------------
+    def worker(self) -> faust.Worker:
+        return faust.Worker(self.app, loglevel=self.settings.log_level.lower(), override_logging=False,
+                            quiet=True, redirect_stdouts=False)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def run(settings: ProcessorSettings, topology: Topology | None = None) -> None:
+    """Run one worker in the foreground until SIGINT/SIGTERM."""
+    from hub.logging import configure_logging
+
+    configure_logging(SERVICE, settings.log_level)
+    # aiokafka's consumer runs in its own thread: every poll is a hand-over between the two threads, and
+    # with the routing loop busy the default 5 ms GIL switch interval adds up to ~10 ms per poll.
+    sys.setswitchinterval(settings.gil_switch_interval)
+    for noisy in ("faust", "mode", "aiokafka"):
+        logging.getLogger(noisy).setLevel("WARNING" if settings.log_level != "DEBUG" else "DEBUG")
+    processors = Processors(settings, topology)
+    processors.ensure_topics()
+    log.info("processors starting", extra={"web_port": settings.web_port, "app_id": processors.app_id})
+    processors.worker().execute_from_commandline()
+
+
+__all__ = ["Processors", "crc32_partitioner", "run"]

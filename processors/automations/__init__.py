@@ -1,0 +1,1 @@
+"""Automations from topics.yaml `automations`: lead auto-reply and the delayed feedback request."""

@@ -1,0 +1,79 @@
+"""Feedback request: a completed service triggers a WhatsApp message `delay` later (topics.yaml).
+
+The wait lives in Kafka: the router writes a `ScheduledMessage` to the scheduled topic; the scheduler
+agent keeps pending messages in a changelog-backed table and releases each to deliver.<destination>
+when due (processors/app.py). One feedback per service: the delivery id derives from the servico id,
+so a re-sent completion (webhook retry, daily sync) schedules the same message, not a second one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from hub.delivery import DeliveryRecord, derive_delivery_id
+from hub.envelope import EventEnvelope
+from hub.topology import FeedbackRequest
+from processors.automations.lead_auto_reply import WHATSAPP_PATH, first_name, render
+
+MESSAGE_TYPE = "feedback_request"
+
+
+class ScheduledMessage(BaseModel):
+    """Value on the scheduled topic (key = delivery_id)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    kind: Literal["delayed_delivery"] = "delayed_delivery"
+    due_at: datetime
+    delivery: DeliveryRecord
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> ScheduledMessage:
+        return cls.model_validate_json(raw)
+
+
+def _completed_at(envelope: EventEnvelope) -> datetime:
+    raw = envelope.data.get("completed_at")
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            return envelope.occurred_at
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=envelope.occurred_at.tzinfo)
+    return envelope.occurred_at
+
+
+def feedback_request(envelope: EventEnvelope, config: FeedbackRequest, *, entity_key: str,
+                     now: datetime) -> ScheduledMessage | None:
+    """The delayed message for a completed service, or None (other event, or no phone to write to)."""
+    if envelope.type != config.event_type:
+        return None
+    phone = envelope.data.get("phone")
+    if not isinstance(phone, str) or not phone.strip():
+        return None
+    due_at = _completed_at(envelope) + config.delay
+    servico = envelope.data.get("servico_id") or envelope.idempotency_key
+    message = render(config.template, {"first_name": first_name(envelope.data.get("client_name"))})
+    delivery = DeliveryRecord(
+        delivery_id=derive_delivery_id(f"servico:{envelope.source}:{servico}", config.destination, MESSAGE_TYPE),
+        event_id=envelope.event_id,
+        event_type=envelope.type,
+        source=envelope.source,
+        destination=config.destination,
+        priority=envelope.priority,
+        entity_key=entity_key,
+        path=WHATSAPP_PATH,
+        payload={"phone": phone, "message": message},
+        message_type=MESSAGE_TYPE,
+        created_at=now,
+        not_before=due_at,
+    )
+    return ScheduledMessage(due_at=due_at, delivery=delivery)

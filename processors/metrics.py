@@ -1,0 +1,25 @@
+"""Prometheus metrics of the processors (hub.metrics registry, served on /metrics)."""
+
+from __future__ import annotations
+
+from hub.metrics import counter, gauge, histogram
+
+EVENTS = counter("processor_events_total", "Events handled by outcome", ("priority", "outcome"))
+DELIVERIES = counter("processor_deliveries_total", "Delivery records emitted", ("destination",))
+DEAD_LETTERS = counter("processor_dead_letters_total", "Records sent to the dead-letter topic", ("reason",))
+ROUTING_LATENCY = histogram("processor_routing_seconds",
+                            "From the record's Kafka timestamp to its deliveries being emitted", ("priority",))
+DISPATCH_LATENCY = histogram("processor_dispatch_seconds",
+                             "From the record's Kafka timestamp to its agent taking it (fetch + dispatch)",
+                             ("priority",))
+PENDING = gauge("processor_priority_pending", "Events buffered per priority level", ("priority",))
+GATE_WAIT = counter("processor_priority_wait_seconds_total",
+                    "Time a level waited for more urgent levels", ("priority",))
+SCHEDULED_PENDING = gauge("processor_scheduled_pending", "Delayed messages waiting in this worker")
+SCHEDULED_RELEASED = counter("processor_scheduled_released_total", "Delayed messages released when due")
+TRAIL_INDEXED = counter("processor_trail_hops_indexed_total", "Trail hops added to the trail index")
+PRODUCE_ERRORS = counter("processor_produce_errors_total", "Records the producer failed to write", ("topic",))
+SYNC_RUNS = counter("sync_runs_total", "Scheduled sync runs by outcome", ("sync", "outcome"))
+SYNC_ITEMS = counter("sync_items_total", "Items pulled from source change feeds", ("sync",))
+SYNC_FAILURES = gauge("sync_consecutive_failures", "Consecutive failed runs of a sync", ("sync",))
+SYNC_LAST_SUCCESS = gauge("sync_last_success_timestamp_seconds", "Unix time of the last successful run", ("sync",))

@@ -1,0 +1,62 @@
+"""Settings of the stream processors (the only place processors/ reads the environment)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field
+
+from hub.durations import Duration
+from hub.settings import PROJECT_ROOT, HubSettings
+from hub.topology import Topology, load_topology
+
+
+class ProcessorSettings(HubSettings):
+    service_name: str = "processors"
+    topic_namespace: str = Field(default="", description="CARINHO_TOPIC_NAMESPACE (tests, side-by-side hubs)")
+    dedupe_window: Duration = Field(default=timedelta(days=7), description="CARINHO_DEDUPE_WINDOW, e.g. 7d")
+    trail_retention: Duration = Field(default=timedelta(days=30), description="CARINHO_TRAIL_RETENTION")
+    web_host: str = Field(default="127.0.0.1", description="CARINHO_WEB_HOST: bind address of /v1/trail, /metrics")
+    web_port: int = Field(default=6066, ge=1, le=65535, description="CARINHO_WEB_PORT")
+    data_dir: Path = Field(default=PROJECT_ROOT / ".run" / "processors",
+                           description="CARINHO_DATA_DIR: Faust state (one sub-directory per web port)")
+    source_urls: dict[str, str] = Field(default_factory=dict,
+                                        description='CARINHO_SOURCE_URLS: JSON {"operacao": "http://..."}')
+    sandbox_url: str | None = Field(default=None, description="CARINHO_SANDBOX_URL: sources at {url}/sources/<source>")
+    source_tokens: dict[str, str] = Field(default_factory=dict,
+                                          description="CARINHO_SOURCE_TOKENS: JSON bearer token per source")
+    # Priorities: how many events one batch takes and how long it waits to fill (latency vs throughput).
+    batch_size: int = Field(default=1000, ge=1, le=10_000)
+    batch_wait: float = Field(default=0.05, gt=0, le=1.0, description="seconds a batch waits to fill (p2-p5)")
+    urgent_batch_wait: float = Field(default=0.005, gt=0, le=1.0, description="the same for p1: latency first")
+    stream_buffer: int = Field(default=2048, ge=16, le=100_000)
+    # Records handed to Faust per poll: the fetch loop dispatches a whole poll before it looks again,
+    # so this bounds how long a newly fetched p1 record can wait behind lower-priority records.
+    max_poll_records: int = Field(default=50, ge=1, le=10_000)
+    gil_switch_interval: float = Field(default=0.005, gt=0, le=0.1, description="sys.setswitchinterval")
+    # Scheduler of delayed messages and sync timer.
+    scheduler_tick: float = Field(default=1.0, gt=0, le=60)
+    sync_check_interval: float = Field(default=30.0, gt=0, le=3600)
+    sync_retry_after: Duration = Field(default=timedelta(minutes=5), description="after a failed run")
+    sync_enabled: bool = Field(default=True, description="CARINHO_SYNC_ENABLED: run scheduled syncs on the leader")
+    sync_http_timeout: float = Field(default=10.0, gt=0, le=300)
+    trail_index_enabled: bool = Field(default=True, description="serve /v1/trail from this worker")
+    standby_replicas: int = Field(default=1, ge=0, le=5)
+    commit_interval: float = Field(default=1.0, gt=0, le=60)
+
+    def topology(self) -> Topology:
+        topology = load_topology(self.topology_file)
+        return topology.with_namespace(self.topic_namespace) if self.topic_namespace else topology
+
+    def source_url(self, source: str) -> str:
+        """Base URL of a source system's API (sync feeds): explicit URL, else the sandbox."""
+        if source in self.source_urls:
+            return self.source_urls[source].rstrip("/")
+        if self.sandbox_url:
+            return f"{self.sandbox_url.rstrip('/')}/sources/{source}"
+        raise LookupError(f"no URL for source {source!r}: set CARINHO_SOURCE_URLS or CARINHO_SANDBOX_URL")
+
+    @property
+    def worker_data_dir(self) -> Path:
+        return self.data_dir / f"worker-{self.web_port}"

@@ -1,0 +1,1 @@
+"""Scheduled pulls from source systems' change feeds (topics.yaml `syncs`)."""

@@ -1,0 +1,1 @@
+"""Route transforms: declarative field maps (mapping.py) and Python hooks (hooks.py)."""

@@ -1,0 +1,143 @@
+"""Restarts, scale-out, priorities and syncs: each test runs its own workers (real broker)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+
+from hub.kafka_config import producer_config
+from processors.syncs.runner import SyncRunner
+from processors.syncs.watermarks import SyncStateStore
+from tests.integration.processors.conftest import FakeSources, WorkerFactory, make_hub
+from tests.integration.processors.helpers import by_event, deliveries, event, lead, send
+from tests.kafka_support import read_topic, unique, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_dedupe_and_delayed_feedback_survive_a_restart(
+        kafka_bootstrap: str, workers: WorkerFactory, short_topology_file: Path) -> None:
+    topology = make_hub(short_topology_file, kafka_bootstrap)
+    first = workers.start(topology, CARINHO_SYNC_ENABLED="false")
+    e = lead("site")
+    servico = event("servico.completed", "operacao", 3, {
+        "servico_id": unique("S"), "cliente_id": "C1", "phone": "+5511977776666",
+        "completed_at": datetime.now(UTC).isoformat()})
+    send(kafka_bootstrap, topology, e, servico)
+    wait_until(lambda: "scheduled" in [h["hop"] for h in first.trail(str(servico.event_id))], timeout=60,
+               message="feedback scheduled")
+    wait_until(lambda: len(by_event(deliveries(kafka_bootstrap, topology, "crm", timeout=3), e.event_id)) == 1,
+               timeout=20, message="lead routed")
+    first.stop()  # the delayed message is waiting only in Kafka now
+    assert not by_event(deliveries(kafka_bootstrap, topology, "whatsapp", timeout=2), servico.event_id)
+
+    second = workers.start(topology, CARINHO_SYNC_ENABLED="false")
+    send(kafka_bootstrap, topology, e)  # duplicate after the restart: dedupe state came back from the changelog
+    wait_until(lambda: "duplicate_dropped" in [h["hop"] for h in second.trail(str(e.event_id))], timeout=30,
+               message="duplicate dropped after restart")
+    wait_until(lambda: len(by_event(deliveries(kafka_bootstrap, topology, "whatsapp", timeout=3),
+                                    servico.event_id)) == 1, timeout=30, message="feedback after restart")
+    time.sleep(2)  # nothing fires twice
+    assert len(by_event(deliveries(kafka_bootstrap, topology, "whatsapp", timeout=3), servico.event_id)) == 1
+    assert len(by_event(deliveries(kafka_bootstrap, topology, "crm", timeout=3), e.event_id)) == 1
+    second.stop()
+
+
+def test_two_workers_route_every_event_once(kafka_bootstrap: str, workers: WorkerFactory,
+                                            short_topology_file: Path) -> None:
+    topology = make_hub(short_topology_file, kafka_bootstrap)
+    a = workers.start(topology, CARINHO_SYNC_ENABLED="false", CARINHO_STANDBY_REPLICAS="0")
+    b = workers.start(topology, CARINHO_SYNC_ENABLED="false", CARINHO_STANDBY_REPLICAS="0")
+    wait_until(lambda: all((w.health() or {}).get("status") == "ok" for w in (a, b))
+               and sum((w.health() or {}).get("assigned_partitions", 0) for w in (a, b)) > 0, timeout=60,
+               message="both workers balanced")
+    time.sleep(3)
+    events = [lead("site") for _ in range(300)]
+    send(kafka_bootstrap, topology, *events)
+    records = read_topic(kafka_bootstrap, topology.delivery_topic("crm"), expect=300, timeout=60)
+    time.sleep(1)
+    records = read_topic(kafka_bootstrap, topology.delivery_topic("crm"), timeout=10)
+    counts = Counter(orjson.loads(r.value)["event_id"] for r in records if r.value)
+    assert set(counts) == {str(e.event_id) for e in events}
+    assert set(counts.values()) == {1}, [k for k, v in counts.items() if v > 1][:5]
+    shares = [(w.health() or {}).get("assigned_partitions", 0) for w in (a, b)]
+    assert all(s > 0 for s in shares), shares  # both took partitions
+    # the trail of an event is served by either worker (proxied to the owner when not local)
+    for w in (a, b):
+        wait_until(lambda w=w: [h["hop"] for h in w.trail(str(events[0].event_id))] == ["routed"], timeout=15,
+                   message=f"trail served by {w.url}")
+    a.stop()
+    b.stop()
+
+
+def test_p1_goes_first_under_a_p5_backlog(kafka_bootstrap: str, workers: WorkerFactory,
+                                          short_topology_file: Path) -> None:
+    topology = make_hub(short_topology_file, kafka_bootstrap)
+    producer = Producer(producer_config(kafka_bootstrap, client_id="tests", linger_ms=20))
+    backlog = [event("cuidador.updated", "cuidadores", 5, {"cuidador_id": f"K{i}", "status": "ativo"})
+               for i in range(4_000)]
+    send(kafka_bootstrap, topology, *backlog, producer=producer)
+    worker = workers.start(topology, CARINHO_SYNC_ENABLED="false", wait=False)
+    workers.wait_ready(worker)
+    wait_until(lambda: len(read_topic(kafka_bootstrap, topology.delivery_topic("crm"), expect=300, timeout=5)) >= 300,
+               timeout=60, message="backlog being processed")
+    urgent = [event("cliente.created", "crm", 1, {"cliente_id": f"U{i}", "name": "Ana"}) for i in range(20)]
+    sent_at = time.time()
+    send(kafka_bootstrap, topology, *urgent)
+    fin = read_topic(kafka_bootstrap, topology.delivery_topic("financeiro"), expect=20, timeout=30)
+    assert len(fin) == 20
+    routed_at = max(orjson.loads(r.value)["created_at"] for r in fin)
+    latency = datetime.fromisoformat(routed_at).timestamp() - sent_at
+    crm = read_topic(kafka_bootstrap, topology.delivery_topic("crm"), expect=len(backlog), timeout=120)
+    backlog_done_at = max(datetime.fromisoformat(orjson.loads(r.value)["created_at"]).timestamp() for r in crm)
+    # p1 was routed long before the p5 backlog (sent earlier) finished, and quickly
+    assert backlog_done_at - datetime.fromisoformat(routed_at).timestamp() > 2.0, "p1 waited for the backlog"
+    assert latency < 2.0, f"p1 waited {latency:.2f}s behind the p5 backlog"
+    print(f"p1 latency under backlog: {latency * 1000:.0f} ms; backlog finished "
+          f"{backlog_done_at - sent_at:.1f} s after the p1 events were sent")
+    worker.stop()
+
+
+def test_sync_resumes_from_its_watermark_after_a_failure_and_runs_on_the_worker(
+        kafka_bootstrap: str, workers: WorkerFactory, short_topology_file: Path, fake_sources: FakeSources) -> None:
+    topology = make_hub(short_topology_file, kafka_bootstrap)
+    path = topology.syncs["agenda-operacao"].path
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    fake_sources.items[path] = [
+        {"id": f"A{i}", "updated_at": (base + timedelta(minutes=i)).isoformat(), "agenda_id": f"A{i}",
+         "cliente_id": "C1", "status": "confirmada"} for i in range(450)]  # 3 pages of 200
+    runner = SyncRunner(topology, kafka_bootstrap, lambda source: f"{fake_sources.url}/sources/{source}")
+    fake_sources.fail_pages = {2}
+    failed = runner.run("agenda-operacao")  # crashes on page 2: page 1 already emitted, watermark not moved
+    assert not failed.ok and failed.items == 200
+    state = SyncStateStore(topology, kafka_bootstrap).load("agenda-operacao")
+    assert state.watermark is None and state.consecutive_failures == 1 and "500" in (state.last_error or "")
+    fake_sources.fail_pages = set()
+    fake_sources.requests.clear()
+    ok = runner.run("agenda-operacao")
+    assert ok.ok and ok.items == 450 and ok.watermark == fake_sources.items[path][-1]["updated_at"]
+    health = read_topic(kafka_bootstrap, topology.system_topic("health"), timeout=5)
+    last = orjson.loads([r for r in health if r.key == b"sync:agenda-operacao"][-1].value)
+    assert last["consecutive_failures"] == 0 and last["watermark"] == ok.watermark
+
+    # new changes; the worker's leader timer runs the sync and asks only for changes since the watermark
+    fake_sources.items[path].append({"id": "A999", "updated_at": (base + timedelta(days=1)).isoformat(),
+                                     "agenda_id": "A999", "cliente_id": "C1", "status": "nova"})
+    fake_sources.requests.clear()
+    worker = workers.start(topology, CARINHO_SYNC_RETRY_AFTER="1s")
+    # re-emitted page 1 items were deduplicated: every agenda routed exactly once
+    wait_until(lambda: len(deliveries(kafka_bootstrap, topology, "operacao", timeout=3)) >= 451, timeout=60,
+               message="agenda items routed")
+    time.sleep(2)
+    ops = deliveries(kafka_bootstrap, topology, "operacao", timeout=3)
+    counts = Counter(d.payload["agenda_id"] for d in ops)
+    assert len(counts) == 451 and set(counts.values()) == {1}
+    agenda_requests = [r for r in fake_sources.requests if r["path"] == path]
+    assert agenda_requests and agenda_requests[0]["since"] == ok.watermark
+    worker.stop()

@@ -1,0 +1,197 @@
+"""Pure routing rules: maps, hooks, templates, entity keys, validation, dedupe verdicts, schedules."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from hub.envelope import Metadata, Utm, new_envelope
+from hub.topology import Topology, load_topology
+from processors import dedupe
+from processors.app import crc32_partitioner
+from processors.automations.feedback import feedback_request
+from processors.automations.lead_auto_reply import first_name, render, template_key
+from processors.priority import PriorityGate
+from processors.routing import InvalidRecord, Router, TransformFailed, check_data, entity_field, parse_record
+from processors.syncs.runner import item_envelope, next_due
+from processors.syncs.watermarks import SyncState
+from processors.transforms.hooks import TransformError, cliente_to_financeiro
+from processors.transforms.mapping import MappingError, apply_map, check_map, resolve_path
+from tests.kafka_support import ROOT
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def topology() -> Topology:
+    return load_topology(ROOT / "topics.yaml")
+
+
+def lead(source: str = "site", campaign: str | None = None, **data: object):  # type: ignore[no-untyped-def]
+    return new_envelope(type="lead.created", source=source, priority=2, idempotency_key="form-1",
+                        data={"name": "ana maria", "phone": "+5511999990000", "origin": source, **data},
+                        metadata=Metadata(utm=Utm(campaign=campaign, source="ig") if campaign else None),
+                        received_at=NOW)
+
+
+def test_apply_map_paths_literals_and_missing() -> None:
+    doc = {"data": {"name": "Ana", "nested": {"x": 1}, "none": None}, "event_id": "e1"}
+    assert apply_map({"n": "data.name", "x": "data.nested.x", "k": "=const", "id": "event_id",
+                      "gone": "data.missing", "null": "data.none"}, doc) == \
+        {"n": "Ana", "x": 1, "k": "const", "id": "e1"}
+    assert resolve_path(doc, "data.name.deeper") is not None  # missing sentinel, not an error
+    with pytest.raises(MappingError):
+        resolve_path(doc, "data..name")
+    assert check_map({"a": "data..b", "b": "=ok"}) == ["a: invalid path 'data..b'"]
+
+
+def test_cliente_hook_normalises_and_fails_on_bad_data() -> None:
+    env = {"event_id": "e1", "data": {"cliente_id": "C1", "name": "Ana  Maria Souza", "cpf": "123.456.789-09",
+                                      "email": "ANA@X.COM", "phone": "11 98888-7777", "plan": "basic"}}
+    assert cliente_to_financeiro(env) == {
+        "cliente_id": "C1", "nome": "Ana", "sobrenome": "Maria Souza", "origem_evento": "e1",
+        "documento": {"tipo": "CPF", "numero": "12345678909"}, "email": "ana@x.com",
+        "telefone": "+5511988887777", "plano": "BASIC"}
+    with pytest.raises(TransformError):
+        cliente_to_financeiro({"event_id": "e", "data": {"cliente_id": "C", "name": "A", "cpf": "12"}})
+    with pytest.raises(KeyError):
+        cliente_to_financeiro({"event_id": "e", "data": {"name": "A"}})
+
+
+def test_templates_by_origin_and_campaign(topology: Topology) -> None:
+    templates = topology.automations.lead_auto_reply.templates
+    assert template_key(lead("site"), templates) == "site"
+    assert template_key(lead("whatsapp"), templates) == "whatsapp"
+    assert template_key(lead("site", campaign="verao"), templates) == "campaign"
+    assert template_key(lead("marketing"), templates) == "default"
+    assert first_name("  joão da silva ") == "João" and first_name(None) == ""
+    assert render("Olá, {first_name}! {nope}", {"first_name": ""}) == "Olá! "
+
+
+def test_router_fans_out_with_auto_reply_and_utm(topology: Topology) -> None:
+    router = Router(topology)
+    out = router.route(lead("site", campaign="verao"), NOW)
+    assert out.destinations == ["crm", "marketing", "whatsapp"]
+    crm, marketing, reply = out.deliveries
+    assert crm.payload["utm"] == {"campaign": "verao", "source": "ig"} == marketing.payload["utm"]
+    assert reply.payload["message"].startswith("Olá, Ana! Que bom ter você aqui pela campanha verao")
+    assert len({d.delivery_id for d in out.deliveries}) == 3
+    assert {d.entity_key for d in out.deliveries} == {"site:form-1"}
+
+
+def test_entity_keys(topology: Topology) -> None:
+    router = Router(topology)
+    assert entity_field("cliente.created", topology.event_types["cliente.created"].data) == "cliente_id"
+    assert entity_field("lead.created", topology.event_types["lead.created"].data) is None
+    servico = new_envelope(type="servico.completed", source="operacao", priority=3, idempotency_key="k",
+                           data={"servico_id": "S1", "cliente_id": "C1", "completed_at": "2026-01-01T00:00:00Z"})
+    assert router.entity_key(servico) == "servico:S1"
+    assert router.entity_key(lead()) == "site:form-1"
+
+
+def test_transform_failure_names_the_destination(topology: Topology) -> None:
+    router = Router(topology)
+    bad = new_envelope(type="cliente.created", source="crm", priority=2, idempotency_key="k",
+                       data={"cliente_id": "C1", "name": "Ana", "cpf": "1"})
+    with pytest.raises(TransformFailed) as info:
+        router.route(bad, NOW)
+    assert info.value.destination == "financeiro"
+    with pytest.raises(ValueError, match="no hook named"):
+        Router(topology, hooks={})
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (None, "empty_record"),
+    (b"\xff\x00garbage", "not_json"),
+    (b'{"hello": 1}', "invalid_envelope"),
+])
+def test_parse_record_rejects(topology: Topology, raw: bytes | None, reason: str) -> None:
+    with pytest.raises(InvalidRecord) as info:
+        parse_record(raw, topology)
+    assert info.value.reason == reason
+
+
+def test_parse_record_checks_type_source_data_and_size(topology: Topology) -> None:
+    ok = lead()
+    assert parse_record(ok.to_json(), topology) == ok
+    raw = orjson.loads(ok.to_json())
+    for patch, reason in (({"type": "x.y"}, "unknown_event_type"), ({"source": "crm"}, "source_not_allowed"),
+                          ({"data": {"name": "a"}}, "invalid_data"),
+                          ({"data": {"name": "a", "phone": 5}}, "invalid_data")):
+        with pytest.raises(InvalidRecord) as info:
+            parse_record(orjson.dumps({**raw, **patch}), topology)
+        assert info.value.reason == reason and info.value.event_id == str(ok.event_id)
+    with pytest.raises(InvalidRecord, match="max_event_bytes"):
+        parse_record(b" " * (topology.defaults.max_event_bytes + 1), topology)
+    assert check_data({"hours": True}, topology.event_types["servico.completed"].data)[-1] == \
+        "field 'hours' must be number"
+
+
+def test_dedupe_verdicts() -> None:
+    ref = dedupe.RecordRef("events.p2", 3, 10)
+    seen = dedupe.entry(ref, 1000.0, "e1")
+    assert dedupe.judge(None, ref, 1000.0, 60) is dedupe.Verdict.NEW
+    assert dedupe.judge(seen, ref, 1001.0, 60) is dedupe.Verdict.REDELIVERY
+    assert dedupe.judge(seen, dedupe.RecordRef("events.p2", 3, 11), 1001.0, 60) is dedupe.Verdict.DUPLICATE
+    assert dedupe.judge(seen, dedupe.RecordRef("events.p2", 3, 11), 1060.0, 60) is dedupe.Verdict.NEW
+    store = {"a": seen, "b": dedupe.entry(ref, 2000.0, "e2")}
+    assert dedupe.sweep(store, 1070.0, 60) == 1 and list(store) == ["b"]
+
+
+def test_feedback_due_after_the_delay(topology: Topology) -> None:
+    config = topology.automations.feedback_request
+    env = new_envelope(type="servico.completed", source="operacao", priority=3, idempotency_key="k",
+                       data={"servico_id": "S1", "cliente_id": "C1", "completed_at": "2026-03-01T10:00:00Z",
+                             "phone": "+5511977776666", "client_name": "lurdes"})
+    scheduled = feedback_request(env, config, entity_key="servico:S1", now=NOW)
+    assert scheduled is not None and scheduled.due_at == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    assert scheduled.delivery.not_before == scheduled.due_at
+    assert scheduled.delivery.payload["message"].startswith("Olá, Lurdes! Como foi")
+    no_phone = env.model_copy(update={"data": {**env.data, "phone": None}})
+    assert feedback_request(no_phone, config, entity_key="x", now=NOW) is None
+
+
+def test_sync_schedule_and_items(topology: Topology) -> None:
+    daily = topology.syncs["servico-faturamento"]
+    hourly = topology.syncs["agenda-operacao"]
+    retry = timedelta(minutes=5)
+    assert next_due(hourly, SyncState(sync="a"), retry) is None
+    ran = datetime(2026, 3, 1, 2, 0, 30, tzinfo=UTC)
+    ok = SyncState(sync="a", last_run_at=ran, last_success_at=ran)
+    assert next_due(hourly, ok, retry) == ran + timedelta(hours=1)
+    assert next_due(daily, SyncState(sync="d", last_run_at=ran, last_success_at=ran), retry) == \
+        datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    failed = SyncState(sync="a", last_run_at=ran, consecutive_failures=2)
+    assert next_due(hourly, failed, retry) == ran + retry
+    env = item_envelope("agenda-operacao", hourly, topology, {"id": "A1", "updated_at": "2026-03-01T10:00:00Z",
+                                                              "agenda_id": "A1", "cliente_id": "C1", "extra": 1})
+    assert env.idempotency_key == "sync:agenda-operacao:A1:2026-03-01T10:00:00Z"
+    assert env.data == {"agenda_id": "A1", "cliente_id": "C1"} and env.priority == 3
+
+
+def test_crc32_partitioner_matches_librdkafka_consistent() -> None:
+    # librdkafka consistent_random: crc32(key) % partitions (values checked against a broker run)
+    assert crc32_partitioner(b"site:form-1", list(range(6)), list(range(6))) == 2
+    assert crc32_partitioner(None, [0, 1], [1]) == 1
+
+
+async def test_priority_gate_holds_lower_levels_while_higher_pending() -> None:
+    gate = PriorityGate(poll_interval=0.001)
+    queued = {"n": 2}
+    gate.watch_queue(1, lambda: queued["n"])
+    assert gate.higher_pending(2) == 2 and gate.higher_pending(1) == 0
+
+    async def drain() -> None:
+        await asyncio.sleep(0.02)
+        queued["n"] = 0
+        gate.taken(1, 2)
+        await asyncio.sleep(0.02)
+        gate.done(1, 2)
+
+    task = asyncio.create_task(drain())
+    waited = await gate.wait_turn(5)
+    await task
+    assert waited >= 0.035 and gate.higher_pending(5) == 0
