@@ -14,9 +14,8 @@ from typing import Any
 import httpx
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
 
-from hub.kafka_config import admin_config, consumer_config
+from hub.kafka_config import consumer_config
 from hub.topology import Topology
 from ingress.metrics import DEAD_LETTER_RECORDS, PENDING_EVENTS
 from ingress.publisher import Publisher
@@ -87,7 +86,6 @@ class HealthReporter:
         self.publisher = publisher
         self.http = http
         self.view = HealthTopicView(settings.kafka_bootstrap_servers, topology.system_topic("health"))
-        self._admin = AdminClient(admin_config(settings.kafka_bootstrap_servers))
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def start(self) -> None:

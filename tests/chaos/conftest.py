@@ -3,6 +3,7 @@ leader election off) that tests may SIGKILL brokers of. Started once per session
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 
@@ -22,4 +23,5 @@ def kafka_cluster() -> Iterator[LocalKafka]:
     try:
         yield cluster
     finally:
+        gc.collect()  # close unreferenced Kafka clients while the brokers are up
         cluster.stop()

@@ -3,6 +3,7 @@ refused never shows up later (librdkafka stops retrying at the same bound the an
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Iterator
@@ -26,12 +27,13 @@ def own_broker() -> Iterator[LocalKafka]:
     """A broker this test may stop and restart (never the session's shared one)."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or not can_run_local_kafka():
         pytest.skip("needs the local KRaft script (Java + Maven) to stop and restart a broker")
-    port = TEST_KAFKA_PORT + 2000  # its controller listens on port + 1000
+    port = TEST_KAFKA_PORT + 7000  # clear of the cluster (+3000..) and the local hub (+5000); controller +1000
     kafka = LocalKafka(port=port, run_dir=ROOT / ".run" / f"kafka-down-{port}")
     kafka.start()
     try:
         yield kafka
     finally:
+        gc.collect()  # close unreferenced Kafka clients while the broker is up
         kafka.stop()
 
 
