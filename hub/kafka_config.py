@@ -7,7 +7,12 @@ outcome is durable.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+# librdkafka's own log lines go through Python logging (JSON, masked, level-filtered) instead of raw
+# stderr; confluent-kafka forwards them on the client's poll/consume calls.
+KAFKA_LOG = logging.getLogger("kafka.client")
 
 
 def producer_config(
@@ -27,6 +32,7 @@ def producer_config(
         "socket.keepalive.enable": True,
         "reconnect.backoff.max.ms": 2_000,
         "statistics.interval.ms": 0,
+        "logger": KAFKA_LOG,
     }
     config.pop("message.timeout.ms")  # alias of delivery.timeout.ms; keep one
     config.update(overrides)
@@ -47,12 +53,13 @@ def consumer_config(bootstrap: str, *, group_id: str, client_id: str, **override
         "heartbeat.interval.ms": 2_000,
         "max.poll.interval.ms": 300_000,
         "socket.keepalive.enable": True,
+        "logger": KAFKA_LOG,
     }
     config.update(overrides)
     return config
 
 
 def admin_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "socket.timeout.ms": 10_000}
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "socket.timeout.ms": 10_000, "logger": KAFKA_LOG}
     config.update(overrides)
     return config

@@ -15,6 +15,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from hub.admin import apply_topics
+from hub.kafka_config import admin_config
 from hub.topology import Topology, load_topology
 from tests.kafka_support import (
     ROOT,
@@ -110,7 +111,7 @@ def _only(topology: Topology, only: set[str] | None) -> set[str] | None:
 
 def delete_topics(topology: Topology, bootstrap: str) -> None:
     """Drop a test namespace's topics so a long run does not pile thousands of partitions on one broker."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(admin_config(bootstrap))
     existing = set(admin.list_topics(timeout=10).topics)
     names = [s.name for s in topology.topic_specs("local") if s.name in existing]
     if not names:

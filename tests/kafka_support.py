@@ -16,7 +16,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from hub.kafka_config import consumer_config, producer_config
+from hub.kafka_config import admin_config, consumer_config, producer_config
 from hub.kafka_probe import wait_for_brokers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,7 +181,7 @@ def topic_size(bootstrap: str, topic: str) -> int:
 
 def wait_topics_ready(bootstrap: str, topics: list[str], timeout: float = 30.0) -> None:
     """Block until every partition of `topics` has a leader (fresh topics take a moment)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(admin_config(bootstrap))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         metadata = admin.list_topics(timeout=10)
