@@ -1,42 +1,8 @@
-"""Token bucket per destination (requests/s with a burst), protecting the destination systems.
-
-Callers reserve a token (the balance may go negative) and wait for their turn, so waiting callers are
-served in arrival order and the long-run rate never exceeds `per_second`."""
+"""Rate limit per destination (topics.yaml destinations.<d>.rate_limit), protecting the destination
+systems: each worker waits for its turn on a shared token bucket (`hub.token_bucket`, queueing mode)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
+from hub.token_bucket import TokenBucket
 
-
-class TokenBucket:
-    def __init__(self, per_second: float, burst: int, *, clock: Callable[[], float] = time.monotonic):
-        self.rate = per_second
-        self.capacity = float(burst)
-        self._tokens = float(burst)
-        self._clock = clock
-        self._last = clock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-
-    def reserve(self) -> float:
-        """Take one token; return how long the caller must wait before using it (0 = now)."""
-        self._refill()
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-
-    def try_acquire(self) -> bool:
-        self._refill()
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
-
-    async def acquire(self) -> None:
-        wait = self.reserve()
-        if wait > 0:
-            await asyncio.sleep(wait)
+__all__ = ["TokenBucket"]
