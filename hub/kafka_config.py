@@ -28,13 +28,11 @@ def producer_config(
         "delivery.timeout.ms": delivery_timeout_ms,
         # request.timeout.ms must stay below delivery.timeout.ms (librdkafka refuses otherwise).
         "request.timeout.ms": min(10_000, max(1_000, delivery_timeout_ms - 500)),
-        "message.timeout.ms": delivery_timeout_ms,
         "socket.keepalive.enable": True,
         "reconnect.backoff.max.ms": 2_000,
         "statistics.interval.ms": 0,
         "logger": KAFKA_LOG,
     }
-    config.pop("message.timeout.ms")  # alias of delivery.timeout.ms; keep one
     config.update(overrides)
     return config
 

@@ -167,7 +167,6 @@ class Accepted(BaseModel):
     status: str = "accepted"
     topic: str
     priority: int
-    duplicate_of_request: bool = False
 
 
 class ErrorItem(BaseModel):

@@ -96,7 +96,6 @@ EVENT_RESPONSES: dict[int | str, dict[str, Any]] = {
                     "status": "accepted",
                     "topic": "events.p2",
                     "priority": 2,
-                    "duplicate_of_request": False,
                 }
             }
         },

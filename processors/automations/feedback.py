@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from hub.delivery import DeliveryRecord, derive_delivery_id
 from hub.envelope import EventEnvelope
 from hub.topology import FeedbackRequest
-from processors.automations.lead_auto_reply import WHATSAPP_PATH, first_name, render
+from processors.automations.lead_auto_reply import first_name, phone_of, render, whatsapp_message
 
 MESSAGE_TYPE = "feedback_request"
 
@@ -56,24 +56,15 @@ def feedback_request(envelope: EventEnvelope, config: FeedbackRequest, *, entity
     """The delayed message for a completed service, or None (other event, or no phone to write to)."""
     if envelope.type != config.event_type:
         return None
-    phone = envelope.data.get("phone")
-    if not isinstance(phone, str) or not phone.strip():
+    phone = phone_of(envelope)
+    if phone is None:
         return None
     due_at = _completed_at(envelope) + config.delay
     servico = envelope.data.get("servico_id") or envelope.idempotency_key
     message = render(config.template, {"first_name": first_name(envelope.data.get("client_name"))})
-    delivery = DeliveryRecord(
+    delivery = whatsapp_message(
+        envelope, destination=config.destination, entity_key=entity_key, phone=phone, now=now,
         delivery_id=derive_delivery_id(f"servico:{envelope.source}:{servico}", config.destination, MESSAGE_TYPE),
-        event_id=envelope.event_id,
-        event_type=envelope.type,
-        source=envelope.source,
-        destination=config.destination,
-        priority=envelope.priority,
-        entity_key=entity_key,
-        path=WHATSAPP_PATH,
-        payload={"phone": phone, "message": message},
-        message_type=MESSAGE_TYPE,
-        created_at=now,
-        not_before=due_at,
+        message=message, message_type=MESSAGE_TYPE, not_before=due_at,
     )
     return ScheduledMessage(due_at=due_at, delivery=delivery)

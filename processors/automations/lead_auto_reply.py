@@ -49,13 +49,39 @@ def template_key(envelope: EventEnvelope, templates: Mapping[str, str]) -> str:
     return "default"
 
 
+def phone_of(envelope: EventEnvelope) -> str | None:
+    """The number to write to, or None: no message without one."""
+    phone = envelope.data.get("phone")
+    return phone if isinstance(phone, str) and phone.strip() else None
+
+
+def whatsapp_message(envelope: EventEnvelope, *, destination: str, delivery_id: Any, entity_key: str,
+                     phone: str, message: str, message_type: str, now: datetime,
+                     not_before: datetime | None = None) -> DeliveryRecord:
+    """A WhatsApp send-text delivery about `envelope` (lead auto-reply, feedback request)."""
+    return DeliveryRecord(
+        delivery_id=delivery_id,
+        event_id=envelope.event_id,
+        event_type=envelope.type,
+        source=envelope.source,
+        destination=destination,
+        priority=envelope.priority,
+        entity_key=entity_key,
+        path=WHATSAPP_PATH,
+        payload={"phone": phone, "message": message},
+        message_type=message_type,
+        created_at=now,
+        not_before=not_before,
+    )
+
+
 def lead_auto_reply(envelope: EventEnvelope, config: LeadAutoReply, *, entity_key: str,
                     now: datetime) -> DeliveryRecord | None:
     """The WhatsApp delivery for a new lead, or None when the event is not a lead or has no phone."""
     if envelope.type != config.event_type:
         return None
-    phone = envelope.data.get("phone")
-    if not isinstance(phone, str) or not phone.strip():
+    phone = phone_of(envelope)
+    if phone is None:
         return None
     key = template_key(envelope, config.templates)
     utm = envelope.metadata.utm
@@ -63,16 +89,8 @@ def lead_auto_reply(envelope: EventEnvelope, config: LeadAutoReply, *, entity_ke
         "first_name": first_name(envelope.data.get("name")),
         "utm_campaign": (utm.campaign if utm and utm.campaign else ""),
     }
-    return DeliveryRecord(
+    return whatsapp_message(
+        envelope, destination=config.destination, entity_key=entity_key, phone=phone, now=now,
         delivery_id=derive_delivery_id(envelope.event_id, config.destination, MESSAGE_TYPE),
-        event_id=envelope.event_id,
-        event_type=envelope.type,
-        source=envelope.source,
-        destination=config.destination,
-        priority=envelope.priority,
-        entity_key=entity_key,
-        path=WHATSAPP_PATH,
-        payload={"phone": phone, "message": render(config.templates[key], values)},
-        message_type=MESSAGE_TYPE,
-        created_at=now,
+        message=render(config.templates[key], values), message_type=MESSAGE_TYPE,
     )
