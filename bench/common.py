@@ -38,7 +38,7 @@ def bench_broker() -> Iterator[str]:
     env = {
         **os.environ,
         "KAFKA_PORT": str(BENCH_KAFKA_PORT),
-        "KAFKA_RUN_DIR": str(ROOT / ".run" / "kafka-bench"),
+        "KAFKA_RUN_DIR": str(ROOT / ".run" / f"kafka-bench-{BENCH_KAFKA_PORT}"),
         "KAFKA_HEAP": "1g",
     }
     script = str(ROOT / "deploy" / "local" / "kafka.sh")

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import orjson
 from fastapi import FastAPI, Request
-from pydantic import BaseModel
 from starlette.responses import Response
 
 from hub.logging import configure_logging
@@ -32,38 +28,19 @@ from ingress.accept import (
     validate_event,
 )
 from ingress.api_keys import ApiKeyStore
-from ingress.batch_fast_path import FastBatch, FastEnvelope
 from ingress.errors import ApiError, json_response
-from ingress.event_schemas import Accepted, BatchItemResult, BatchResult, data_models
+from ingress.event_schemas import Accepted, BatchItemResult, BatchResult
+from ingress.fast_events_route import IngressApp
+from ingress.fast_path import FastEnvelope
 from ingress.health import HealthReporter
-from ingress.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED, PUBLISH_LATENCY
-from ingress.publisher import Publisher, PublishFailed
-from ingress.rate_limit import RateLimiter
+from ingress.metrics import EVENTS_REJECTED
+from ingress.publisher import Publisher
+from ingress.service import Ingress, accept_event
 from ingress.settings import IngressSettings
 from ingress.webhooks import select_mapping, to_event
 from operators.web import ops_router
 
 log = logging.getLogger("ingress")
-
-
-@dataclass
-class Ingress:
-    """What the routes need; built once at start-up."""
-
-    settings: IngressSettings
-    topology: Topology
-    keys: ApiKeyStore
-    publisher: Publisher
-    limiter: RateLimiter = field(default_factory=RateLimiter)
-    models: dict[str, type[BaseModel]] = field(default_factory=dict)
-    health: HealthReporter | None = None
-    http: httpx.AsyncClient | None = None
-
-    def __post_init__(self) -> None:
-        self.models = data_models(self.topology)
-        self.fast_batch = FastBatch(self.topology, self.models)
-        self.trail_topic = self.topology.system_topic("trail")
-        self.audit_topic = self.topology.system_topic("audit")
 
 
 def create_app(
@@ -105,46 +82,20 @@ def create_app(
                 if left:
                     log.error("records still unacknowledged at shutdown", extra={"count": left})
 
-    app = FastAPI(
+    app = IngressApp(
         title="Carinho Integrações — ingress",
         version="1.0.0",
         description=openapi_docs.DESCRIPTION,
         lifespan=lifespan,
         openapi_tags=openapi_docs.TAGS,
     )
+    app.services = state
     app.add_middleware(audit.AuditMiddleware, state=state)
     # The operators' consolidated page (/ops, /ops/api/summary): no personal data, cached 2 s.
     app.include_router(ops_router(topology, settings.kafka_bootstrap_servers, cache_seconds=2.0))
 
     def hub() -> Ingress:
         return state["ingress"]
-
-    async def publish_one(
-        ingress: Ingress, request: Request, raw: Any, verified: Any, header_key: str | None
-    ) -> Accepted:
-        event = validate_event(raw, ingress.topology, ingress.models, header_key)
-        check_scope(event, verified, ingress.topology)
-        prepared = build_envelope(event, verified, ingress.topology, header_key, audit.request_id(request))
-        env = prepared.envelope
-        audit.note(request, event_type=env.type, event_id=str(env.event_id))
-        started = time.perf_counter()
-        try:
-            await ingress.publisher.publish(prepared.topic, env.to_json(), env.kafka_key(), env.kafka_headers())
-        except PublishFailed as exc:
-            EVENTS_REJECTED.labels(source=verified.source, reason="kafka_unavailable").inc()
-            raise ApiError.field(
-                503,
-                "unavailable",
-                "(broker)",
-                "persisted",
-                f"the event was NOT accepted: Kafka did not acknowledge it ({exc.reason}); retry with the same "
-                "idempotency key",
-                {"Retry-After": str(ingress.settings.retry_after_s)},
-            ) from None
-        PUBLISH_LATENCY.observe(time.perf_counter() - started)
-        EVENTS_ACCEPTED.labels(source=verified.source, event_type=env.type, priority=str(env.priority)).inc()
-        _trail_accepted(ingress, str(env.event_id), env.type, env.priority, verified.source)
-        return Accepted(event_id=str(env.event_id), topic=prepared.topic, priority=env.priority)
 
     @app.post(
         "/v1/events",
@@ -162,7 +113,7 @@ def create_app(
         enforce_rate(verified, ingress.topology, ingress.limiter)
         raw = await read_json_body(request, ingress.settings.max_body_bytes)
         header_key = request.headers.get("idempotency-key")
-        accepted = await publish_one(ingress, request, raw, verified, header_key)
+        accepted = await accept_event(ingress, request, raw, verified, header_key)
         return json_response(accepted.model_dump(), 202)
 
     @app.post(
@@ -182,7 +133,7 @@ def create_app(
         items = _batch_items(raw, ingress.settings.batch_max_events)
         now = datetime.now(UTC)
         request_id = audit.request_id(request)
-        fast = ingress.fast_batch.prepare(items, verified, request_id, now)
+        fast = ingress.fast_path.prepare_batch(items, verified, request_id, now)
         if fast is not None:
             return await _publish_fast(ingress, request, fast, verified.source)
         results: list[BatchItemResult | None] = [None] * len(items)
@@ -208,10 +159,8 @@ def create_app(
                 EVENTS_REJECTED.labels(source=verified.source, reason="kafka_unavailable").inc()
             else:
                 results[index] = BatchItemResult(index=index, status=202, event_id=str(envelope.event_id))
-                EVENTS_ACCEPTED.labels(
-                    source=verified.source, event_type=envelope.type, priority=str(envelope.priority)
-                ).inc()
-                _trail_accepted(ingress, str(envelope.event_id), envelope.type, envelope.priority, verified.source)
+                ingress.count_accepted(verified.source, envelope.type, envelope.priority)
+                ingress.trail_accepted(str(envelope.event_id), envelope.type, envelope.priority, verified.source)
         final = [r for r in results if r is not None]
         accepted = sum(1 for r in final if r.status == 202)
         audit.note(request, events=len(items), accepted=accepted)
@@ -265,7 +214,7 @@ def create_app(
                 "key_source",
                 f"this API key belongs to source {verified.source!r}, not {source!r}",
             )
-        accepted = await publish_one(ingress, request, to_event(selected[1], raw), verified, None)
+        accepted = await accept_event(ingress, request, to_event(selected[1], raw), verified, None)
         return json_response(accepted.model_dump(), 202)
 
     @app.get("/v1/events/{event_id}", tags=["events"], summary="The event's trail (every hop), personal data masked")
@@ -359,9 +308,9 @@ async def _publish_fast(ingress: Ingress, request: Request, envelopes: list[Fast
             continue
         results.append({"index": index, "status": 202, "event_id": envelope.event_id})
         accepted[(envelope.type, envelope.priority)] = accepted.get((envelope.type, envelope.priority), 0) + 1
-        _trail_accepted(ingress, envelope.event_id, envelope.type, envelope.priority, source)
+        ingress.trail_accepted(envelope.event_id, envelope.type, envelope.priority, source)
     for (event_type, priority), count in accepted.items():
-        EVENTS_ACCEPTED.labels(source=source, event_type=event_type, priority=str(priority)).inc(count)
+        ingress.count_accepted(source, event_type, priority, count)
     total = sum(accepted.values())
     if total < len(envelopes):
         EVENTS_REJECTED.labels(source=source, reason="kafka_unavailable").inc(len(envelopes) - total)
@@ -370,20 +319,6 @@ async def _publish_fast(ingress: Ingress, request: Request, envelopes: list[Fast
     status = 202 if total == len(envelopes) else (503 if total == 0 else 207)
     headers = {"Retry-After": str(ingress.settings.retry_after_s)} if status == 503 else None
     return json_response(body, status, headers)
-
-
-def _trail_accepted(ingress: Ingress, event_id: str, event_type: str, priority: int, source: str) -> None:
-    # The TrailHop shape, serialized directly (hot path); tests read it back through TrailHop.
-    hop = {
-        "event_id": event_id,
-        "hop": "accepted",
-        "at": datetime.now(UTC),
-        "service": "ingress",
-        "detail": {"event_type": event_type, "priority": priority, "source": source},
-    }
-    ingress.publisher.fire_and_forget(
-        ingress.trail_topic, orjson.dumps(hop, option=orjson.OPT_UTC_Z), str(event_id).encode()
-    )
 
 
 def main() -> None:

@@ -36,6 +36,59 @@ def note(request: Request, **fields: Any) -> None:
         record.update(fields)
 
 
+class AuditRecord:
+    """One request's audit: started by `begin`, written by `finish` (log line, audit topic, metrics)."""
+
+    __slots__ = ("fields", "request_id", "started", "token")
+
+    def __init__(self, scope: Scope):
+        incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        self.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        self.fields: dict[str, Any] = {"request_id": self.request_id}
+        scope[_AUDIT_KEY] = self.fields
+        self.token = request_id_var.set(self.request_id)
+        self.started = time.perf_counter()
+
+    def finish(self, scope: Scope, status: int, state: dict[str, Any], route_path: str | None = None) -> None:
+        latency = time.perf_counter() - self.started
+        if route_path is None:
+            route = scope.get("route")
+            route_path = getattr(route, "path", None) or "unmatched"
+        _request_metrics(route_path, status, latency)
+        if not route_path.startswith(("/metrics", "/health")):
+            entry = {
+                **self.fields,
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "latency_ms": round(latency * 1000, 2),
+            }
+            log.info("request", extra=entry)
+            _to_kafka(state, entry)
+        request_id_var.reset(self.token)
+
+
+_METRIC_CHILDREN: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
+def _request_metrics(route_path: str, status: int, latency: float) -> None:
+    # labels() resolves a child under a lock each call; the set of (route, status) pairs is small.
+    children = _METRIC_CHILDREN.get((route_path, status))
+    if children is None:
+        children = (REQUESTS.labels(route=route_path, status=str(status)), REQUEST_LATENCY.labels(route=route_path))
+        _METRIC_CHILDREN[(route_path, status)] = children
+    children[0].inc()
+    children[1].observe(latency)
+
+
+def _to_kafka(state: dict[str, Any], entry: dict[str, Any]) -> None:
+    ingress = state.get("ingress")
+    if ingress is None or not ingress.settings.audit_to_kafka:
+        return
+    entry = {"kind": "request", "at": datetime.now(UTC).isoformat(), **entry}
+    ingress.publisher.fire_and_forget(ingress.audit_topic, orjson.dumps(entry), entry["request_id"].encode())
+
+
 class AuditMiddleware:
     def __init__(self, app: ASGIApp, state: dict[str, Any]):
         self.app = app
@@ -45,12 +98,8 @@ class AuditMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        record: dict[str, Any] = {"request_id": rid}
-        scope[_AUDIT_KEY] = record
-        token = request_id_var.set(rid)
-        started = time.perf_counter()
+        record = AuditRecord(scope)
+        rid_header = (b"x-request-id", record.request_id.encode())
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -58,32 +107,10 @@ class AuditMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                message["headers"] = [*message["headers"], rid_header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            latency = time.perf_counter() - started
-            route = scope.get("route")
-            route_path = getattr(route, "path", None) or "unmatched"
-            REQUESTS.labels(route=route_path, status=str(status)).inc()
-            REQUEST_LATENCY.labels(route=route_path).observe(latency)
-            entry = {
-                **record,
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "latency_ms": round(latency * 1000, 2),
-            }
-            if not route_path.startswith(("/metrics", "/health")):
-                log.info("request", extra=entry)
-                self._to_kafka(entry)
-            request_id_var.reset(token)
-
-    def _to_kafka(self, entry: dict[str, Any]) -> None:
-        ingress = self.state.get("ingress")
-        if ingress is None or not ingress.settings.audit_to_kafka:
-            return
-        entry = {"kind": "request", "at": datetime.now(UTC).isoformat(), **entry}
-        ingress.publisher.fire_and_forget(ingress.audit_topic, orjson.dumps(entry), entry["request_id"].encode())
+            record.finish(scope, status, self.state)

@@ -6,6 +6,7 @@ same idempotency key (same event_id, deduplicated downstream)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -14,6 +15,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from hub.kafka_config import producer_config
 
 log = logging.getLogger("ingress.publisher")
+ACK_POLL_S = 0.001  # while writes wait for their ack
+SIDE_POLL_S = 0.05  # the side producer (trail, audit): nobody waits on it
 
 
 class PublishFailed(Exception):
@@ -41,6 +44,7 @@ class Publisher:
         side.setdefault("queue.buffering.max.messages", 200_000)
         self._side = Producer(side)
         self._poller: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
 
     def start(self) -> None:
         """Serve delivery callbacks on the event loop itself (call from the loop, at start-up).
@@ -49,24 +53,43 @@ class Publisher:
         hand-off cost more than the write (measured: p50 ack wait 48 ms with a thread vs a few ms here).
         """
         if self._poller is None:
+            self._wake = asyncio.Event()
             self._poller = asyncio.get_running_loop().create_task(self._poll_loop(), name="kafka-producer-poll")
 
     async def _poll_loop(self) -> None:
-        idle = 0.001
+        loop = asyncio.get_running_loop()
+        wake = self._wake
+        assert wake is not None  # set by start()
+        side_due = 0.0
         while True:
-            served = self._producer.poll(0) + self._side.poll(0)
-            # Back off a little while idle; stay hot while acks are flowing.
-            await asyncio.sleep(0 if served else idle)
+            served = self._producer.poll(0)
+            now = loop.time()
+            if now >= side_due:  # the side producer needs no answer: its reports are served 20x/s
+                self._side.poll(0)
+                side_due = now + SIDE_POLL_S
+            if served:
+                await asyncio.sleep(0)  # acks are flowing: stay hot
+            elif len(self._producer):
+                await asyncio.sleep(ACK_POLL_S)  # writes in flight, no ack yet
+            else:
+                # Nothing in flight: sleep until a write starts (send() wakes us) instead of spinning;
+                # the timeout still serves librdkafka's log and error callbacks.
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), SIDE_POLL_S)
 
     async def publish(
         self, topic: str, value: bytes, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None
     ) -> tuple[int, int]:
         """Write one record and wait for the ack; returns (partition, offset)."""
         future = self.send(topic, value, key, headers)
+        # A timer on the future instead of asyncio.wait_for (which wraps it in a task): the write's
+        # own bound is librdkafka's delivery.timeout.ms; this is the backstop if no report comes.
+        timer = asyncio.get_running_loop().call_later(self.timeout_s + 1.0, _expire, future)
         try:
-            return await asyncio.wait_for(future, self.timeout_s + 1.0)
-        except TimeoutError:
-            raise PublishFailed("broker did not acknowledge in time") from None
+            return await future
+        finally:
+            timer.cancel()
 
     def send(
         self, topic: str, value: bytes, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None
@@ -88,6 +111,8 @@ class Publisher:
             future.set_exception(PublishFailed("producer queue full"))
         except KafkaException as exc:
             future.set_exception(PublishFailed(str(exc.args[0])))
+        if self._wake is not None:
+            self._wake.set()
         return future
 
     def fire_and_forget(self, topic: str, value: bytes, key: bytes | None = None) -> None:
@@ -124,3 +149,7 @@ def _set_result(future: asyncio.Future[tuple[int, int]], value: tuple[int, int])
 def _set_exception(future: asyncio.Future[tuple[int, int]], exc: Exception) -> None:
     if not future.done():
         future.set_exception(exc)
+
+
+def _expire(future: asyncio.Future[tuple[int, int]]) -> None:
+    _set_exception(future, PublishFailed("broker did not acknowledge in time"))

@@ -1,0 +1,179 @@
+"""The ingress hot path: one pydantic-core call validates a whole request (a discriminated union of
+one model per event type), and envelopes are serialized straight to bytes.
+
+Validation through `accept.validate_event` + `build_envelope` costs ~110 us an event; this path a
+fraction of that. It only takes requests where everything is valid and in scope: any problem returns
+None and the caller runs the reference pipeline (`ingress.accept`), which produces the exact error
+(field path and rule) — so the error contract has one implementation. Tests check that both paths
+write the same envelope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+from hub.envelope import IDEMPOTENCY_KEY_PATTERN, SCHEMA_VERSION, derive_event_id_str
+from hub.topology import Topology
+from ingress.api_keys import Verified
+from ingress.event_schemas import MetadataIn
+
+
+class _SingleBase(BaseModel):
+    """POST /v1/events: the idempotency key may come from the header instead."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str | None = None
+    priority: int | None = Field(default=None, ge=1, le=5)
+    idempotency_key: str | None = Field(default=None, pattern=IDEMPOTENCY_KEY_PATTERN)
+    occurred_at: AwareDatetime | None = None
+    metadata: MetadataIn | None = None
+
+
+class _BatchBase(_SingleBase):
+    idempotency_key: str = Field(pattern=IDEMPOTENCY_KEY_PATTERN)  # a batch has no header to fall back on
+
+
+class FastEnvelope:
+    """What a route needs to publish one event."""
+
+    __slots__ = ("event_id", "headers", "key", "priority", "topic", "type", "value")
+
+    def __init__(
+        self,
+        event_id: str,
+        type_: str,
+        priority: int,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+    ):
+        self.event_id = event_id
+        self.type = type_
+        self.priority = priority
+        self.topic = topic
+        self.key = key
+        self.value = value
+        self.headers = headers
+
+
+class FastPath:
+    def __init__(self, topology: Topology, data_models: dict[str, type[BaseModel]]):
+        self.topology = topology
+        self._single: TypeAdapter[Any] = TypeAdapter(_item_union(_SingleBase, data_models))
+        self._batch: TypeAdapter[list[Any]] = TypeAdapter(list[_item_union(_BatchBase, data_models)])  # type: ignore[misc]
+        self._allowed_sources = {name: frozenset(et.sources) for name, et in topology.event_types.items()}
+        self._default_priority = {name: topology.default_priority(name) for name in topology.event_types}
+        self._topics = {level: topology.priority_topic(level) for level in range(1, 6)}
+
+    def prepare_single(
+        self, raw: Any, verified: Verified, header_key: str | None, request_id: str | None, received_at: datetime
+    ) -> FastEnvelope | None:
+        """The envelope for one event, or None when it needs the reference path (an error)."""
+        try:
+            item = self._single.validate_python(raw)
+        except ValidationError:
+            return None
+        body_key: str | None = item.idempotency_key
+        if body_key is not None and header_key is not None and body_key != header_key:
+            return None
+        key = body_key or header_key
+        if key is None:
+            return None
+        return self._envelope(raw, item, key, verified, request_id, _iso(received_at))
+
+    def prepare_batch(
+        self, items: list[Any], verified: Verified, request_id: str | None, received_at: datetime
+    ) -> list[FastEnvelope] | None:
+        """Envelopes for every item, or None when any item needs the per-item path (an error)."""
+        try:
+            validated = self._batch.validate_python(items)
+        except ValidationError:
+            return None
+        received = _iso(received_at)
+        out: list[FastEnvelope] = []
+        for raw, item in zip(items, validated, strict=True):
+            envelope = self._envelope(raw, item, item.idempotency_key, verified, request_id, received)
+            if envelope is None:
+                return None
+            out.append(envelope)
+        return out
+
+    def _envelope(
+        self, raw: Any, item: Any, key: str, verified: Verified, request_id: str | None, received: str
+    ) -> FastEnvelope | None:
+        source = verified.source
+        event_type: str = item.type
+        if (
+            (item.source is not None and item.source != source)
+            or source not in self._allowed_sources[event_type]
+            or (verified.event_types is not None and event_type not in verified.event_types)
+        ):
+            return None  # a 403: the reference path names the rule
+        priority: int = item.priority or self._default_priority[event_type]
+        event_id = derive_event_id_str(source, key)
+        value = orjson.dumps(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "event_id": event_id,
+                "type": event_type,
+                "source": source,
+                "priority": priority,
+                "idempotency_key": key,
+                "occurred_at": _iso(item.occurred_at) if item.occurred_at is not None else received,
+                "received_at": received,
+                "data": raw["data"],
+                "metadata": _metadata(item.metadata, request_id),
+            }
+        )
+        headers = [
+            ("event_id", event_id.encode()),
+            ("event_type", event_type.encode()),
+            ("source", source.encode()),
+            ("priority", str(priority).encode()),
+            ("schema_version", b"1"),
+            ("content-type", b"application/json"),
+        ]
+        if request_id is not None:
+            headers.append(("request_id", request_id.encode()))
+        return FastEnvelope(event_id, event_type, priority, self._topics[priority], key.encode(), value, headers)
+
+
+def _metadata(metadata: MetadataIn | None, request_id: str | None) -> dict[str, Any]:
+    """Same as EventEnvelope.to_json's metadata for an envelope built by accept.build_envelope."""
+    out: dict[str, Any] = {"labels": metadata.labels if metadata is not None else {}}
+    if request_id is not None:
+        out["request_id"] = request_id
+    utm = metadata.utm_merged() if metadata is not None else None
+    if utm is not None:
+        out["utm"] = {k: v for k, v in utm.__dict__.items() if v is not None}
+    return out
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _item_union(base: type[BaseModel], data_models: dict[str, type[BaseModel]]) -> Any:
+    variants = [
+        create_model(
+            f"{base.__name__.strip('_')}_{name.replace('.', '_')}",
+            __base__=base,
+            type=(Literal[name], ...),
+            data=(model, ...),
+        )
+        for name, model in data_models.items()
+    ]
+    return variants[0] if len(variants) == 1 else Annotated[_union(variants), Field(discriminator="type")]
+
+
+def _union(variants: Sequence[type[BaseModel]]) -> Any:
+    from typing import Union
+
+    return Union[tuple(variants)]  # noqa: UP007 - built from a runtime list

@@ -1,0 +1,124 @@
+"""What the ingress routes share: the service state built at start-up, and the publish step
+(Kafka write, ack wait, metrics, trail hop) every accepted event goes through."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import BaseModel
+from starlette.requests import Request
+
+from hub.topology import Topology
+from ingress import audit
+from ingress.accept import build_envelope, check_scope, validate_event
+from ingress.api_keys import ApiKeyStore, Verified
+from ingress.errors import ApiError
+from ingress.event_schemas import Accepted, data_models
+from ingress.fast_path import FastPath
+from ingress.health import HealthReporter
+from ingress.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED, PUBLISH_LATENCY
+from ingress.publisher import Publisher, PublishFailed
+from ingress.rate_limit import RateLimiter
+from ingress.settings import IngressSettings
+
+
+@dataclass
+class Ingress:
+    """What the routes need; built once at start-up."""
+
+    settings: IngressSettings
+    topology: Topology
+    keys: ApiKeyStore
+    publisher: Publisher
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    models: dict[str, type[BaseModel]] = field(default_factory=dict)
+    health: HealthReporter | None = None
+    http: httpx.AsyncClient | None = None
+
+    def __post_init__(self) -> None:
+        self.models = data_models(self.topology)
+        self.fast_path = FastPath(self.topology, self.models)
+        self.trail_topic = self.topology.system_topic("trail")
+        self.audit_topic = self.topology.system_topic("audit")
+        self._accepted_children: dict[tuple[str, str, int], Any] = {}
+
+    async def publish(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes,
+        headers: list[tuple[str, bytes]],
+        *,
+        source: str,
+        event_type: str,
+        priority: int,
+        event_id: str,
+    ) -> None:
+        """Write one event and wait for the broker's ack (acks=all); 503 ApiError when it does not come."""
+        started = time.perf_counter()
+        try:
+            await self.publisher.publish(topic, value, key, headers)
+        except PublishFailed as exc:
+            EVENTS_REJECTED.labels(source=source, reason="kafka_unavailable").inc()
+            raise ApiError.field(
+                503,
+                "unavailable",
+                "(broker)",
+                "persisted",
+                f"the event was NOT accepted: Kafka did not acknowledge it ({exc.reason}); retry with the same "
+                "idempotency key",
+                {"Retry-After": str(self.settings.retry_after_s)},
+            ) from None
+        PUBLISH_LATENCY.observe(time.perf_counter() - started)
+        self.count_accepted(source, event_type, priority)
+        self.trail_accepted(event_id, event_type, priority, source)
+
+    def count_accepted(self, source: str, event_type: str, priority: int, count: int = 1) -> None:
+        # labels() takes a lock and builds a key each call: keep the few children around.
+        child = self._accepted_children.get((source, event_type, priority))
+        if child is None:
+            child = EVENTS_ACCEPTED.labels(source=source, event_type=event_type, priority=str(priority))
+            self._accepted_children[(source, event_type, priority)] = child
+        child.inc(count)
+
+    def trail_accepted(self, event_id: str, event_type: str, priority: int, source: str) -> None:
+        # The TrailHop shape, serialized directly (hot path); tests read it back through TrailHop.
+        hop = {
+            "event_id": event_id,
+            "hop": "accepted",
+            "at": datetime.now(UTC),
+            "service": "ingress",
+            "detail": {"event_type": event_type, "priority": priority, "source": source},
+        }
+        self.publisher.fire_and_forget(self.trail_topic, orjson.dumps(hop, option=orjson.OPT_UTC_Z), event_id.encode())
+
+
+async def accept_event(
+    ingress: Ingress, request: Request, raw: Any, verified: Verified, header_key: str | None
+) -> Accepted:
+    """The reference pipeline: validate (422), check scope (403), build the envelope, publish (503).
+
+    The fast path (`ingress.fast_path`) only takes what is valid and in scope; everything else comes
+    here, so the exact error for each field and rule has one implementation."""
+    event = validate_event(raw, ingress.topology, ingress.models, header_key)
+    check_scope(event, verified, ingress.topology)
+    prepared = build_envelope(event, verified, ingress.topology, header_key, audit.request_id(request))
+    env = prepared.envelope
+    event_id = str(env.event_id)
+    audit.note(request, event_type=env.type, event_id=event_id)
+    await ingress.publish(
+        prepared.topic,
+        env.to_json(),
+        env.kafka_key(),
+        env.kafka_headers(),
+        source=verified.source,
+        event_type=env.type,
+        priority=env.priority,
+        event_id=event_id,
+    )
+    return Accepted(event_id=event_id, topic=prepared.topic, priority=env.priority)

@@ -1,0 +1,105 @@
+"""The fast path writes exactly what the reference pipeline (validate_event → check_scope →
+build_envelope) writes, and hands every request it cannot take back to it (returns None)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from hub.topology import load_topology
+from ingress.accept import build_envelope, check_scope, validate_event
+from ingress.api_keys import Verified
+from ingress.errors import ApiError
+from ingress.event_schemas import data_models
+from ingress.fast_path import FastPath
+
+ROOT = Path(__file__).resolve().parents[3]
+TOPOLOGY = load_topology(ROOT / "topics.yaml")
+MODELS = data_models(TOPOLOGY)
+FAST = FastPath(TOPOLOGY, MODELS)
+SITE = Verified("k1", "site", None, None)
+NOW = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
+LEAD = {"name": "Maria Souza", "phone": "+55 11 98765-4321", "email": "maria@example.com", "origin": "site"}
+
+VALID: list[tuple[dict[str, Any], str | None]] = [
+    ({"type": "lead.created", "data": LEAD}, "h-1"),
+    ({"type": "lead.created", "data": LEAD, "idempotency_key": "b-1"}, None),
+    ({"type": "lead.created", "data": LEAD, "idempotency_key": "same"}, "same"),
+    ({"type": "lead.created", "data": LEAD, "priority": 1, "source": "site"}, "h-2"),
+    ({"type": "lead.created", "data": LEAD, "occurred_at": "2026-11-28T08:00:00Z"}, "h-3"),
+    ({"type": "lead.created", "data": LEAD, "occurred_at": "2026-11-28T08:00:00.5-03:00"}, "h-4"),
+    ({"type": "lead.created", "data": LEAD, "metadata": {"utm": {"source": "google", "campaign": "x"}}}, "h-5"),
+    ({"type": "lead.created", "data": LEAD, "metadata": {"utm_source": "ig", "utm": {"medium": "cpc"}}}, "h-6"),
+    ({"type": "lead.created", "data": LEAD, "metadata": {"utm": {}, "labels": {"a": "b"}}}, "h-7"),
+    ({"type": "lead.created", "data": {"name": "Ana", "phone": "11987654321"}}, "h-8"),
+]
+
+
+def reference(raw: dict[str, Any], header_key: str | None, verified: Verified = SITE) -> tuple[str, dict[str, Any]]:
+    event = validate_event(raw, TOPOLOGY, MODELS, header_key)
+    check_scope(event, verified, TOPOLOGY)
+    prepared = build_envelope(event, verified, TOPOLOGY, header_key, "rid-1", NOW)
+    return prepared.topic, orjson.loads(prepared.envelope.to_json())
+
+
+@pytest.mark.parametrize(("raw", "header_key"), VALID)
+def test_single_event_envelope_equals_the_reference(raw: dict[str, Any], header_key: str | None) -> None:
+    fast = FAST.prepare_single(raw, SITE, header_key, "rid-1", NOW)
+    assert fast is not None
+    topic, expected = reference(raw, header_key)
+    assert fast.topic == topic
+    assert orjson.loads(fast.value) == expected
+    assert fast.key == expected["idempotency_key"].encode()
+    assert dict(fast.headers) == {
+        "event_id": expected["event_id"].encode(),
+        "event_type": b"lead.created",
+        "source": b"site",
+        "priority": str(expected["priority"]).encode(),
+        "schema_version": b"1",
+        "content-type": b"application/json",
+        "request_id": b"rid-1",
+    }
+
+
+def test_batch_envelopes_equal_the_reference() -> None:
+    items = [{**raw, "idempotency_key": f"k-{i}"} for i, (raw, _) in enumerate(VALID)]
+    fast = FAST.prepare_batch(items, SITE, "rid-1", NOW)
+    assert fast is not None and len(fast) == len(items)
+    for envelope, item in zip(fast, items, strict=True):
+        assert orjson.loads(envelope.value) == reference(item, None)[1]
+
+
+REFUSED: list[tuple[Any, str | None, Verified, int]] = [
+    ({"type": "lead.created", "data": LEAD}, None, SITE, 422),  # no idempotency key anywhere
+    ({"type": "lead.created", "data": LEAD, "idempotency_key": "a"}, "b", SITE, 422),  # body and header differ
+    ({"type": "nope.created", "data": LEAD}, "k", SITE, 422),  # unknown type
+    ({"type": "lead.created", "data": {"name": "Ana"}}, "k", SITE, 422),  # required field missing
+    ({"type": "lead.created", "data": LEAD, "extra": 1}, "k", SITE, 422),  # unknown field
+    ({"type": "lead.created", "data": LEAD, "priority": 9}, "k", SITE, 422),
+    ({"type": "lead.created", "data": LEAD, "occurred_at": "2026-11-28T08:00:00"}, "k", SITE, 422),  # naive
+    ([1, 2], "k", SITE, 422),
+    ({"type": "lead.created", "data": LEAD, "source": "crm"}, "k", SITE, 403),
+    ({"type": "lead.created", "data": LEAD}, "k", Verified("k2", "site", frozenset({"x.y"}), None), 403),
+    ({"type": "lead.created", "data": LEAD}, "k", Verified("k3", "crm", None, None), 403),
+]
+
+
+@pytest.mark.parametrize(("raw", "header_key", "verified", "status"), REFUSED)
+def test_what_the_reference_refuses_the_fast_path_hands_back(
+    raw: Any, header_key: str | None, verified: Verified, status: int
+) -> None:
+    assert FAST.prepare_single(raw, verified, header_key, None, NOW) is None
+    with pytest.raises(ApiError) as refused:
+        reference(raw, header_key, verified)
+    assert refused.value.status == status
+
+
+def test_one_bad_item_sends_the_whole_batch_to_the_per_item_path() -> None:
+    items = [{"type": "lead.created", "data": LEAD, "idempotency_key": f"k-{i}"} for i in range(3)]
+    assert FAST.prepare_batch(items, SITE, None, NOW) is not None
+    items[1] = {**items[1], "source": "crm"}
+    assert FAST.prepare_batch(items, SITE, None, NOW) is None
