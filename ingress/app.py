@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
@@ -34,13 +35,14 @@ from ingress.fast_events_route import IngressApp
 from ingress.fast_path import FastEnvelope
 from ingress.health import HealthReporter
 from ingress.metrics import EVENTS_REJECTED
-from ingress.publisher import Publisher
+from ingress.publisher import Publisher, PublishFailed
 from ingress.service import Ingress, accept_event
 from ingress.settings import IngressSettings
 from ingress.webhooks import select_mapping, to_event
 from operators.web import ops_router
 
 log = logging.getLogger("ingress")
+WARM_UP_S = 10.0
 
 
 def create_app(
@@ -63,6 +65,7 @@ def create_app(
         ingress.http = httpx.AsyncClient(timeout=2.0)
         ingress.health = HealthReporter(settings, topology, pub, ingress.http)
         ingress.health.start()
+        await _warm_up(ingress)
         state["ingress"] = ingress
         log.info(
             "ingress ready",
@@ -319,6 +322,23 @@ async def _publish_fast(ingress: Ingress, request: Request, envelopes: list[Fast
     status = 202 if total == len(envelopes) else (503 if total == 0 else 207)
     headers = {"Retry-After": str(ingress.settings.retry_after_s)} if status == 503 else None
     return json_response(body, status, headers)
+
+
+async def _warm_up(ingress: Ingress) -> None:
+    """Write a start record to the audit topic and wait for its ack before serving: the idempotent
+    producer gets its producer id and the topic metadata now, so the first requests after a (re)start
+    are not answered 503 while that happens. Bounded: with Kafka down the ingress still starts and
+    answers 503 + Retry-After until Kafka is back."""
+    record = {"kind": "service", "event": "started", "service": "ingress", "at": datetime.now(UTC).isoformat()}
+    try:
+        await asyncio.wait_for(
+            ingress.publisher.publish(ingress.audit_topic, orjson.dumps(record), b"ingress"), WARM_UP_S
+        )
+    except (PublishFailed, TimeoutError) as exc:
+        log.warning(
+            "Kafka did not acknowledge the start record; serving anyway (503 until it does)",
+            extra={"error": str(exc) or type(exc).__name__},
+        )
 
 
 def main() -> None:
