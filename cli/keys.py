@@ -10,6 +10,7 @@ from typing import Any
 from cli.settings import CliSettings
 from cli.topics import load
 from ingress.api_keys import ApiKeyStore
+from ingress.api_keys_kafka import KeyStoreUnavailable, open_key_store
 
 
 def register(sub: Any) -> None:
@@ -44,7 +45,19 @@ def register(sub: Any) -> None:
 
 def _store() -> tuple[ApiKeyStore, CliSettings]:
     settings = CliSettings()
-    return ApiKeyStore(settings.keys_file), settings
+    try:
+        store = open_key_store(
+            settings.keys_backend,
+            keys_file=settings.keys_file,
+            reload_interval_s=1.0,
+            bootstrap=settings.kafka_bootstrap_servers,
+            topic=load(settings).system_topic("api_keys"),
+            follow=False,
+        )
+    except KeyStoreUnavailable as exc:
+        _fail(f"the key store (CARINHO_KEYS_BACKEND=kafka) is unavailable: {exc}")
+        raise SystemExit(2) from None
+    return store, settings
 
 
 def _fail(message: str) -> int:

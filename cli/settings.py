@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -10,6 +11,7 @@ from hub.settings import PROJECT_ROOT, HubSettings
 
 
 class CliSettings(HubSettings):
+    keys_backend: Literal["file", "kafka"] = Field(default="file", description="CARINHO_KEYS_BACKEND (file or kafka)")
     keys_file: Path = Field(default=PROJECT_ROOT / ".run" / "api-keys.json", description="CARINHO_KEYS_FILE")
     topic_namespace: str = Field(default="", description="CARINHO_TOPIC_NAMESPACE (tests, side-by-side hubs)")
     operator: str | None = Field(default=None, description="CARINHO_OPERATOR: who runs operator commands")

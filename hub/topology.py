@@ -95,6 +95,8 @@ class SystemTopics(_Strict):
     # Operators' DLQ status per dead-letter record (key "<partition>:<offset>"); defaulted so older
     # topics.yaml files stay valid.
     dead_letter_state: SystemTopic = SystemTopic(topic="deadletter.state", partitions=1, compacted=True)
+    # API key records (hashes only) when CARINHO_KEYS_BACKEND=kafka: every ingress replica follows it.
+    api_keys: SystemTopic = SystemTopic(topic="api-keys", partitions=1, compacted=True)
 
 
 class RateLimit(_Strict):
@@ -342,7 +344,7 @@ class Topology(_Strict):
         return [f"{self.namespace}deliver.{destination}.retry.{n}" for n in range(1, tiers + 1)]
 
     def system_topic(self, name: str) -> str:
-        """dead_letter, deliveries, trail, audit, scheduled, sync_state, health or dead_letter_state."""
+        """dead_letter, deliveries, trail, audit, scheduled, sync_state, health, dead_letter_state or api_keys."""
         topic: SystemTopic = getattr(self.system_topics, name)
         return self.namespace + topic.topic
 

@@ -6,7 +6,9 @@ hash with hmac.compare_digest (constant time). Keys are 256-bit random, so a fas
 slow KDF would only cost throughput on every request.
 
 The store is a JSON file (0600) written atomically under an exclusive lock by `carinho keys`, and
-re-read by the ingress when it changes, so keys rotate without a restart.
+re-read by the ingress when it changes, so keys rotate without a restart. With several ingress
+replicas, CARINHO_KEYS_BACKEND=kafka keeps the same records on a compacted topic instead
+(`ingress.api_keys_kafka`).
 """
 
 from __future__ import annotations
@@ -139,6 +141,9 @@ class ApiKeyStore:
             raise KeyRejected("API key expired")
         types = frozenset(record.event_types) if record.event_types is not None else None
         return Verified(record.key_id, record.source, types, record.rate_limit_per_second)
+
+    def close(self) -> None:
+        """Nothing to release for the file store (the Kafka store stops its reader)."""
 
     def records(self) -> list[ApiKeyRecord]:
         self._reload(force=True)

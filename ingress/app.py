@@ -28,7 +28,7 @@ from ingress.accept import (
     read_json_body,
     validate_event,
 )
-from ingress.api_keys import ApiKeyStore
+from ingress.api_keys_kafka import open_key_store
 from ingress.errors import ApiError, json_response
 from ingress.event_schemas import Accepted, BatchItemResult, BatchResult
 from ingress.fast_events_route import IngressApp
@@ -61,7 +61,16 @@ def create_app(
             settings.kafka_bootstrap_servers, client_id="carinho-ingress", timeout_s=settings.publish_timeout_s
         )
         pub.start()
-        ingress = Ingress(settings, topology, ApiKeyStore(settings.keys_file, settings.keys_reload_interval_s), pub)
+        keys = await asyncio.to_thread(
+            open_key_store,
+            settings.keys_backend,
+            keys_file=settings.keys_file,
+            reload_interval_s=settings.keys_reload_interval_s,
+            bootstrap=settings.kafka_bootstrap_servers,
+            topic=topology.system_topic("api_keys"),
+            follow=True,
+        )
+        ingress = Ingress(settings, topology, keys, pub)
         ingress.http = httpx.AsyncClient(timeout=2.0)
         ingress.health = HealthReporter(settings, topology, pub, ingress.http)
         ingress.health.start()
@@ -79,6 +88,7 @@ def create_app(
             yield
         finally:
             ingress.health.stop()
+            ingress.keys.close()
             await ingress.http.aclose()
             if publisher is None:
                 left = await pub.aclose()

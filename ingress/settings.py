@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -13,6 +14,9 @@ class IngressSettings(HubSettings):
     service_name: str = "ingress"
     host: str = Field(default="127.0.0.1", description="CARINHO_HOST")
     port: int = Field(default=8080, ge=1, le=65535, description="CARINHO_PORT (also CARINHO_INGRESS_PORT)")
+    keys_backend: Literal["file", "kafka"] = Field(
+        default="file", description="CARINHO_KEYS_BACKEND: the JSON file (one host) or the api-keys topic (replicas)"
+    )
     keys_file: Path = Field(default=PROJECT_ROOT / ".run" / "api-keys.json", description="CARINHO_KEYS_FILE")
     topic_namespace: str = Field(default="", description="CARINHO_TOPIC_NAMESPACE")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="request body limit (413 above)")
