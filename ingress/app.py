@@ -309,12 +309,11 @@ def _not_persisted(index: int) -> ApiError:
 
 async def _publish_fast(ingress: Ingress, request: Request, envelopes: list[FastEnvelope], source: str) -> Response:
     """Publish a batch that passed the fast path: every item valid and in scope."""
-    futures = [ingress.publisher.send(e.topic, e.value, e.key, e.headers) for e in envelopes]
-    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    acknowledged = await ingress.publisher.publish_many([(e.topic, e.value, e.key, e.headers) for e in envelopes])
     results: list[dict[str, Any]] = []
     accepted: dict[tuple[str, int], int] = {}
-    for index, (envelope, outcome) in enumerate(zip(envelopes, outcomes, strict=True)):
-        if isinstance(outcome, BaseException):
+    for index, (envelope, ok) in enumerate(zip(envelopes, acknowledged, strict=True)):
+        if not ok:
             results.append(
                 {"index": index, "status": 503, "error": _not_persisted(index).body(None).model_dump(exclude_none=True)}
             )

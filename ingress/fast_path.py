@@ -71,6 +71,7 @@ class FastPath:
         self._allowed_sources = {name: frozenset(et.sources) for name, et in topology.event_types.items()}
         self._default_priority = {name: topology.default_priority(name) for name in topology.event_types}
         self._topics = {level: topology.priority_topic(level) for level in range(1, 6)}
+        self._header_cache: dict[tuple[str, str, int, str | None], list[tuple[str, bytes]]] = {}
 
     def prepare_single(
         self, raw: Any, verified: Verified, header_key: str | None, request_id: str | None, received_at: datetime
@@ -105,6 +106,25 @@ class FastPath:
             out.append(envelope)
         return out
 
+    def _headers(self, event_type: str, source: str, priority: int, request_id: str | None) -> list[tuple[str, bytes]]:
+        """The headers every event of this type, source and priority shares (all but event_id)."""
+        cache_key = (event_type, source, priority, request_id)
+        headers = self._header_cache.get(cache_key)
+        if headers is None:
+            headers = [
+                ("event_type", event_type.encode()),
+                ("source", source.encode()),
+                ("priority", str(priority).encode()),
+                ("schema_version", b"1"),
+                ("content-type", b"application/json"),
+            ]
+            if request_id is not None:
+                headers.append(("request_id", request_id.encode()))
+            if len(self._header_cache) >= 256:  # request ids vary: keep the cache small
+                self._header_cache.clear()
+            self._header_cache[cache_key] = headers
+        return headers
+
     def _envelope(
         self, raw: Any, item: Any, key: str, verified: Verified, request_id: str | None, received: str
     ) -> FastEnvelope | None:
@@ -132,16 +152,7 @@ class FastPath:
                 "metadata": _metadata(item.metadata, request_id),
             }
         )
-        headers = [
-            ("event_id", event_id.encode()),
-            ("event_type", event_type.encode()),
-            ("source", source.encode()),
-            ("priority", str(priority).encode()),
-            ("schema_version", b"1"),
-            ("content-type", b"application/json"),
-        ]
-        if request_id is not None:
-            headers.append(("request_id", request_id.encode()))
+        headers = [("event_id", event_id.encode()), *self._headers(event_type, source, priority, request_id)]
         return FastEnvelope(event_id, event_type, priority, self._topics[priority], key.encode(), value, headers)
 
 
