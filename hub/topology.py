@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta, tzinfo
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -59,10 +60,23 @@ class ClusterProfile(_Strict):
         return self
 
 
+def _time_zone(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. America/Sao_Paulo, UTC)") from None
+    return value
+
+
 class Defaults(_Strict):
     retention: Duration = timedelta(days=30)
     audit_retention: Duration = timedelta(days=90)
     max_event_bytes: int = Field(default=1_048_576, ge=1024, le=16 * 1_048_576)
+    # The business's wall clock: sync `at` times are read in it (a sync may name its own).
+    timezone: str = "UTC"
+
+    _zone = field_validator("timezone")(_time_zone)
 
 
 class PriorityTopic(_Strict):
@@ -237,8 +251,14 @@ class Sync(_Strict):
     event_type: str
     every: Duration
     at: str | None = None
+    timezone: str | None = None  # of `at`; defaults.timezone when not given
     path: str = Field(pattern=r"^/")
     page_size: int = Field(default=200, ge=1, le=10_000)
+
+    _zone = field_validator("timezone")(_time_zone)
+
+    def zone(self) -> tzinfo:
+        return ZoneInfo(self.timezone) if self.timezone else UTC
 
     @field_validator("at")
     @classmethod
@@ -309,6 +329,9 @@ class Topology(_Strict):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Topology:
+        for name, sync in self.syncs.items():  # every sync knows its zone (the file's default if unnamed)
+            if sync.timezone is None:
+                self.syncs[name] = sync.model_copy(update={"timezone": self.defaults.timezone})
         problems = _cross_reference_problems(self)
         if problems:
             # Raised as one ValueError; load_topology turns the text back into (path, rule) pairs.

@@ -54,10 +54,15 @@ def next_due(sync: Sync, state: SyncState, retry_after: timedelta) -> datetime |
     last_ok = state.last_success_at or state.last_run_at
     if sync.at is not None and sync.every >= timedelta(days=1):
         hour, minute = (int(x) for x in sync.at.split(":"))
-        candidate = last_ok.astimezone(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
+        # `at` is wall-clock time in the sync's zone (topics.yaml defaults.timezone): step in local
+        # days, so 02:00 stays 02:00 across a DST change, then compare instants.
+        zone = sync.zone()
+        local = last_ok.astimezone(zone).replace(hour=hour, minute=minute, second=0, microsecond=0, tzinfo=None)
+        candidate = local.replace(tzinfo=zone)
         while candidate <= last_ok:
-            candidate += sync.every
-        return candidate
+            local += sync.every
+            candidate = local.replace(tzinfo=zone)
+        return candidate.astimezone(UTC)
     return last_ok + sync.every
 
 

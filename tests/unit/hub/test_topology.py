@@ -205,3 +205,22 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(bad: Any) -> None:
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+def test_sync_times_are_read_in_the_business_time_zone() -> None:
+    t = load_topology(ROOT / "topics.yaml")
+    assert t.defaults.timezone == "America/Sao_Paulo"
+    assert t.syncs["servico-faturamento"].timezone == "America/Sao_Paulo"  # inherited from defaults
+    assert str(t.syncs["servico-faturamento"].zone()) == "America/Sao_Paulo"
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        (lambda r: r["defaults"].update({"timezone": "Brasil/Sao Paulo"}), "defaults.timezone"),
+        (lambda r: r["syncs"]["agenda-operacao"].update({"timezone": "Mars/Olympus"}), "syncs.agenda-operacao.timezone"),
+    ],
+)
+def test_unknown_time_zone_is_refused_naming_the_field(change: Any, path: str) -> None:
+    problems = refused(change)
+    assert any(p == path and "not an IANA time zone" in rule for p, rule in problems), problems

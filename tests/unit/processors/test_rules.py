@@ -162,8 +162,24 @@ def test_sync_schedule_and_items(topology: Topology) -> None:
     ran = datetime(2026, 3, 1, 2, 0, 30, tzinfo=UTC)
     ok = SyncState(sync="a", last_run_at=ran, last_success_at=ran)
     assert next_due(hourly, ok, retry) == ran + timedelta(hours=1)
+    # "at: 02:00" is São Paulo time (topics.yaml defaults.timezone, UTC-3): 02:00:30 UTC is 23:00:30
+    # the evening before there, so the next run is 02:00 local = 05:00 UTC the same day.
     assert next_due(daily, SyncState(sync="d", last_run_at=ran, last_success_at=ran), retry) == \
+        datetime(2026, 3, 1, 5, 0, tzinfo=UTC)
+    after_run = datetime(2026, 3, 1, 5, 0, 40, tzinfo=UTC)
+    assert next_due(daily, SyncState(sync="d", last_run_at=after_run, last_success_at=after_run), retry) == \
+        datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
+    in_utc = daily.model_copy(update={"timezone": "UTC"})
+    assert next_due(in_utc, SyncState(sync="d", last_run_at=ran, last_success_at=ran), retry) == \
         datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    # Across a DST change the wall-clock time is kept (New York: 2026-03-08 springs forward).
+    in_ny = daily.model_copy(update={"timezone": "America/New_York"})
+    before_dst = datetime(2026, 3, 7, 7, 0, 5, tzinfo=UTC)  # 02:00:05 EST
+    assert next_due(in_ny, SyncState(sync="d", last_run_at=before_dst, last_success_at=before_dst), retry) == \
+        datetime(2026, 3, 8, 7, 0, tzinfo=UTC)  # 02:00 does not exist that night: zoneinfo reads it as 03:00 EDT
+    dst_run = datetime(2026, 3, 8, 7, 0, 5, tzinfo=UTC)
+    assert next_due(in_ny, SyncState(sync="d", last_run_at=dst_run, last_success_at=dst_run), retry) == \
+        datetime(2026, 3, 9, 6, 0, tzinfo=UTC)  # 02:00 EDT: still 02:00 on the wall, one hour earlier in UTC
     failed = SyncState(sync="a", last_run_at=ran, consecutive_failures=2)
     assert next_due(hourly, failed, retry) == ran + retry
     env = item_envelope("agenda-operacao", hourly, topology, {"id": "A1", "updated_at": "2026-03-01T10:00:00Z",
