@@ -281,11 +281,34 @@ class LeadAutoReply(_Strict):
         return value
 
 
+class QuietHours(_Strict):
+    """No automated message to a client inside [start, end) wall-clock time (may wrap midnight)."""
+
+    start: str
+    end: str
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError(f"{value!r} must be a time of day HH:MM (00:00-23:59)")
+        return value
+
+
 class FeedbackRequest(_Strict):
     event_type: str
     destination: str
     delay: Duration
     template: str
+    # A request that falls due inside quiet hours waits for their end (a service synced at night
+    # must not message the client at 3 a.m.); read in `timezone`, default defaults.timezone.
+    quiet_hours: QuietHours | None = None
+    timezone: str | None = None
+
+    _zone = field_validator("timezone")(_time_zone)
+
+    def zone(self) -> tzinfo:
+        return ZoneInfo(self.timezone) if self.timezone else UTC
 
 
 class Automations(_Strict):
@@ -332,6 +355,10 @@ class Topology(_Strict):
         for name, sync in self.syncs.items():  # every sync knows its zone (the file's default if unnamed)
             if sync.timezone is None:
                 self.syncs[name] = sync.model_copy(update={"timezone": self.defaults.timezone})
+        feedback = self.automations.feedback_request
+        if feedback.timezone is None:
+            zoned = feedback.model_copy(update={"timezone": self.defaults.timezone})
+            object.__setattr__(self, "automations", self.automations.model_copy(update={"feedback_request": zoned}))
         problems = _cross_reference_problems(self)
         if problems:
             # Raised as one ValueError; load_topology turns the text back into (path, rule) pairs.

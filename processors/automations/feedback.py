@@ -8,7 +8,7 @@ so a re-sent completion (webhook retry, daily sync) schedules the same message, 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 
 import orjson
@@ -59,7 +59,7 @@ def feedback_request(envelope: EventEnvelope, config: FeedbackRequest, *, entity
     phone = phone_of(envelope)
     if phone is None:
         return None
-    due_at = _completed_at(envelope) + config.delay
+    due_at = outside_quiet_hours(_completed_at(envelope) + config.delay, config)
     servico = envelope.data.get("servico_id") or envelope.idempotency_key
     message = render(config.template, {"first_name": first_name(envelope.data.get("client_name"))})
     delivery = whatsapp_message(
@@ -68,3 +68,26 @@ def feedback_request(envelope: EventEnvelope, config: FeedbackRequest, *, entity
         message=message, message_type=MESSAGE_TYPE, not_before=due_at,
     )
     return ScheduledMessage(due_at=due_at, delivery=delivery)
+
+
+def outside_quiet_hours(moment: datetime, config: FeedbackRequest) -> datetime:
+    """`moment`, or the end of the quiet hours it falls in (wall clock in the configured zone)."""
+    quiet = config.quiet_hours
+    if quiet is None:
+        return moment
+    zone = config.zone()
+    local = moment.astimezone(zone)
+    start, end = _hhmm(quiet.start), _hhmm(quiet.end)
+    now = local.time().replace(tzinfo=None)
+    inside = start <= now < end if start <= end else (now >= start or now < end)
+    if not inside:
+        return moment
+    release = datetime.combine(local.date(), end)
+    if now >= end:  # in the evening part of a window that wraps midnight: release tomorrow morning
+        release += timedelta(days=1)
+    return release.replace(tzinfo=zone).astimezone(UTC)
+
+
+def _hhmm(value: str) -> time:
+    hour, minute = value.split(":")
+    return time(int(hour), int(minute))

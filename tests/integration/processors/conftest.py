@@ -90,6 +90,7 @@ def short_topology_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """topics.yaml with the feedback delay and one sync interval shortened to seconds."""
     raw = yaml.safe_load((ROOT / "topics.yaml").read_text())
     raw["automations"]["feedback_request"]["delay"] = f"{FEEDBACK_DELAY_S}s"
+    raw["automations"]["feedback_request"].pop("quiet_hours", None)  # the test waits seconds, not until 08:00
     raw["syncs"]["agenda-operacao"]["every"] = "3s"  # so a worker's leader timer runs it during a test
     path = tmp_path_factory.mktemp("topology") / "topics.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True))

@@ -218,7 +218,10 @@ def test_sync_times_are_read_in_the_business_time_zone() -> None:
     ("change", "path"),
     [
         (lambda r: r["defaults"].update({"timezone": "Brasil/Sao Paulo"}), "defaults.timezone"),
-        (lambda r: r["syncs"]["agenda-operacao"].update({"timezone": "Mars/Olympus"}), "syncs.agenda-operacao.timezone"),
+        (
+            lambda r: r["syncs"]["agenda-operacao"].update({"timezone": "Mars/Olympus"}),
+            "syncs.agenda-operacao.timezone",
+        ),
     ],
 )
 def test_unknown_time_zone_is_refused_naming_the_field(change: Any, path: str) -> None:

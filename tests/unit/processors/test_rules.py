@@ -9,10 +9,10 @@ import orjson
 import pytest
 
 from hub.envelope import Metadata, Utm, new_envelope
-from hub.topology import Topology, load_topology
+from hub.topology import QuietHours, Topology, load_topology
 from processors import dedupe
 from processors.app import crc32_partitioner
-from processors.automations.feedback import feedback_request
+from processors.automations.feedback import feedback_request, outside_quiet_hours
 from processors.automations.lead_auto_reply import first_name, render, template_key
 from processors.priority import PriorityGate
 from processors.routing import InvalidRecord, Router, TransformFailed, check_data, entity_field, parse_record
@@ -152,6 +152,28 @@ def test_feedback_due_after_the_delay(topology: Topology) -> None:
     assert scheduled.delivery.payload["message"].startswith("Olá, Lurdes! Como foi")
     no_phone = env.model_copy(update={"data": {**env.data, "phone": None}})
     assert feedback_request(no_phone, config, entity_key="x", now=NOW) is None
+
+
+def test_feedback_due_in_quiet_hours_waits_for_the_morning(topology: Topology) -> None:
+    config = topology.automations.feedback_request  # quiet 21:00-08:00 São Paulo (UTC-3)
+    assert config.quiet_hours is not None and config.timezone == "America/Sao_Paulo"
+
+    def due(completed_at: str) -> datetime:
+        env = new_envelope(type="servico.completed", source="operacao", priority=3, idempotency_key=completed_at,
+                           data={"servico_id": "S1", "completed_at": completed_at, "phone": "+5511977776666"})
+        scheduled = feedback_request(env, config, entity_key="servico:S1", now=NOW)
+        assert scheduled is not None and scheduled.delivery.not_before == scheduled.due_at
+        return scheduled.due_at
+
+    assert due("2026-03-01T21:59:00Z") == datetime(2026, 3, 1, 23, 59, tzinfo=UTC)  # 20:59 local: as is
+    assert due("2026-03-01T22:00:00Z") == datetime(2026, 3, 2, 11, 0, tzinfo=UTC)  # 21:00 local: 08:00 next day
+    assert due("2026-03-02T05:00:00Z") == datetime(2026, 3, 2, 11, 0, tzinfo=UTC)  # 04:00 local: 08:00 same day
+    assert due("2026-03-02T09:00:00Z") == datetime(2026, 3, 2, 11, 0, tzinfo=UTC)  # 08:00 local: as is
+    daytime = config.model_copy(update={"quiet_hours": QuietHours(start="12:00", end="14:00")})
+    assert outside_quiet_hours(datetime(2026, 3, 2, 16, 30, tzinfo=UTC), daytime) == \
+        datetime(2026, 3, 2, 17, 0, tzinfo=UTC)  # 13:30 local in a window that does not wrap
+    assert outside_quiet_hours(datetime(2026, 3, 2, 16, 30, tzinfo=UTC), config.model_copy(
+        update={"quiet_hours": None})) == datetime(2026, 3, 2, 16, 30, tzinfo=UTC)
 
 
 def test_sync_schedule_and_items(topology: Topology) -> None:
