@@ -173,7 +173,7 @@ class HealthReporter:
         if dead_letters is not None:
             DEAD_LETTER_RECORDS.set(dead_letters)
             for level, count in pending.items():
-                PENDING_EVENTS.labels(priority=level).set(count)
+                PENDING_EVENTS.labels(priority=level.removeprefix("p")).set(count)  # "1".."5" like every metric
         breakers = {
             name: rec.get("breaker_state", "unknown") for name, rec in self.view.by_prefix("destination:").items()
         }
