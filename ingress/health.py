@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
-from hub.kafka_config import consumer_config
+from hub.backlog import router_backlog, topic_records
+from hub.kafka_config import admin_config, consumer_config
 from hub.topology import Topology
 from ingress.metrics import DEAD_LETTER_RECORDS, PENDING_EVENTS
 from ingress.publisher import Publisher
@@ -87,6 +89,7 @@ class HealthReporter:
         self.http = http
         self.view = HealthTopicView(settings.kafka_bootstrap_servers, topology.system_topic("health"))
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._admin: AdminClient | None = None
 
     def start(self) -> None:
         self.view.start()
@@ -186,42 +189,8 @@ class HealthReporter:
         }
 
     def _lag_and_dlq(self) -> tuple[dict[str, Any], int]:
-        consumer = Consumer(
-            consumer_config(
-                self.settings.kafka_bootstrap_servers,
-                group_id=self.topology.router_group,
-                client_id="carinho-ingress-status",
-            )
-        )
-        try:
-            pending: dict[str, int] = {}
-            for level in range(1, 6):
-                topic = self.topology.priority_topic(level)
-                pending[f"p{level}"] = _lag(consumer, topic)
-            dlq = self.topology.dead_letter_topic
-            dead = sum(high - low for low, high in _watermarks(consumer, dlq).values())
-            return pending, dead
-        finally:
-            consumer.close()
-
-
-def _watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
-    metadata = consumer.list_topics(topic, timeout=5)
-    if topic not in metadata.topics:
-        return {}
-    return {
-        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
-        for p in metadata.topics[topic].partitions
-    }
-
-
-def _lag(consumer: Consumer, topic: str) -> int:
-    """Records on `topic` not yet committed by this consumer's group (committed() never joins the group)."""
-    marks = _watermarks(consumer, topic)
-    committed = consumer.committed([TopicPartition(topic, p) for p in marks], timeout=5)
-    total = 0
-    for tp in committed:
-        low, high = marks[tp.partition]
-        position = tp.offset if tp.offset >= 0 else low
-        total += max(0, high - position)
-    return total
+        if self._admin is None:
+            self._admin = AdminClient(admin_config(self.settings.kafka_bootstrap_servers))
+        backlog = router_backlog(self._admin, self.topology, timeout_s=5)
+        dead = topic_records(self._admin, self.topology.dead_letter_topic, timeout_s=5)
+        return {f"p{level}": count for level, count in backlog.items()}, dead

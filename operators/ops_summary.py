@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
+from hub.backlog import router_backlog
 from hub.dead_letter import DeadLetterInfo
 from hub.kafka_config import admin_config
 from hub.masking import mask_text
@@ -162,35 +163,11 @@ class OpsSummary:
         """Consumer lag of the processors' router group on events.p1..p5 (= events not yet routed)."""
         if self._admin is None:
             self._admin = AdminClient(admin_config(self.bootstrap))
-        group = self.topology.router_group
-        partitions: list[TopicPartition] = []
-        meta = self._admin.list_topics(timeout=10)
-        for topic in self.topology.event_topics:
-            info = meta.topics.get(topic)
-            if info is not None and info.error is None:
-                partitions += [TopicPartition(topic, p) for p in info.partitions]
-        ends: dict[tuple[str, int], int] = {}
-        if partitions:
-            futures = self._admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions}, request_timeout=10)
-            for tp, future in futures.items():
-                ends[(tp.topic, tp.partition)] = future.result().offset
-        committed: dict[tuple[str, int], int] = {}
-        result = self._admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, partitions)],
-                                                         request_timeout=10)
-        for future in result.values():
-            for tp in future.result().topic_partitions:
-                if tp.offset >= 0:
-                    committed[(tp.topic, tp.partition)] = tp.offset
-        out = []
-        for level, topic in enumerate(self.topology.event_topics, start=1):
-            keys = [k for k in ends if k[0] == topic]
-            # Never committed: everything still in the partition is pending (from the start, 0 here:
-            # the low watermark would need another request and retention rarely matters for this).
-            pending = sum(max(0, ends[k] - committed.get(k, 0)) for k in keys)
-            label = next(p.label for p in self.topology.priorities if p.level == level)
-            out.append({"priority": level, "label": label, "topic": topic, "pending": pending,
-                        "consumer_group": group})
-        return out
+        backlog = router_backlog(self._admin, self.topology)
+        labels = {p.level: p.label for p in self.topology.priorities}
+        return [{"priority": level, "label": labels[level], "topic": self.topology.priority_topic(level),
+                 "pending": backlog[level], "consumer_group": self.topology.router_group}
+                for level in range(1, 6)]
 
     def _compute(self, now: datetime) -> dict[str, Any]:
         self._refresh(now)
