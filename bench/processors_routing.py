@@ -1,12 +1,18 @@
 """Processors routing benchmark (not a timed test): `python -m bench.processors_routing`.
 
 Same input, same routing work (validate envelope, dedupe by (source, key) with a state write,
-route + transform + automations via processors.routing.Router, produce deliveries + one trail hop):
+route + transform + automations via processors.routing.Router, and the same output records built by
+processors.output.OutputBuilder: deliveries, delayed messages, the `routed` and `scheduled` trail hops):
   faust      - the real worker (`python -m processors`) as a subprocess, trail index off (apples to apples)
   confluent  - a hand-written confluent-kafka consume -> route -> produce loop (dict + changelog topic)
   quix       - the same routing as a quixstreams app (RocksDB state with changelog)
 Then: with `--backlog` (default 100,000) p5 events queued, p99 routing latency of p1 events sent at a
 steady rate to the faust worker, and the worker's peak RSS. Prints one JSON summary.
+
+Besides events/s (wall clock, noisy on a shared machine) each contender reports `cpu_us_per_event`:
+CPU seconds of its whole process (all threads, librdkafka's included) per routed event, which other
+load on the machine barely moves. Starts its own broker (bench.common.bench_broker: port
+CARINHO_BENCH_KAFKA_PORT, or KAFKA_BOOTSTRAP_SERVERS) unless --bootstrap is given.
 """
 
 from __future__ import annotations
@@ -31,16 +37,25 @@ import psutil  # type: ignore[import-untyped]
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.common import bench_broker
 from hub.admin import apply_topics
 from hub.envelope import EventEnvelope, new_envelope
 from hub.kafka_config import admin_config, consumer_config, producer_config
 from hub.topology import Topology, load_topology
-from hub.trail import TrailHop
-from processors.dedupe import dedupe_key
+from processors import dedupe
+from processors.dead_letter import headers_dict
+from processors.output import OutputBuilder
 from processors.routing import InvalidRecord, Router, parse_record
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_LEVEL = 3
+METRICS_POLL = 0.25  # seconds between /metrics reads of the faust worker (each read costs it CPU)
+DEDUPE_WINDOW = 7 * 86400.0  # the worker's default CARINHO_DEDUPE_WINDOW
+
+
+def cpu_seconds(process: Any) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def mix(i: int, priority: int) -> EventEnvelope:
@@ -48,19 +63,44 @@ def mix(i: int, priority: int) -> EventEnvelope:
     k = f"b{uuid.uuid4().hex[:12]}"
     kind = i % 5
     if kind == 0:
-        return new_envelope(type="lead.created", source="site", priority=priority, idempotency_key=k,
-                            data={"name": "Ana Souza", "phone": "+5511999990000", "origin": "site"})
+        return new_envelope(
+            type="lead.created",
+            source="site",
+            priority=priority,
+            idempotency_key=k,
+            data={"name": "Ana Souza", "phone": "+5511999990000", "origin": "site"},
+        )
     if kind == 1:
-        return new_envelope(type="cliente.created", source="crm", priority=priority, idempotency_key=k,
-                            data={"cliente_id": f"C{i}", "name": "Ana Souza", "plan": "basic"})
+        return new_envelope(
+            type="cliente.created",
+            source="crm",
+            priority=priority,
+            idempotency_key=k,
+            data={"cliente_id": f"C{i}", "name": "Ana Souza", "plan": "basic"},
+        )
     if kind == 2:
-        return new_envelope(type="agenda.updated", source="crm", priority=priority, idempotency_key=k,
-                            data={"agenda_id": f"A{i}", "cliente_id": "C1", "status": "ok"})
+        return new_envelope(
+            type="agenda.updated",
+            source="crm",
+            priority=priority,
+            idempotency_key=k,
+            data={"agenda_id": f"A{i}", "cliente_id": "C1", "status": "ok"},
+        )
     if kind == 3:
-        return new_envelope(type="cuidador.updated", source="cuidadores", priority=priority, idempotency_key=k,
-                            data={"cuidador_id": f"K{i}", "status": "ativo"})
-    return new_envelope(type="servico.completed", source="operacao", priority=priority, idempotency_key=k,
-                        data={"servico_id": f"S{i}", "cliente_id": "C1", "completed_at": "2026-01-01T10:00:00Z"})
+        return new_envelope(
+            type="cuidador.updated",
+            source="cuidadores",
+            priority=priority,
+            idempotency_key=k,
+            data={"cuidador_id": f"K{i}", "status": "ativo"},
+        )
+    return new_envelope(
+        type="servico.completed",
+        source="operacao",
+        priority=priority,
+        idempotency_key=k,
+        data={"servico_id": f"S{i}", "cliente_id": "C1", "completed_at": "2026-01-01T10:00:00Z"},
+    )
 
 
 def hub(base: Topology, bootstrap: str) -> Topology:
@@ -84,13 +124,24 @@ def fill(bootstrap: str, topology: Topology, n: int, priority: int) -> None:
 # ---- (a) faust worker ------------------------------------------------------------------------------
 class FaustWorker:
     def __init__(self, bootstrap: str, topology: Topology, port: int, data_dir: str, **env: str):
-        environ = {**os.environ, "CARINHO_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                   "CARINHO_TOPIC_NAMESPACE": topology.namespace.rstrip("."), "CARINHO_WEB_PORT": str(port),
-                   "CARINHO_DATA_DIR": data_dir, "CARINHO_SYNC_ENABLED": "false", "CARINHO_LOG_LEVEL": "WARNING",
-                   **env}
+        environ = {
+            **os.environ,
+            "CARINHO_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "CARINHO_TOPIC_NAMESPACE": topology.namespace.rstrip("."),
+            "CARINHO_WEB_PORT": str(port),
+            "CARINHO_DATA_DIR": data_dir,
+            "CARINHO_SYNC_ENABLED": "false",
+            "CARINHO_LOG_LEVEL": "WARNING",
+            **env,
+        }
         self.port = port
-        self.proc = subprocess.Popen([sys.executable, "-m", "processors"], env=environ, cwd=ROOT,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "processors"],
+            env=environ,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.ps = psutil.Process(self.proc.pid)
         self.peak_rss = 0
 
@@ -119,17 +170,22 @@ def run_faust(bootstrap: str, topology: Topology, n: int, port: int, data_dir: s
     try:
         first_at: float | None = None
         first_count = 0
+        first_cpu = 0.0
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             count = worker.routed()
             now = time.monotonic()
             if count > 0 and first_at is None:
-                first_at, first_count = now, count
+                first_at, first_count, first_cpu = now, count, cpu_seconds(worker.ps)
             if count >= n:
                 assert first_at is not None
-                return {"events_per_s": (n - first_count) / max(now - first_at, 1e-6),
-                        "peak_rss_mb": worker.peak_rss / 1e6}
-            time.sleep(0.1)
+                cpu = cpu_seconds(worker.ps) - first_cpu
+                return {
+                    "events_per_s": (count - first_count) / max(now - first_at, 1e-6),
+                    "cpu_us_per_event": cpu / max(count - first_count, 1) * 1e6,
+                    "peak_rss_mb": worker.peak_rss / 1e6,
+                }
+            time.sleep(METRICS_POLL)
         raise TimeoutError("faust worker did not finish")
     finally:
         worker.stop()
@@ -138,22 +194,31 @@ def run_faust(bootstrap: str, topology: Topology, n: int, port: int, data_dir: s
 # ---- (b) confluent loop ----------------------------------------------------------------------------
 def run_confluent(bootstrap: str, topology: Topology, n: int) -> dict[str, float]:
     router = Router(topology)
-    consumer = Consumer(consumer_config(bootstrap, group_id=topology.consumer_group("bench-confluent"),
-                                        client_id="bench-confluent", **{"enable.auto.offset.store": True}))
+    build = OutputBuilder(topology, "bench")
+    consumer = Consumer(
+        consumer_config(
+            bootstrap,
+            group_id=topology.consumer_group("bench-confluent"),
+            client_id="bench-confluent",
+            **{"enable.auto.offset.store": True},
+        )
+    )
     producer = Producer(producer_config(bootstrap, client_id="bench-confluent", linger_ms=2))
     consumer.subscribe(topology.event_topics)
-    seen: dict[str, float] = {}
-    trail, changelog = topology.system_topic("trail"), topology.namespace + "bench-dedupe-changelog"
+    seen: dict[str, dict[str, Any]] = {}
+    changelog = topology.namespace + "bench-dedupe-changelog"
     admin = AdminClient(admin_config(bootstrap))
     for future in admin.create_topics([NewTopic(changelog, 6, 1, config={"cleanup.policy": "compact"})]).values():
         future.result(30)
     done = 0
     started: float | None = None
+    started_cpu = 0.0
+    me = psutil.Process()
     last_commit = time.monotonic()
     while done < n:
         batch = consumer.consume(500, 1.0)
         if started is None and batch:
-            started = time.monotonic()
+            started, started_cpu = time.monotonic(), cpu_seconds(me)
         now = datetime.now(UTC)
         for msg in batch:
             if msg.error():
@@ -162,24 +227,21 @@ def run_confluent(bootstrap: str, topology: Topology, n: int) -> dict[str, float
                 continue
             done += 1
             try:
-                envelope = parse_record(msg.value(), topology)
+                envelope = parse_record(msg.value(), topology, headers_dict(msg.headers()))
             except InvalidRecord:
                 continue
-            key = dedupe_key(envelope.source, envelope.idempotency_key)
-            if key in seen:
+            key = dedupe.dedupe_key(envelope.source, envelope.idempotency_key)
+            ref = dedupe.RecordRef(msg.topic(), msg.partition(), msg.offset())
+            verdict = dedupe.judge(seen.get(key), ref, time.time(), DEDUPE_WINDOW)
+            if verdict is dedupe.Verdict.DUPLICATE:
                 continue
             outcome = router.route(envelope, now)
-            for d in outcome.deliveries:
-                producer.produce(topology.delivery_topic(d.destination), key=d.entity_key.encode(),
-                                 value=d.to_json(), headers=d.kafka_headers())
-            for s in outcome.scheduled:
-                producer.produce(topology.system_topic("scheduled"), key=str(s.delivery.delivery_id).encode(),
-                                 value=s.to_json())
-            hop = TrailHop(event_id=envelope.event_id, hop="routed", at=now, service="bench",
-                           detail={"destinations": outcome.destinations})
-            producer.produce(trail, key=hop.kafka_key(), value=hop.to_json())
-            seen[key] = time.time()
-            producer.produce(changelog, key=key.encode(), value=orjson.dumps({"at": seen[key]}))
+            for topic, k, value, headers, partition in build.routed(
+                envelope, outcome, level=INPUT_LEVEL, redelivery=verdict is dedupe.Verdict.REDELIVERY
+            ):
+                producer.produce(topic, value, k, headers=headers, partition=-1 if partition is None else partition)
+            seen[key] = dedupe.entry(ref, time.time(), str(envelope.event_id))
+            producer.produce(changelog, orjson.dumps(seen[key]), orjson.dumps(key), partition=msg.partition())
             producer.poll(0)
         if time.monotonic() - last_commit > 1.0:
             producer.flush(30)  # outputs durable before the offsets move (at least once)
@@ -191,58 +253,67 @@ def run_confluent(bootstrap: str, topology: Topology, n: int) -> dict[str, float
             last_commit = time.monotonic()
     producer.flush(30)
     elapsed = time.monotonic() - (started or time.monotonic())
+    cpu = cpu_seconds(me) - started_cpu
     consumer.close()
-    return {"events_per_s": n / max(elapsed, 1e-6)}
+    return {"events_per_s": n / max(elapsed, 1e-6), "cpu_us_per_event": cpu / n * 1e6}
 
 
 # ---- (c) quixstreams -------------------------------------------------------------------------------
 def run_quix(bootstrap: str, topology: Topology, n: int, state_dir: str) -> dict[str, float]:
-    from quixstreams import Application, State
+    from quixstreams import Application, State, message_context
 
     router = Router(topology)
-    app = Application(broker_address=bootstrap, consumer_group=topology.consumer_group("bench-quix"),
-                      auto_offset_reset="earliest", state_dir=state_dir, commit_interval=1.0,
-                      loglevel="WARNING")
+    app = Application(
+        broker_address=bootstrap,
+        consumer_group=topology.consumer_group("bench-quix"),
+        auto_offset_reset="earliest",
+        state_dir=state_dir,
+        commit_interval=1.0,
+        loglevel="WARNING",
+    )
     out = app.get_producer()
-    trail = topology.system_topic("trail")
-    progress: dict[str, Any] = {"done": 0, "started": None, "finished": None}
+    build = OutputBuilder(topology, "bench")
+    me = psutil.Process()
+    progress: dict[str, Any] = {"done": 0, "started": None, "finished": None, "cpu": 0.0}
 
-    def handle(value: bytes, state: State[Any, Any]) -> None:
+    def handle(value: bytes, key: Any, timestamp: int, headers: Any, state: State[Any, Any]) -> None:
         if progress["started"] is None:
-            progress["started"] = time.monotonic()
+            progress["started"], progress["cpu"] = time.monotonic(), cpu_seconds(me)
         progress["done"] += 1
         try:
-            envelope = parse_record(value, topology)
+            envelope = parse_record(value, topology, headers_dict(headers))
         except InvalidRecord:
             return
-        key = dedupe_key(envelope.source, envelope.idempotency_key)
-        if state.get(key) is None:
-            now = datetime.now(UTC)
-            outcome = router.route(envelope, now)
-            for d in outcome.deliveries:
-                out.produce(topology.delivery_topic(d.destination), key=d.entity_key.encode(), value=d.to_json(),
-                            headers=d.kafka_headers())
-            for s in outcome.scheduled:
-                out.produce(topology.system_topic("scheduled"), key=str(s.delivery.delivery_id).encode(),
-                            value=s.to_json())
-            hop = TrailHop(event_id=envelope.event_id, hop="routed", at=now, service="bench",
-                           detail={"destinations": outcome.destinations})
-            out.produce(trail, key=hop.kafka_key(), value=hop.to_json())
-            state.set(key, time.time())
+        dkey = dedupe.dedupe_key(envelope.source, envelope.idempotency_key)
+        ctx = message_context()
+        ref = dedupe.RecordRef(ctx.topic, ctx.partition, ctx.offset)
+        verdict = dedupe.judge(state.get(dkey), ref, time.time(), DEDUPE_WINDOW)
+        if verdict is not dedupe.Verdict.DUPLICATE:
+            outcome = router.route(envelope, datetime.now(UTC))
+            for topic, k, data, hdrs, partition in build.routed(
+                envelope, outcome, level=INPUT_LEVEL, redelivery=verdict is dedupe.Verdict.REDELIVERY
+            ):
+                out.produce(topic, key=k, value=data, headers=hdrs, partition=partition)
+            state.set(dkey, dedupe.entry(ref, time.time(), str(envelope.event_id)))
         if progress["done"] >= n and progress["finished"] is None:
             progress["finished"] = time.monotonic()
+            progress["cpu"] = cpu_seconds(me) - progress["cpu"]
             app.stop()
 
     topic = app.topic(topology.priority_topic(INPUT_LEVEL), value_deserializer="bytes", key_deserializer="bytes")
-    app.dataframe(topic).update(handle, stateful=True)
+    app.dataframe(topic).update(handle, stateful=True, metadata=True)
     app.run()
     out.flush()
-    return {"events_per_s": n / max(progress["finished"] - progress["started"], 1e-6)}
+    return {
+        "events_per_s": n / max(progress["finished"] - progress["started"], 1e-6),
+        "cpu_us_per_event": progress["cpu"] / n * 1e6,
+    }
 
 
 # ---- p1 latency under a p5 backlog -------------------------------------------------------------------
-def run_latency(bootstrap: str, topology: Topology, backlog: int, probes: int, port: int,
-                data_dir: str) -> dict[str, float]:
+def run_latency(
+    bootstrap: str, topology: Topology, backlog: int, probes: int, port: int, data_dir: str
+) -> dict[str, float]:
     fill(bootstrap, topology, backlog, 5)
     worker = FaustWorker(bootstrap, topology, port, data_dir)
     try:
@@ -252,17 +323,24 @@ def run_latency(bootstrap: str, topology: Topology, backlog: int, probes: int, p
         producer = Producer(producer_config(bootstrap, client_id="bench-p1", linger_ms=0))
         sent: dict[str, float] = {}
         for i in range(probes):
-            e = new_envelope(type="cliente.created", source="crm", priority=1, idempotency_key=f"p1-{uuid.uuid4().hex}",
-                             data={"cliente_id": f"P{i}", "name": "Ana"})
-            producer.produce(topology.priority_topic(1), key=e.kafka_key(), value=e.to_json(),
-                             headers=e.kafka_headers())
+            e = new_envelope(
+                type="cliente.created",
+                source="crm",
+                priority=1,
+                idempotency_key=f"p1-{uuid.uuid4().hex}",
+                data={"cliente_id": f"P{i}", "name": "Ana"},
+            )
+            producer.produce(
+                topology.priority_topic(1), key=e.kafka_key(), value=e.to_json(), headers=e.kafka_headers()
+            )
             producer.flush(10)
             sent[str(e.event_id)] = time.time()
             time.sleep(0.05)
             worker.routed()
         routed_p5 = worker.routed()
-        consumer = Consumer(consumer_config(bootstrap, group_id=f"bench-read-{uuid.uuid4().hex[:6]}",
-                                            client_id="bench-read"))
+        consumer = Consumer(
+            consumer_config(bootstrap, group_id=f"bench-read-{uuid.uuid4().hex[:6]}", client_id="bench-read")
+        )
         consumer.subscribe([topology.delivery_topic("financeiro")])
         latencies: list[float] = []
         seen: set[str] = set()
@@ -278,19 +356,26 @@ def run_latency(bootstrap: str, topology: Topology, backlog: int, probes: int, p
                 latencies.append((routed_at - sent[record["event_id"]]) * 1000)
         consumer.close()
         latencies.sort()
-        return {"p1_probes": probes, "p1_routed": len(latencies),
-                "p1_p50_ms": statistics.median(latencies) if latencies else float("nan"),
-                "p1_p99_ms": (latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-                              if latencies else float("nan")),
-                "p5_backlog": backlog, "p5_routed_while_probing": routed_p5,
-                "worker_peak_rss_mb": worker.peak_rss / 1e6}
+        return {
+            "p1_probes": probes,
+            "p1_routed": len(latencies),
+            "p1_p50_ms": statistics.median(latencies) if latencies else float("nan"),
+            "p1_p99_ms": (
+                latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
+            ),
+            "p5_backlog": backlog,
+            "p5_routed_while_probing": routed_p5,
+            "worker_peak_rss_mb": worker.peak_rss / 1e6,
+        }
     finally:
         worker.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bootstrap", default=os.environ.get("CARINHO_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument(
+        "--bootstrap", default=None, help="an existing broker; default: start one (bench.common.bench_broker)"
+    )
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--probes", type=int, default=200)
@@ -298,6 +383,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=16090)
     parser.add_argument("--only", choices=["faust", "confluent", "quix", "latency"], action="append")
     args = parser.parse_args(argv)
+    if args.bootstrap:
+        return measure(args)
+    with bench_broker() as bootstrap:
+        args.bootstrap = bootstrap
+        return measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
     base = load_topology(ROOT / "topics.yaml")
     only = set(args.only or ["faust", "confluent", "quix", "latency"])
     results: dict[str, list[dict[str, float]]] = {}
@@ -315,17 +408,31 @@ def main(argv: list[str] | None = None) -> int:
                     results.setdefault(name, []).append(runner(topology))
                     print(f"{name}: {results[name][-1]}", file=sys.stderr)
         if "latency" in only:
-            results["latency"] = [run_latency(args.bootstrap, hub(base, args.bootstrap), args.backlog, args.probes,
-                                              args.port + 1, f"{tmp}/faust-latency")]
-    summary: dict[str, Any] = {"events": args.events, "repeat": args.repeat, "cpu_count": os.cpu_count(),
-                               "load_avg_1m": os.getloadavg()[0]}
+            results["latency"] = [
+                run_latency(
+                    args.bootstrap,
+                    hub(base, args.bootstrap),
+                    args.backlog,
+                    args.probes,
+                    args.port + 1,
+                    f"{tmp}/faust-latency",
+                )
+            ]
+    summary: dict[str, Any] = {
+        "events": args.events,
+        "repeat": args.repeat,
+        "cpu_count": os.cpu_count(),
+        "load_avg_1m": os.getloadavg()[0],
+        "bootstrap": args.bootstrap,
+    }
     for name, runs in results.items():
         summary[name] = {key: round(statistics.median(r[key] for r in runs), 1) for key in runs[0]}
     if "faust" in summary and "quix" in summary:
         summary["faust_vs_quix"] = round(summary["faust"]["events_per_s"] / summary["quix"]["events_per_s"], 2)
     if "faust" in summary and "confluent" in summary:
         summary["faust_vs_confluent"] = round(
-            summary["faust"]["events_per_s"] / summary["confluent"]["events_per_s"], 2)
+            summary["faust"]["events_per_s"] / summary["confluent"]["events_per_s"], 2
+        )
     summary["targets"] = {"events_per_s": 10_000, "faust_vs_quix": 1.0, "p1_p99_ms": 200, "worker_rss_mb": 200}
     print(json.dumps(summary, indent=2))
     return 0

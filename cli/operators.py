@@ -42,6 +42,7 @@ def _topology(settings: OperatorSettings, *, namespaced: bool = True) -> Topolog
 
 def _guarded(func: Handler) -> Handler:
     """Turn the tools' expected errors into one clear line and an exit code."""
+
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)
@@ -51,6 +52,7 @@ def _guarded(func: Handler) -> Handler:
         except KafkaUnavailable as exc:
             print(f"carinho: Kafka: {exc}", file=sys.stderr)
             return 1
+
     return run
 
 
@@ -58,15 +60,29 @@ def _tool(args: argparse.Namespace) -> tuple[DlqTool, Topology]:
     settings = _settings()
     topology = _topology(settings)
     operator = resolve_operator(args.operator, settings.operator)
-    tool = DlqTool(topology, args.bootstrap or settings.kafka_bootstrap_servers, operator,
-                   replay_rate=settings.replay_rate, archive_dir=getattr(args, "dir", None) or settings.archive_dir)
+    tool = DlqTool(
+        topology,
+        args.bootstrap or settings.kafka_bootstrap_servers,
+        operator,
+        replay_rate=settings.replay_rate,
+        archive_dir=getattr(args, "dir", None) or settings.archive_dir,
+    )
     return tool, topology
 
 
 def _filter(args: argparse.Namespace, topology: Topology) -> DlqFilter:
-    return build_filter(topology, destination=args.destination, event_type=args.event_type, reason=args.reason,
-                        status_code=args.status_code, since=args.since, until=args.until,
-                        event_id=args.event_id, status=args.status, ids=args.id)
+    return build_filter(
+        topology,
+        destination=args.destination,
+        event_type=args.event_type,
+        reason=args.reason,
+        status_code=args.status_code,
+        since=args.since,
+        until=args.until,
+        event_id=args.event_id,
+        status=args.status,
+        ids=args.id,
+    )
 
 
 def _confirm(question: str, args: argparse.Namespace) -> bool:
@@ -89,9 +105,17 @@ def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], out: Text
         out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
-LIST_COLUMNS = [("id", "ID"), ("failed_at", "FAILED_AT"), ("status", "STATUS"), ("destination", "DESTINATION"),
-                ("event_type", "EVENT_TYPE"), ("reason", "REASON"), ("status_code", "CODE"),
-                ("attempts", "ATTEMPTS"), ("event_id", "EVENT_ID")]
+LIST_COLUMNS = [
+    ("id", "ID"),
+    ("failed_at", "FAILED_AT"),
+    ("status", "STATUS"),
+    ("destination", "DESTINATION"),
+    ("event_type", "EVENT_TYPE"),
+    ("reason", "REASON"),
+    ("status_code", "CODE"),
+    ("attempts", "ATTEMPTS"),
+    ("event_id", "EVENT_ID"),
+]
 
 
 def _json(value: Any) -> str:
@@ -106,11 +130,17 @@ def _stats(args: argparse.Namespace) -> int:
     if args.json:
         print(_json(stats.as_dict()))
         return 0
-    print(f"dead-letter records matching: {stats.total}"
-          + (f" (oldest failed {stats.oldest.isoformat()})" if stats.oldest else ""))
+    print(
+        f"dead-letter records matching: {stats.total}"
+        + (f" (oldest failed {stats.oldest.isoformat()})" if stats.oldest else "")
+    )
     print("by status: " + (", ".join(f"{k} {v}" for k, v in stats.by_status.most_common()) or "-"))
-    for title, counter in (("destination", stats.by_destination), ("event type", stats.by_event_type),
-                           ("reason", stats.by_reason), ("age", stats.by_age)):
+    for title, counter in (
+        ("destination", stats.by_destination),
+        ("event type", stats.by_event_type),
+        ("reason", stats.by_reason),
+        ("age", stats.by_age),
+    ):
         print(f"by {title}:")
         for name, count in counter.most_common():
             print(f"  {count:>7}  {name}")
@@ -164,8 +194,11 @@ def _print_replay(result: ReplayResult, to: str) -> None:
     if result.failed:
         print(f"  {result.failed:>7} FAILED to write (still open; run the replay again)")
     if result.dry_run:
-        _table(result.sample, [("id", "ID"), ("status", "STATUS"), ("destination", "DESTINATION"),
-                               ("reason", "REASON"), ("to", "TO")], sys.stdout)
+        _table(
+            result.sample,
+            [("id", "ID"), ("status", "STATUS"), ("destination", "DESTINATION"), ("reason", "REASON"), ("to", "TO")],
+            sys.stdout,
+        )
         if result.matched > len(result.sample):
             print(f"... and {result.matched - len(result.sample)} more")
         if count:
@@ -175,8 +208,9 @@ def _print_replay(result: ReplayResult, to: str) -> None:
 @_guarded
 def _replay(args: argparse.Namespace) -> int:
     tool, topology = _tool(args)
-    result = tool.replay(_filter(args, topology), to=args.to, execute=args.yes, rate=args.rate,
-                         progress=not args.no_progress)
+    result = tool.replay(
+        _filter(args, topology), to=args.to, execute=args.yes, rate=args.rate, progress=not args.no_progress
+    )
     _print_replay(result, args.to)
     return 1 if result.failed else 0
 
@@ -187,10 +221,11 @@ def _edit(args: argparse.Namespace) -> int:
     replacement = None
     if args.file:
         replacement = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-    state = tool.edit(DlqId.parse(args.dlq_id), sets=args.set or [], unsets=args.unset or [],
-                      replacement=replacement)
-    print(f"{state.dlq_id}: corrected ({', '.join(state.edited_paths)}); the original is kept. "
-          f"Replay it with: carinho dlq replay --id {state.dlq_id} --yes")
+    state = tool.edit(DlqId.parse(args.dlq_id), sets=args.set or [], unsets=args.unset or [], replacement=replacement)
+    print(
+        f"{state.dlq_id}: corrected ({', '.join(state.edited_paths)}); the original is kept. "
+        f"Replay it with: carinho dlq replay --id {state.dlq_id} --yes"
+    )
     return 0
 
 
@@ -213,6 +248,7 @@ def _close_command(action: str) -> Handler:
             count, path = tool.archive(flt, execute=True)
             print(f"archived {count} record(s) to {path}")
         return 0
+
     return run
 
 
@@ -242,19 +278,45 @@ def _audit(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise FilterError([str(exc)]) from None
     entries: list[AuditEntry] = sorted(
-        read_audit(topology, args.bootstrap or settings.kafka_bootstrap_servers, since=since, until=until,
-                   action=args.action, operator=args.by), key=lambda e: e.at)
+        read_audit(
+            topology,
+            args.bootstrap or settings.kafka_bootstrap_servers,
+            since=since,
+            until=until,
+            action=args.action,
+            operator=args.by,
+        ),
+        key=lambda e: e.at,
+    )
     if args.limit:
-        entries = entries[-args.limit:]
+        entries = entries[-args.limit :]
     if args.json:
         for entry in entries:
             print(entry.to_json().decode())
         return 0
-    rows = [{"at": e.at.isoformat(timespec="seconds"), "operator": e.operator, "action": e.action,
-             "mode": "dry-run" if e.dry_run else ("REVEAL" if e.reveal else ""), "count": e.count,
-             "filters": " ".join(f"{k}={v}" for k, v in sorted(e.filters.items()))} for e in entries]
-    _table(rows, [("at", "AT"), ("operator", "OPERATOR"), ("action", "ACTION"), ("mode", "MODE"),
-                  ("count", "COUNT"), ("filters", "FILTERS")], sys.stdout)
+    rows = [
+        {
+            "at": e.at.isoformat(timespec="seconds"),
+            "operator": e.operator,
+            "action": e.action,
+            "mode": "dry-run" if e.dry_run else ("REVEAL" if e.reveal else ""),
+            "count": e.count,
+            "filters": " ".join(f"{k}={v}" for k, v in sorted(e.filters.items())),
+        }
+        for e in entries
+    ]
+    _table(
+        rows,
+        [
+            ("at", "AT"),
+            ("operator", "OPERATOR"),
+            ("action", "ACTION"),
+            ("mode", "MODE"),
+            ("count", "COUNT"),
+            ("filters", "FILTERS"),
+        ],
+        sys.stdout,
+    )
     print(f"{len(rows)} operator action(s) since {since.isoformat(timespec='seconds')}")
     return 0
 
@@ -272,8 +334,16 @@ def _report_daily(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise FilterError([str(exc)]) from None
     operator = resolve_operator(args.operator, settings.operator)
-    text = publish_report(topology, bootstrap, day, settings, fmt=args.format,
-                          out=Path(args.out) if args.out else None, post_url=args.post, operator=operator)
+    text = publish_report(
+        topology,
+        bootstrap,
+        day,
+        settings,
+        fmt=args.format,
+        out=Path(args.out) if args.out else None,
+        post_url=args.post,
+        operator=operator,
+    )
     if not args.out:
         sys.stdout.write(text)
     else:
@@ -295,8 +365,14 @@ def _matrix(args: argparse.Namespace) -> int:
             return 0
         import difflib
 
-        diff = difflib.unified_diff((current or "").splitlines(), expected.splitlines(),
-                                    f"{path} (committed)", f"{path} (from topics.yaml)", lineterm="", n=1)
+        diff = difflib.unified_diff(
+            (current or "").splitlines(),
+            expected.splitlines(),
+            f"{path} (committed)",
+            f"{path} (from topics.yaml)",
+            lineterm="",
+            n=1,
+        )
         print(f"{path} differs from topics.yaml; run `carinho matrix` and commit it", file=sys.stderr)
         for line in list(diff)[:60]:
             print(line, file=sys.stderr)
@@ -323,8 +399,11 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--until", help="failed before: same forms as --since")
     group.add_argument("--event-id", action="append", help="event UUID")
     group.add_argument("--id", action="append", help="DLQ id <partition>:<offset>")
-    group.add_argument("--status", action="append",
-                       help="open (default: pending+edited), all, pending, edited, replayed, purged, archived")
+    group.add_argument(
+        "--status",
+        action="append",
+        help="open (default: pending+edited), all, pending, edited, replayed, purged, archived",
+    )
 
 
 def register(sub: Any) -> None:
@@ -356,8 +435,12 @@ def register(sub: Any) -> None:
     p = dsub.add_parser("replay", help="send records back for delivery (dry run unless --yes)")
     _connection(p)
     _filters(p)
-    p.add_argument("--to", choices=("retry", "main"), default="retry",
-                   help="the destination's first retry tier (default) or its main deliver topic")
+    p.add_argument(
+        "--to",
+        choices=("retry", "main"),
+        default="retry",
+        help="the destination's first retry tier (default) or its main deliver topic",
+    )
     p.add_argument("--yes", action="store_true", help="really replay (default: dry run)")
     p.add_argument("--rate", type=float, help="records per second (default CARINHO_REPLAY_RATE, 50)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -366,14 +449,20 @@ def register(sub: Any) -> None:
     p = dsub.add_parser("edit", help="correct a record before replay (the original is kept; audited)")
     _connection(p)
     p.add_argument("dlq_id", metavar="ID")
-    p.add_argument("--set", action="append", metavar="PATH=VALUE",
-                   help="e.g. payload.telefone='\"+55 11 99999-0000\"' (JSON or plain text)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="PATH=VALUE",
+        help="e.g. payload.telefone='\"+55 11 99999-0000\"' (JSON or plain text)",
+    )
     p.add_argument("--unset", action="append", metavar="PATH")
     p.add_argument("--file", help="the whole corrected record as JSON ('-' for stdin)")
     p.set_defaults(func=_edit)
 
-    for name, text in (("purge", "mark records as discarded (they age out with the topic)"),
-                       ("archive", "copy records to a gzip JSONL archive, then close them")):
+    for name, text in (
+        ("purge", "mark records as discarded (they age out with the topic)"),
+        ("archive", "copy records to a gzip JSONL archive, then close them"),
+    ):
         p = dsub.add_parser(name, help=f"{text}; asks for confirmation")
         _connection(p)
         _filters(p)
@@ -414,4 +503,3 @@ def register(sub: Any) -> None:
     p.add_argument("--check", action="store_true", help="exit 1 when the file differs from topics.yaml")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "integration-matrix.md"))
     p.set_defaults(func=_matrix)
-

@@ -62,12 +62,19 @@ def _sync_run(args: argparse.Namespace) -> int:
     if args.name not in topology.syncs:
         print(f"unknown sync {args.name!r}; topics.yaml defines {sorted(topology.syncs)}", file=sys.stderr)
         return 2
-    runner = SyncRunner(topology, settings.kafka_bootstrap_servers, settings.source_url,
-                        http_timeout=settings.sync_http_timeout, tokens=settings.source_tokens)
+    runner = SyncRunner(
+        topology,
+        settings.kafka_bootstrap_servers,
+        settings.source_url,
+        http_timeout=settings.sync_http_timeout,
+        tokens=settings.source_tokens,
+    )
     result = runner.run(args.name)
     if result.ok:
-        print(f"sync {result.sync}: ok, {result.items} item(s) in {result.pages} page(s), "
-              f"watermark {result.watermark or '-'} ({result.duration_ms:.0f} ms)")
+        print(
+            f"sync {result.sync}: ok, {result.items} item(s) in {result.pages} page(s), "
+            f"watermark {result.watermark or '-'} ({result.duration_ms:.0f} ms)"
+        )
         return 0
     print(f"sync {result.sync}: FAILED after {result.items} item(s): {result.error}", file=sys.stderr)
     return 1
@@ -84,8 +91,14 @@ def _sync_status(args: argparse.Namespace) -> int:
     for name, sync in topology.syncs.items():
         state = states.get(name) or SyncState(sync=name)
         due = next_due(sync, state, settings.sync_retry_after)
-        rows.append({**state.health(), "every": str(sync.every), "next_due": due.isoformat() if due else "now",
-                     "last_result": state.last_result})
+        rows.append(
+            {
+                **state.health(),
+                "every": str(sync.every),
+                "next_due": due.isoformat() if due else "now",
+                "last_result": state.last_result,
+            }
+        )
     if args.json:
         print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return 0
@@ -93,8 +106,10 @@ def _sync_status(args: argparse.Namespace) -> int:
     threshold = topology.alerts.sync_consecutive_failures
     for row in rows:
         flag = " !" if row["consecutive_failures"] >= threshold else ""
-        print(f"{row['sync']:22} {row['watermark'] or '-':27} {row['last_success_at'] or 'never':27} "
-              f"{row['consecutive_failures']:>5}{flag}  {row['next_due']}  {row['last_error'] or ''}")
+        print(
+            f"{row['sync']:22} {row['watermark'] or '-':27} {row['last_success_at'] or 'never':27} "
+            f"{row['consecutive_failures']:>5}{flag}  {row['next_due']}  {row['last_error'] or ''}"
+        )
     return 1 if any(r["consecutive_failures"] >= threshold for r in rows) else 0
 
 
@@ -137,8 +152,11 @@ def _trail_from_topic(settings: ProcessorSettings, event_id: str) -> list[dict[s
 
     topology = settings.topology()
     topic = topology.system_topic("trail")
-    consumer = Consumer(consumer_config(settings.kafka_bootstrap_servers, group_id=f"trace-{uuid.uuid4().hex[:8]}",
-                                        client_id="carinho-trace"))
+    consumer = Consumer(
+        consumer_config(
+            settings.kafka_bootstrap_servers, group_id=f"trace-{uuid.uuid4().hex[:8]}", client_id="carinho-trace"
+        )
+    )
     hops: list[dict[str, Any]] = []
     try:
         partitions = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)

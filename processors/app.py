@@ -1,9 +1,10 @@
 """The processors' Faust app: dedupe, priority-aware routing, dead-lettering, delayed messages,
 the trail index and scheduled syncs, plus /v1/trail/{event_id}, /metrics and /health on the web port.
 
-Delivery guarantee: at least once. Every output (deliveries, scheduled messages, trail hops, table
-changelogs) goes through Faust's producer, which Faust flushes before it commits source offsets;
-dead-letter records are acknowledged before their batch is acked. A crash before the commit re-reads
+Delivery guarantee: at least once. Every output of the routers (deliveries, scheduled messages, trail
+hops, the dedupe changelog) goes through a confluent-kafka producer (processors/output.py) that `App`
+flushes together with Faust's own producer (the other tables' changelogs) before Faust commits source
+offsets; dead-letter records are acknowledged before their batch is acked. A crash before the commit re-reads
 the records: delivery ids are deterministic and dedupe recognises the very same record (see dedupe.py).
 """
 
@@ -22,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
+import orjson
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from faust.web import Request, Response, View
@@ -35,6 +37,7 @@ from hub.trail import Hop, TrailHop
 from processors import dedupe, metrics, trail_index
 from processors.automations.feedback import ScheduledMessage
 from processors.dead_letter import DeadLetterWriter, Failed, headers_dict
+from processors.output import OutputBuilder, OutputProducer
 from processors.priority import LEVELS, PriorityGate, install_priority_fetch, topic_rank
 from processors.routing import InvalidRecord, Router, TransformFailed, parse_record
 from processors.settings import ProcessorSettings
@@ -60,6 +63,26 @@ def changelog_topic(app_id: str, table: str) -> str:
     return f"{app_id}-{table}-changelog"
 
 
+class App(faust.App):
+    """faust.App whose producer flush (Faust calls it before every offset commit, and on rebalance)
+    also waits for the routers' confluent-kafka output producer: outputs are durable before the
+    offsets of their source records move (at least once)."""
+
+    outputs: OutputProducer | None = None
+
+    def _new_producer(self) -> Any:
+        producer = super()._new_producer()
+        flush_faust = producer.flush
+
+        async def flush() -> None:
+            await flush_faust()
+            if self.outputs is not None:
+                await self.outputs.flush()
+
+        producer.flush = flush  # type: ignore[method-assign]
+        return producer
+
+
 class Processors:
     """One worker: build with settings (and optionally a topology), then `run()` or `worker()`."""
 
@@ -74,22 +97,46 @@ class Processors:
         self.scheduled_topic = self.topology.system_topic("scheduled")
         self.trail_topic = self.topology.system_topic("trail")
         self.gate = PriorityGate()
+        self._counters = {level: _LevelMetrics(level) for level in LEVELS}
         install_priority_fetch(topic_rank({self.topology.priority_topic(level): level for level in LEVELS}))
         self.dlq = DeadLetterWriter(settings.kafka_bootstrap_servers, self.topology.dead_letter_topic)
         self.sync_states = SyncStateStore(self.topology, settings.kafka_bootstrap_servers)
-        self.sync_runner = SyncRunner(self.topology, settings.kafka_bootstrap_servers, settings.source_url,
-                                      http_timeout=settings.sync_http_timeout, tokens=settings.source_tokens,
-                                      state_store=self.sync_states)
+        self.sync_runner = SyncRunner(
+            self.topology,
+            settings.kafka_bootstrap_servers,
+            settings.source_url,
+            http_timeout=settings.sync_http_timeout,
+            tokens=settings.source_tokens,
+            state_store=self.sync_states,
+        )
         self.sync_status: dict[str, Any] = {}
         self.produce_errors = 0
+        self.build = OutputBuilder(self.topology, SERVICE)
+        self.outputs = OutputProducer(
+            settings.kafka_bootstrap_servers,
+            "processors",
+            self._on_produce_error,
+            linger_ms=settings.output_linger_ms,
+            **{"compression.type": settings.output_compression},
+        )
         self.app = self._make_app()
+        self.app.outputs = self.outputs
+        self.dedupe_changelog = changelog_topic(self.app_id, "dedupe")
         event_partitions = self._partitions(self.topology.priorities[0].partitions)
-        self.dedupe_table = self.app.Table("dedupe", partitions=event_partitions,
-                                           help="(source, idempotency key) -> first record seen")
-        self.schedule_table = self.app.Table("scheduled", partitions=self.topology.system_topics.scheduled.partitions,
-                                             help="delayed messages by delivery id")
-        self.trail_table = self.app.Table("trail-index", partitions=self.topology.system_topics.trail.partitions,
-                                          key_type=bytes, help="trail hops by event id")
+        self.dedupe_table = self.app.Table(
+            "dedupe", partitions=event_partitions, help="(source, idempotency key) -> first record seen"
+        )
+        self.schedule_table = self.app.Table(
+            "scheduled",
+            partitions=self.topology.system_topics.scheduled.partitions,
+            help="delayed messages by delivery id",
+        )
+        self.trail_table = self.app.Table(
+            "trail-index",
+            partitions=self.topology.system_topics.trail.partitions,
+            key_type=bytes,
+            help="trail hops by event id",
+        )
         self._define_routers()
         self._define_scheduler()
         if settings.trail_index_enabled:
@@ -101,16 +148,17 @@ class Processors:
     def _partitions(self, expected: int) -> int:
         counts = {p.partitions for p in self.topology.priorities}
         if len(counts) != 1:
-            raise ValueError(f"events.p1..p5 must have the same partition count (dedupe is co-partitioned), "
-                             f"got {sorted(counts)}")
+            raise ValueError(
+                f"events.p1..p5 must have the same partition count (dedupe is co-partitioned), got {sorted(counts)}"
+            )
         return expected
 
-    def _make_app(self) -> faust.App:
+    def _make_app(self) -> App:
         s = self.settings
         profile = self.topology.cluster_profiles[s.cluster_profile]
         brokers = [f"kafka://{host.strip()}" for host in s.kafka_bootstrap_servers.split(",") if host.strip()]
         s.worker_data_dir.mkdir(parents=True, exist_ok=True)
-        return faust.App(
+        return App(
             self.app_id,
             broker=brokers,
             store="memory://",
@@ -151,9 +199,15 @@ class Processors:
         }
         admin = AdminClient(admin_config(self.settings.kafka_bootstrap_servers))
         topics = [
-            NewTopic(changelog_topic(self.app_id, name), num_partitions=partitions[name], replication_factor=rf,
-                     config={"cleanup.policy": "compact,delete",
-                             "retention.ms": str(int(retention[name].total_seconds() * 1000))})
+            NewTopic(
+                changelog_topic(self.app_id, name),
+                num_partitions=partitions[name],
+                replication_factor=rf,
+                config={
+                    "cleanup.policy": "compact,delete",
+                    "retention.ms": str(int(retention[name].total_seconds() * 1000)),
+                },
+            )
             for name in self.TABLES
         ]
         for name, future in admin.create_topics(topics, request_timeout=timeout).items():
@@ -168,45 +222,46 @@ class Processors:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             metadata = admin.list_topics(timeout=timeout)
-            if all(name in metadata.topics and metadata.topics[name].partitions
-                   and all(p.leader >= 0 for p in metadata.topics[name].partitions.values()) for name in names):
+            if all(
+                name in metadata.topics
+                and metadata.topics[name].partitions
+                and all(p.leader >= 0 for p in metadata.topics[name].partitions.values())
+                for name in names
+            ):
                 return
             time.sleep(0.2)
         raise RuntimeError(f"changelog topics {sorted(names)} have no leaders after {timeout}s")
 
     # ---- producing ------------------------------------------------------------------------------
-    async def _send(self, topic: str, key: bytes | None, value: bytes,
-                    headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
-        future = await self.app.producer.send(topic, key, value, partition, None, headers)
-        if isinstance(future, asyncio.Future):
-            future.add_done_callback(functools.partial(self._on_sent, topic=topic))
+    def _on_produce_error(self, exc: BaseException) -> None:
+        # The offsets of earlier batches may already be committed: crash so nothing is silently lost
+        # going forward; the supervisor restarts the worker (records after the last commit replay).
+        self.produce_errors += 1
+        metrics.PRODUCE_ERRORS.labels("output").inc()
+        log.error("%s", exc)
+        self.app._crash(exc)
 
-    def _on_sent(self, future: asyncio.Future[Any], *, topic: str) -> None:
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is not None:
-            # The offsets of this batch may already be committed: crash so nothing is silently lost
-            # going forward; the supervisor restarts the worker (records after the last commit replay).
-            self.produce_errors += 1
-            metrics.PRODUCE_ERRORS.labels(topic).inc()
-            log.error("producer could not write to %s: %r", topic, exc)
-            self.app._crash(exc)
+    def _hop(self, event_id: Any, hop: Hop, **fields: Any) -> None:
+        self.outputs.produce_all([self.build.hop(event_id, hop, **fields)])
 
-    async def _hop(self, event_id: Any, hop: Hop, **fields: Any) -> None:
-        record = TrailHop(event_id=event_id, hop=hop, at=datetime.now(UTC), service=SERVICE, **fields)
-        await self._send(self.trail_topic, record.kafka_key(), record.to_json())
+    def _send_delivery(self, delivery: DeliveryRecord) -> None:
+        self.outputs.produce_all([self.build.delivery(delivery)])
+        self._delivery_counter(delivery.destination).inc()
 
-    async def _send_delivery(self, delivery: DeliveryRecord) -> None:
-        await self._send(self.topology.delivery_topic(delivery.destination), delivery.entity_key.encode(),
-                         delivery.to_json(), delivery.kafka_headers())
-        metrics.DELIVERIES.labels(delivery.destination).inc()
+    @functools.cache  # noqa: B019 (one Processors per process; a handful of destinations)
+    def _delivery_counter(self, destination: str) -> Any:
+        return metrics.DELIVERIES.labels(destination)
 
     # ---- routing --------------------------------------------------------------------------------
     def _define_routers(self) -> None:
         for level in LEVELS:
-            topic = self.app.topic(self.topology.priority_topic(level), key_type=bytes, value_type=bytes,
-                                   key_serializer="raw", value_serializer="raw")
+            topic = self.app.topic(
+                self.topology.priority_topic(level),
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+            )
             self.app.agent(topic, name=f"route-p{level}")(self._router_agent(level))
 
     def _router_agent(self, level: int) -> Callable[[Any], Any]:
@@ -256,32 +311,52 @@ class Processors:
                 now = datetime.now(UTC)
             message = event.message
             try:
-                failed = await self._route_one(level, message, now)
+                failed = self._route_one(level, message, now)
             except Exception as exc:  # a bug must not stop the partition: dead-letter and go on
                 log.exception("unexpected error routing a record")
                 metrics.EVENTS.labels(str(level), "error").inc()
                 failed = self._failed(message, "processing_error", exc, permanent=False)
             if failed is not None:
                 failures.append(failed)
+        self.outputs.poll()
         if failures:
             await self.dlq.write(failures, now)
 
-    def _failed(self, message: Any, reason: str, exc: BaseException, *, permanent: bool = True,
-                event_id: str | None = None, event_type: str | None = None,
-                destination: str | None = None) -> Failed:
-        return Failed(key=message.key, value=message.value, topic=message.topic, partition=message.partition,
-                      offset=message.offset, reason=reason, error_class=type(exc).__name__,
-                      error_message=str(exc)[:500], permanent=permanent, event_id=event_id,
-                      event_type=event_type, destination=destination)
+    def _failed(
+        self,
+        message: Any,
+        reason: str,
+        exc: BaseException,
+        *,
+        permanent: bool = True,
+        event_id: str | None = None,
+        event_type: str | None = None,
+        destination: str | None = None,
+    ) -> Failed:
+        return Failed(
+            key=message.key,
+            value=message.value,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            reason=reason,
+            error_class=type(exc).__name__,
+            error_message=str(exc)[:500],
+            permanent=permanent,
+            event_id=event_id,
+            event_type=event_type,
+            destination=destination,
+        )
 
-    async def _route_one(self, level: int, message: Any, now: datetime) -> Failed | None:
+    def _route_one(self, level: int, message: Any, now: datetime) -> Failed | None:
+        counters = self._counters[level]
         headers = headers_dict(message.headers)
         try:
             envelope = self.router_parse(message.value, headers)
         except InvalidRecord as exc:
-            metrics.EVENTS.labels(str(level), "invalid").inc()
+            counters.invalid.inc()
             if exc.event_id and _is_uuid(exc.event_id):
-                await self._hop(exc.event_id, "invalid", detail={"reason": exc.reason, "topic": message.topic})
+                self._hop(exc.event_id, "invalid", detail={"reason": exc.reason, "topic": message.topic})
             return self._failed(message, exc.reason, exc, event_id=exc.event_id, event_type=exc.event_type)
 
         ref = dedupe.RecordRef(message.topic, message.partition, message.offset)
@@ -289,44 +364,48 @@ class Processors:
         store = self.dedupe_table.data
         verdict = dedupe.judge(store.get(key), ref, time.time(), self.window)
         if verdict is dedupe.Verdict.DUPLICATE:
-            metrics.EVENTS.labels(str(level), "duplicate").inc()
+            counters.duplicate.inc()
             first = store.get(key) or {}
-            await self._hop(envelope.event_id, "duplicate_dropped",
-                            detail={"first_seen_at": first.get("at"), "topic": message.topic})
+            self._hop(
+                envelope.event_id,
+                "duplicate_dropped",
+                detail={"first_seen_at": first.get("at"), "topic": message.topic},
+            )
             return None
 
         try:
             outcome = self.router.route(envelope, now)
         except TransformFailed as exc:
-            metrics.EVENTS.labels(str(level), "transform_failed").inc()
-            await self._hop(envelope.event_id, "dead_lettered", destination=exc.destination,
-                            detail={"reason": "transform_failed", "error_class": type(exc.cause).__name__})
-            return self._failed(message, "transform_failed", exc.cause, event_id=str(envelope.event_id),
-                                event_type=envelope.type, destination=exc.destination)
+            counters.transform_failed.inc()
+            self._hop(
+                envelope.event_id,
+                "dead_lettered",
+                destination=exc.destination,
+                detail={"reason": "transform_failed", "error_class": type(exc.cause).__name__},
+            )
+            return self._failed(
+                message,
+                "transform_failed",
+                exc.cause,
+                event_id=str(envelope.event_id),
+                event_type=envelope.type,
+                destination=exc.destination,
+            )
 
+        outputs = self.outputs
+        outputs.produce_all(
+            self.build.routed(envelope, outcome, level=level, redelivery=verdict is dedupe.Verdict.REDELIVERY)
+        )
         for delivery in outcome.deliveries:
-            await self._send_delivery(delivery)
-        for scheduled in outcome.scheduled:
-            await self._send(self.scheduled_topic, str(scheduled.delivery.delivery_id).encode(),
-                             scheduled.to_json(), scheduled.delivery.kafka_headers())
-        await self._hop(envelope.event_id, "routed", detail={
-            "priority": level,
-            "destinations": outcome.destinations,
-            "deliveries": {d.destination + (f":{d.message_type}" if d.message_type else ""): str(d.delivery_id)
-                           for d in outcome.deliveries},
-            "redelivery": verdict is dedupe.Verdict.REDELIVERY,
-        })
-        for scheduled in outcome.scheduled:
-            await self._hop(envelope.event_id, "scheduled", destination=scheduled.delivery.destination,
-                            delivery_id=scheduled.delivery.delivery_id,
-                            detail={"due_at": scheduled.due_at.isoformat(),
-                                    "message_type": scheduled.delivery.message_type})
+            self._delivery_counter(delivery.destination).inc()
         value = dedupe.entry(ref, time.time(), str(envelope.event_id))
         store[key] = value
-        self.dedupe_table.send_changelog(message.partition, key, value)
-        metrics.EVENTS.labels(str(level), "routed").inc()
+        # The changelog record exactly as Faust's json codec writes it (the table's recovery and standby
+        # replicas read it back with that codec), through the output producer: flushed before commit.
+        outputs.produce(self.dedupe_changelog, orjson.dumps(key), orjson.dumps(value), None, message.partition)
+        counters.routed.inc()
         if message.timestamp:
-            metrics.ROUTING_LATENCY.labels(str(level)).observe(max(0.0, time.time() - message.timestamp))
+            counters.latency.observe(max(0.0, time.time() - message.timestamp))
         return None
 
     def router_parse(self, value: bytes | None, headers: Mapping[str, bytes]) -> EventEnvelope:
@@ -334,8 +413,9 @@ class Processors:
 
     # ---- delayed messages -----------------------------------------------------------------------
     def _define_scheduler(self) -> None:
-        topic = self.app.topic(self.scheduled_topic, key_type=bytes, value_type=bytes,
-                               key_serializer="raw", value_serializer="raw")
+        topic = self.app.topic(
+            self.scheduled_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
 
         async def park(stream: Any) -> None:
             async for event in stream.events():
@@ -343,16 +423,20 @@ class Processors:
                 try:
                     scheduled = ScheduledMessage.from_json(message.value)
                 except Exception as exc:
-                    await self.dlq.write([self._failed(message, "invalid_scheduled_message", exc)],
-                                         datetime.now(UTC))
+                    await self.dlq.write([self._failed(message, "invalid_scheduled_message", exc)], datetime.now(UTC))
                     continue
                 key = str(scheduled.delivery.delivery_id)
                 store = self.schedule_table.data
                 existing = store.get(key)
                 if existing and existing.get("state") == "fired":
                     continue  # already released once (re-sent completion, replay after a crash)
-                value = {"state": "pending", "due_at": scheduled.due_at.isoformat(), "partition": message.partition,
-                         "at": time.time(), "delivery": scheduled.delivery.model_dump(mode="json", exclude_none=True)}
+                value = {
+                    "state": "pending",
+                    "due_at": scheduled.due_at.isoformat(),
+                    "partition": message.partition,
+                    "at": time.time(),
+                    "delivery": scheduled.delivery.model_dump(mode="json", exclude_none=True),
+                }
                 store[key] = value
                 self.schedule_table.send_changelog(message.partition, key, value)
 
@@ -373,7 +457,7 @@ class Processors:
                 waiting += 1
                 continue
             delivery = DeliveryRecord.model_validate(value["delivery"])
-            await self._send_delivery(delivery)
+            self._send_delivery(delivery)
             fired = {**value, "state": "fired", "fired_at": now.isoformat(), "at": time.time()}
             store[key] = fired
             self.schedule_table.send_changelog(value["partition"], key, fired)
@@ -384,8 +468,9 @@ class Processors:
 
     # ---- trail index ----------------------------------------------------------------------------
     def _define_trail_index(self) -> None:
-        topic = self.app.topic(self.trail_topic, key_type=bytes, value_type=bytes,
-                               key_serializer="raw", value_serializer="raw")
+        topic = self.app.topic(
+            self.trail_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
 
         async def index(stream: Any) -> None:
             async for event in stream.events():
@@ -393,8 +478,9 @@ class Processors:
                 try:
                     hop = TrailHop.from_json(message.value)
                 except Exception:
-                    log.warning("unreadable trail record at %s[%s]@%s", message.topic, message.partition,
-                                message.offset)
+                    log.warning(
+                        "unreadable trail record at %s[%s]@%s", message.topic, message.partition, message.offset
+                    )
                     continue
                 key = str(hop.event_id).encode()
                 store = self.trail_table.data
@@ -458,8 +544,13 @@ class Processors:
                 self.sync_status[name] = state.health()
             if is_due(sync, state or SyncState(sync=name), now, self.settings.sync_retry_after):
                 result = await asyncio.to_thread(self.sync_runner.run, name)
-                self.sync_status[name] = {"sync": name, "ok": result.ok, "items": result.items,
-                                          "watermark": result.watermark, "error": result.error}
+                self.sync_status[name] = {
+                    "sync": name,
+                    "ok": result.ok,
+                    "items": result.items,
+                    "watermark": result.watermark,
+                    "error": result.error,
+                }
 
     # ---- web ------------------------------------------------------------------------------------
     def _define_pages(self) -> None:
@@ -524,8 +615,25 @@ class Processors:
 
     # ---- running --------------------------------------------------------------------------------
     def worker(self) -> faust.Worker:
-        return faust.Worker(self.app, loglevel=self.settings.log_level.lower(), override_logging=False,
-                            quiet=True, redirect_stdouts=False)
+        return faust.Worker(
+            self.app,
+            loglevel=self.settings.log_level.lower(),
+            override_logging=False,
+            quiet=True,
+            redirect_stdouts=False,
+        )
+
+
+class _LevelMetrics:
+    """The labelled metric children of one priority level, looked up once (not per event)."""
+
+    def __init__(self, level: int):
+        label = str(level)
+        self.routed = metrics.EVENTS.labels(label, "routed")
+        self.invalid = metrics.EVENTS.labels(label, "invalid")
+        self.duplicate = metrics.EVENTS.labels(label, "duplicate")
+        self.transform_failed = metrics.EVENTS.labels(label, "transform_failed")
+        self.latency = metrics.ROUTING_LATENCY.labels(label)
 
 
 def _is_uuid(value: str) -> bool:

@@ -41,23 +41,35 @@ class Failed:
 class DeadLetterWriter:
     def __init__(self, bootstrap: str, topic: str, client_id: str = "processors-dlq"):
         self.topic = topic
-        self._producer = Producer(producer_config(
-            bootstrap, client_id=client_id, linger_ms=2, **{"message.max.bytes": 16 * 1_048_576}))
+        self._producer = Producer(
+            producer_config(bootstrap, client_id=client_id, linger_ms=2, **{"message.max.bytes": 16 * 1_048_576})
+        )
 
     def _produce(self, failed: Failed, now: datetime, errors: list[str]) -> None:
         info = DeadLetterInfo(
-            stage="processors", reason=failed.reason, permanent=failed.permanent,
-            error_class=failed.error_class, error_message=failed.error_message,
-            original_topic=failed.topic, original_partition=failed.partition, original_offset=failed.offset,
-            failed_at=now, first_failed_at=now, destination=failed.destination, event_id=failed.event_id,
-            event_type=failed.event_type, attempts=1,
+            stage="processors",
+            reason=failed.reason,
+            permanent=failed.permanent,
+            error_class=failed.error_class,
+            error_message=failed.error_message,
+            original_topic=failed.topic,
+            original_partition=failed.partition,
+            original_offset=failed.offset,
+            failed_at=now,
+            first_failed_at=now,
+            destination=failed.destination,
+            event_id=failed.event_id,
+            event_type=failed.event_type,
+            attempts=1,
         )
+
         def on_delivery(err: Any, _msg: Any) -> None:
             if err is not None:
                 errors.append(str(err))
 
-        self._producer.produce(self.topic, key=failed.key, value=failed.value or b"", headers=info.to_headers(),
-                               on_delivery=on_delivery)
+        self._producer.produce(
+            self.topic, key=failed.key, value=failed.value or b"", headers=info.to_headers(), on_delivery=on_delivery
+        )
 
     def write_many(self, failures: list[Failed], now: datetime, timeout: float = 30.0) -> None:
         """Produce and wait until every record is acknowledged (raises if not)."""
@@ -67,8 +79,9 @@ class DeadLetterWriter:
             metrics.DEAD_LETTERS.labels(failed.reason).inc()
         remaining = self._producer.flush(timeout)
         if remaining or errors:
-            raise RuntimeError(f"dead-letter topic {self.topic}: {remaining} record(s) not acknowledged, "
-                               f"errors: {errors[:3]}")
+            raise RuntimeError(
+                f"dead-letter topic {self.topic}: {remaining} record(s) not acknowledged, errors: {errors[:3]}"
+            )
 
     async def write(self, failures: list[Failed], now: datetime) -> None:
         if failures:

@@ -7,14 +7,18 @@ from hub.metrics import counter, gauge, histogram
 EVENTS = counter("processor_events_total", "Events handled by outcome", ("priority", "outcome"))
 DELIVERIES = counter("processor_deliveries_total", "Delivery records emitted", ("destination",))
 DEAD_LETTERS = counter("processor_dead_letters_total", "Records sent to the dead-letter topic", ("reason",))
-ROUTING_LATENCY = histogram("processor_routing_seconds",
-                            "From the record's Kafka timestamp to its deliveries being emitted", ("priority",))
-DISPATCH_LATENCY = histogram("processor_dispatch_seconds",
-                             "From the record's Kafka timestamp to its agent taking it (fetch + dispatch)",
-                             ("priority",))
+ROUTING_LATENCY = histogram(
+    "processor_routing_seconds", "From the record's Kafka timestamp to its deliveries being emitted", ("priority",)
+)
+DISPATCH_LATENCY = histogram(
+    "processor_dispatch_seconds",
+    "From the record's Kafka timestamp to its agent taking it (fetch + dispatch)",
+    ("priority",),
+)
 PENDING = gauge("processor_priority_pending", "Events buffered per priority level", ("priority",))
-GATE_WAIT = counter("processor_priority_wait_seconds_total",
-                    "Time a level waited for more urgent levels", ("priority",))
+GATE_WAIT = counter(
+    "processor_priority_wait_seconds_total", "Time a level waited for more urgent levels", ("priority",)
+)
 SCHEDULED_PENDING = gauge("processor_scheduled_pending", "Delayed messages waiting in this worker")
 SCHEDULED_RELEASED = counter("processor_scheduled_released_total", "Delayed messages released when due")
 TRAIL_INDEXED = counter("processor_trail_hops_indexed_total", "Trail hops added to the trail index")

@@ -74,6 +74,7 @@ class PriorityGate:
 def topic_rank(topology_levels: dict[str, int], default: float = 2.5) -> Callable[[str], float]:
     """Rank of a topic for the fetcher: events.pN -> N; other topics (trail, scheduled, changelogs)
     `default`, i.e. after p1-p2 but before the bulk levels."""
+
     def rank(topic: str) -> float:
         return topology_levels.get(topic, default)
 
@@ -98,8 +99,12 @@ def install_priority_fetch(rank: Callable[[str], float]) -> None:
     if getattr(current, "_carinho_priority", False):
         return
 
-    async def fetched_records(self: Any, partitions: Any, timeout: float = 0,  # noqa: ASYNC109 (aiokafka's API)
-                              max_records: int | None = None) -> Any:
+    async def fetched_records(
+        self: Any,
+        partitions: Any,
+        timeout: float = 0,  # noqa: ASYNC109 (aiokafka's API)
+        max_records: int | None = None,
+    ) -> Any:
         records = self._records
         rank_of = _rank
         if len(records) > 1 and rank_of is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from hub.delivery import DeliveryRecord, derive_delivery_id
@@ -27,8 +28,14 @@ from processors.transforms.mapping import apply_map, check_map
 class InvalidRecord(ValueError):
     """Not a routable envelope. `reason` is the dead-letter reason (machine-friendly)."""
 
-    def __init__(self, reason: str, message: str, error_class: str = "InvalidRecord",
-                 event_id: str | None = None, event_type: str | None = None):
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        error_class: str = "InvalidRecord",
+        event_id: str | None = None,
+        event_type: str | None = None,
+    ):
         super().__init__(message)
         self.reason = reason
         self.error_class = error_class
@@ -46,15 +53,23 @@ class TransformFailed(RuntimeError):
 
 
 _KIND_CHECKS: dict[str, tuple[type, ...]] = {
-    "string": (str,), "datetime": (str,), "date": (str,), "email": (str,), "phone": (str,), "cpf": (str,),
-    "integer": (int,), "number": (int, float), "boolean": (bool,), "object": (dict,), "array": (list,),
+    "string": (str,),
+    "datetime": (str,),
+    "date": (str,),
+    "email": (str,),
+    "phone": (str,),
+    "cpf": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
 }
 
 
 def check_data(data: Mapping[str, Any], spec: DataSpec) -> list[str]:
     """Required fields present and declared fields of the right JSON kind (extra fields pass)."""
-    problems = [f"missing required field {name!r}" for name in spec.required
-                if data.get(name) in (None, "")]
+    problems = [f"missing required field {name!r}" for name in spec.required if data.get(name) in (None, "")]
     for name, kind in spec.fields.items():
         value = data.get(name)
         if value is None:
@@ -65,32 +80,40 @@ def check_data(data: Mapping[str, Any], spec: DataSpec) -> list[str]:
     return problems
 
 
-def parse_record(value: bytes | None, topology: Topology,
-                 headers: Mapping[str, bytes] | None = None) -> EventEnvelope:
+def parse_record(value: bytes | None, topology: Topology, headers: Mapping[str, bytes] | None = None) -> EventEnvelope:
     """The envelope in a raw events.pN record, or InvalidRecord with the reason."""
     header_id = (headers or {}).get("event_id")
     hinted_id = header_id.decode(errors="replace")[:64] if isinstance(header_id, bytes) else None
     if value is None:
         raise InvalidRecord("empty_record", "record has no value", event_id=hinted_id)
     if len(value) > topology.defaults.max_event_bytes:
-        raise InvalidRecord("too_large", f"record is {len(value)} bytes; max_event_bytes is "
-                            f"{topology.defaults.max_event_bytes}", event_id=hinted_id)
+        raise InvalidRecord(
+            "too_large",
+            f"record is {len(value)} bytes; max_event_bytes is {topology.defaults.max_event_bytes}",
+            event_id=hinted_id,
+        )
     try:
         envelope = EventEnvelope.from_json(value)
     except ValidationError as exc:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
         where = ".".join(str(p) for p in first["loc"]) or "(record)"
         reason = "not_json" if first.get("type") == "json_invalid" else "invalid_envelope"
-        raise InvalidRecord(reason, mask_text(f"{where}: {first['msg']}"), "ValidationError",
-                            event_id=hinted_id) from None
+        raise InvalidRecord(
+            reason, mask_text(f"{where}: {first['msg']}"), "ValidationError", event_id=hinted_id
+        ) from None
     event_id = str(envelope.event_id)
     event_type = topology.event_types.get(envelope.type)
     if event_type is None:
-        raise InvalidRecord("unknown_event_type", f"unknown event type {envelope.type!r}",
-                            event_id=event_id, event_type=envelope.type)
+        raise InvalidRecord(
+            "unknown_event_type", f"unknown event type {envelope.type!r}", event_id=event_id, event_type=envelope.type
+        )
     if envelope.source not in event_type.sources:
-        raise InvalidRecord("source_not_allowed", f"source {envelope.source!r} may not send {envelope.type!r}",
-                            event_id=event_id, event_type=envelope.type)
+        raise InvalidRecord(
+            "source_not_allowed",
+            f"source {envelope.source!r} may not send {envelope.type!r}",
+            event_id=event_id,
+            event_type=envelope.type,
+        )
     problems = check_data(envelope.data, event_type.data)
     if problems:
         raise InvalidRecord("invalid_data", "; ".join(problems), event_id=event_id, event_type=envelope.type)
@@ -132,8 +155,10 @@ class Router:
         for event_type, route in self.topology.routes.items():
             for dest, target in route.to.items():
                 if target.hook is not None and target.hook not in self.hooks:
-                    problems.append(f"routes.{event_type}.to.{dest}.hook: no hook named {target.hook!r} "
-                                    f"in processors/transforms/hooks.py")
+                    problems.append(
+                        f"routes.{event_type}.to.{dest}.hook: no hook named {target.hook!r} "
+                        f"in processors/transforms/hooks.py"
+                    )
                 if target.map is not None:
                     problems += [f"routes.{event_type}.to.{dest}.map: {p}" for p in check_map(target.map)]
         return problems
@@ -154,28 +179,33 @@ class Router:
         deliveries: list[DeliveryRecord] = []
         route = self.topology.routes.get(envelope.type)
         if route is not None:
-            document = envelope.model_dump(mode="json", exclude_none=True)
+            # The envelope as JSON (= model_dump(mode="json", exclude_none=True), at a third of the cost).
+            document = orjson.loads(envelope.to_json())
             for dest, target in route.to.items():
                 try:
                     if target.hook is not None:
                         payload = self.hooks[target.hook](document)
                     else:
                         payload = apply_map(target.map or {}, document)
+                    if not isinstance(payload, dict):
+                        raise TypeError(f"transform returned {type(payload).__name__}, not an object")
                 except Exception as exc:
                     raise TransformFailed(dest, exc) from exc
-                deliveries.append(DeliveryRecord(
-                    delivery_id=derive_delivery_id(envelope.event_id, dest),
-                    event_id=envelope.event_id,
-                    event_type=envelope.type,
-                    source=envelope.source,
-                    destination=dest,
-                    priority=envelope.priority,
-                    entity_key=key,
-                    method=target.method,
-                    path=target.path,
-                    payload=payload,
-                    created_at=now,
-                ))
+                deliveries.append(
+                    DeliveryRecord(
+                        delivery_id=derive_delivery_id(envelope.event_id, dest),
+                        event_id=envelope.event_id,
+                        event_type=envelope.type,
+                        source=envelope.source,
+                        destination=dest,
+                        priority=envelope.priority,
+                        entity_key=key,
+                        method=target.method,
+                        path=target.path,
+                        payload=payload,
+                        created_at=now,
+                    )
+                )
         automations = self.topology.automations
         reply = lead_auto_reply(envelope, automations.lead_auto_reply, entity_key=key, now=now)
         if reply is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -19,13 +20,17 @@ class ProcessorSettings(HubSettings):
     trail_retention: Duration = Field(default=timedelta(days=30), description="CARINHO_TRAIL_RETENTION")
     web_host: str = Field(default="127.0.0.1", description="CARINHO_WEB_HOST: bind address of /v1/trail, /metrics")
     web_port: int = Field(default=6066, ge=1, le=65535, description="CARINHO_WEB_PORT")
-    data_dir: Path = Field(default=PROJECT_ROOT / ".run" / "processors",
-                           description="CARINHO_DATA_DIR: Faust state (one sub-directory per web port)")
-    source_urls: dict[str, str] = Field(default_factory=dict,
-                                        description='CARINHO_SOURCE_URLS: JSON {"operacao": "http://..."}')
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / ".run" / "processors",
+        description="CARINHO_DATA_DIR: Faust state (one sub-directory per web port)",
+    )
+    source_urls: dict[str, str] = Field(
+        default_factory=dict, description='CARINHO_SOURCE_URLS: JSON {"operacao": "http://..."}'
+    )
     sandbox_url: str | None = Field(default=None, description="CARINHO_SANDBOX_URL: sources at {url}/sources/<source>")
-    source_tokens: dict[str, str] = Field(default_factory=dict,
-                                          description="CARINHO_SOURCE_TOKENS: JSON bearer token per source")
+    source_tokens: dict[str, str] = Field(
+        default_factory=dict, description="CARINHO_SOURCE_TOKENS: JSON bearer token per source"
+    )
     # Priorities: how many events one batch takes and how long it waits to fill (latency vs throughput).
     batch_size: int = Field(default=1000, ge=1, le=10_000)
     batch_wait: float = Field(default=0.05, gt=0, le=1.0, description="seconds a batch waits to fill (p2-p5)")
@@ -44,6 +49,11 @@ class ProcessorSettings(HubSettings):
     trail_index_enabled: bool = Field(default=True, description="serve /v1/trail from this worker")
     standby_replicas: int = Field(default=1, ge=0, le=5)
     commit_interval: float = Field(default=1.0, gt=0, le=60)
+    # The routers' output producer (confluent-kafka, processors/output.py).
+    output_linger_ms: int = Field(default=5, ge=0, le=1000, description="CARINHO_OUTPUT_LINGER_MS")
+    output_compression: Literal["none", "lz4", "zstd", "snappy", "gzip"] = Field(
+        default="lz4", description="CARINHO_OUTPUT_COMPRESSION"
+    )
 
     def topology(self) -> Topology:
         topology = load_topology(self.topology_file)

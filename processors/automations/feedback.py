@@ -51,8 +51,9 @@ def _completed_at(envelope: EventEnvelope) -> datetime:
     return envelope.occurred_at
 
 
-def feedback_request(envelope: EventEnvelope, config: FeedbackRequest, *, entity_key: str,
-                     now: datetime) -> ScheduledMessage | None:
+def feedback_request(
+    envelope: EventEnvelope, config: FeedbackRequest, *, entity_key: str, now: datetime
+) -> ScheduledMessage | None:
     """The delayed message for a completed service, or None (other event, or no phone to write to)."""
     if envelope.type != config.event_type:
         return None
@@ -63,9 +64,15 @@ def feedback_request(envelope: EventEnvelope, config: FeedbackRequest, *, entity
     servico = envelope.data.get("servico_id") or envelope.idempotency_key
     message = render(config.template, {"first_name": first_name(envelope.data.get("client_name"))})
     delivery = whatsapp_message(
-        envelope, destination=config.destination, entity_key=entity_key, phone=phone, now=now,
+        envelope,
+        destination=config.destination,
+        entity_key=entity_key,
+        phone=phone,
+        now=now,
         delivery_id=derive_delivery_id(f"servico:{envelope.source}:{servico}", config.destination, MESSAGE_TYPE),
-        message=message, message_type=MESSAGE_TYPE, not_before=due_at,
+        message=message,
+        message_type=MESSAGE_TYPE,
+        not_before=due_at,
     )
     return ScheduledMessage(due_at=due_at, delivery=delivery)
 

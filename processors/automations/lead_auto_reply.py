@@ -55,9 +55,18 @@ def phone_of(envelope: EventEnvelope) -> str | None:
     return phone if isinstance(phone, str) and phone.strip() else None
 
 
-def whatsapp_message(envelope: EventEnvelope, *, destination: str, delivery_id: Any, entity_key: str,
-                     phone: str, message: str, message_type: str, now: datetime,
-                     not_before: datetime | None = None) -> DeliveryRecord:
+def whatsapp_message(
+    envelope: EventEnvelope,
+    *,
+    destination: str,
+    delivery_id: Any,
+    entity_key: str,
+    phone: str,
+    message: str,
+    message_type: str,
+    now: datetime,
+    not_before: datetime | None = None,
+) -> DeliveryRecord:
     """A WhatsApp send-text delivery about `envelope` (lead auto-reply, feedback request)."""
     return DeliveryRecord(
         delivery_id=delivery_id,
@@ -75,8 +84,9 @@ def whatsapp_message(envelope: EventEnvelope, *, destination: str, delivery_id: 
     )
 
 
-def lead_auto_reply(envelope: EventEnvelope, config: LeadAutoReply, *, entity_key: str,
-                    now: datetime) -> DeliveryRecord | None:
+def lead_auto_reply(
+    envelope: EventEnvelope, config: LeadAutoReply, *, entity_key: str, now: datetime
+) -> DeliveryRecord | None:
     """The WhatsApp delivery for a new lead, or None when the event is not a lead or has no phone."""
     if envelope.type != config.event_type:
         return None
@@ -90,7 +100,12 @@ def lead_auto_reply(envelope: EventEnvelope, config: LeadAutoReply, *, entity_ke
         "utm_campaign": (utm.campaign if utm and utm.campaign else ""),
     }
     return whatsapp_message(
-        envelope, destination=config.destination, entity_key=entity_key, phone=phone, now=now,
+        envelope,
+        destination=config.destination,
+        entity_key=entity_key,
+        phone=phone,
+        now=now,
         delivery_id=derive_delivery_id(envelope.event_id, config.destination, MESSAGE_TYPE),
-        message=render(config.templates[key], values), message_type=MESSAGE_TYPE,
+        message=render(config.templates[key], values),
+        message_type=MESSAGE_TYPE,
     )

@@ -25,16 +25,17 @@ class SyncState(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     sync: str
-    watermark: str | None = None          # max updated_at seen in the last drained feed
+    watermark: str | None = None  # max updated_at seen in the last drained feed
     last_run_at: datetime | None = None
     last_success_at: datetime | None = None
     consecutive_failures: int = 0
     last_error: str | None = None
-    last_result: dict[str, Any] = {}      # items, pages, events, duration_ms, outcome
+    last_result: dict[str, Any] = {}  # items, pages, events, duration_ms, outcome
     updated_at: datetime | None = None
 
     def health(self) -> dict[str, Any]:
         """The `sync:<name>` value on the health topic."""
+
         def iso(value: datetime | None) -> str | None:
             return value.isoformat() if value else None
 
@@ -68,9 +69,14 @@ class SyncStateStore:
         return {}
 
     def _load_all(self, timeout: float) -> dict[str, SyncState]:
-        consumer = Consumer(consumer_config(
-            self.bootstrap, group_id=self.topology.consumer_group("sync-state-reader"),
-            client_id="processors-sync-reader", **{"enable.partition.eof": True}))
+        consumer = Consumer(
+            consumer_config(
+                self.bootstrap,
+                group_id=self.topology.consumer_group("sync-state-reader"),
+                client_id="processors-sync-reader",
+                **{"enable.partition.eof": True},
+            )
+        )
         states: dict[str, SyncState] = {}
         try:
             metadata = consumer.list_topics(self.state_topic, timeout=timeout)
@@ -121,12 +127,16 @@ class SyncStateStore:
             if err is not None:
                 errors.append(str(err))
 
-        value = state.model_copy(update={"last_error": mask_text(state.last_error)[:500] if state.last_error
-                                         else None})
-        self._producer.produce(self.state_topic, key=state.sync.encode(), value=value.model_dump_json().encode(),
-                               on_delivery=on_delivery)
-        self._producer.produce(self.health_topic, key=f"sync:{state.sync}".encode(),
-                               value=orjson.dumps(value.health()), on_delivery=on_delivery)
+        value = state.model_copy(update={"last_error": mask_text(state.last_error)[:500] if state.last_error else None})
+        self._producer.produce(
+            self.state_topic, key=state.sync.encode(), value=value.model_dump_json().encode(), on_delivery=on_delivery
+        )
+        self._producer.produce(
+            self.health_topic,
+            key=f"sync:{state.sync}".encode(),
+            value=orjson.dumps(value.health()),
+            on_delivery=on_delivery,
+        )
         remaining = self._producer.flush(timeout)
         if remaining or errors:
             raise RuntimeError(f"sync state for {state.sync} not written: {errors or remaining}")

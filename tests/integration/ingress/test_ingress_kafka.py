@@ -374,6 +374,7 @@ def test_health_status_metrics_and_docs(ingress: RunningIngress) -> None:
     assert set(detailed["destinations"]) == set(ingress.topology.destinations)
     key = ingress.key("site")
     post(ingress, key, {**LEAD, "idempotency_key": "status-1"})
+
     def pending_p2() -> object:  # /status is cached for 2 s
         return httpx.get(f"{ingress.url}/status").json()["pending_per_priority"].get("p2")
 
