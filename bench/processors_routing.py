@@ -131,6 +131,7 @@ class FaustWorker:
             "CARINHO_WEB_PORT": str(port),
             "CARINHO_DATA_DIR": data_dir,
             "CARINHO_SYNC_ENABLED": "false",
+            "CARINHO_REPORT_ENABLED": "false",
             "CARINHO_LOG_LEVEL": "WARNING",
             **env,
         }

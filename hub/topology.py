@@ -12,17 +12,17 @@ from datetime import UTC, timedelta, tzinfo
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hub.clock import TimeOfDay, TimeZoneName
 from hub.durations import Duration
 
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,200}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 FieldKind = Literal[
     "string", "integer", "number", "boolean", "object", "array", "datetime", "date", "email", "phone", "cpf"
@@ -60,23 +60,12 @@ class ClusterProfile(_Strict):
         return self
 
 
-def _time_zone(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone (e.g. America/Sao_Paulo, UTC)") from None
-    return value
-
-
 class Defaults(_Strict):
     retention: Duration = timedelta(days=30)
     audit_retention: Duration = timedelta(days=90)
     max_event_bytes: int = Field(default=1_048_576, ge=1024, le=16 * 1_048_576)
     # The business's wall clock: sync `at` times are read in it (a sync may name its own).
-    timezone: str = "UTC"
-
-    _zone = field_validator("timezone")(_time_zone)
+    timezone: TimeZoneName = "UTC"
 
 
 class PriorityTopic(_Strict):
@@ -250,22 +239,14 @@ class Sync(_Strict):
     source: str
     event_type: str
     every: Duration
-    at: str | None = None
-    timezone: str | None = None  # of `at`; defaults.timezone when not given
+    at: TimeOfDay | None = None
+    timezone: TimeZoneName | None = None  # of `at`; defaults.timezone when not given
     path: str = Field(pattern=r"^/")
     page_size: int = Field(default=200, ge=1, le=10_000)
-
-    _zone = field_validator("timezone")(_time_zone)
 
     def zone(self) -> tzinfo:
         return ZoneInfo(self.timezone) if self.timezone else UTC
 
-    @field_validator("at")
-    @classmethod
-    def _hhmm(cls, value: str | None) -> str | None:
-        if value is not None and not _HHMM.match(value):
-            raise ValueError(f"{value!r} must be a time of day HH:MM (00:00-23:59)")
-        return value
 
 
 class LeadAutoReply(_Strict):
@@ -284,15 +265,8 @@ class LeadAutoReply(_Strict):
 class QuietHours(_Strict):
     """No automated message to a client inside [start, end) wall-clock time (may wrap midnight)."""
 
-    start: str
-    end: str
-
-    @field_validator("start", "end")
-    @classmethod
-    def _hhmm(cls, value: str) -> str:
-        if not _HHMM.match(value):
-            raise ValueError(f"{value!r} must be a time of day HH:MM (00:00-23:59)")
-        return value
+    start: TimeOfDay
+    end: TimeOfDay
 
 
 class FeedbackRequest(_Strict):
@@ -303,9 +277,7 @@ class FeedbackRequest(_Strict):
     # A request that falls due inside quiet hours waits for their end (a service synced at night
     # must not message the client at 3 a.m.); read in `timezone`, default defaults.timezone.
     quiet_hours: QuietHours | None = None
-    timezone: str | None = None
-
-    _zone = field_validator("timezone")(_time_zone)
+    timezone: TimeZoneName | None = None
 
     def zone(self) -> tzinfo:
         return ZoneInfo(self.timezone) if self.timezone else UTC

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -379,7 +379,20 @@ def publish_report(topology: Topology, bootstrap: str, day: date, settings: Oper
     return text
 
 
-def next_run_at(settings: OperatorSettings, now: datetime) -> datetime:
+class ReportSchedule(Protocol):
+    """The report settings the processors (ProcessorSettings) and the CLI (OperatorSettings) share."""
+
+    @property
+    def report_daily_at(self) -> str: ...
+    @property
+    def report_timezone(self) -> str: ...
+    @property
+    def report_webhook_url(self) -> Any: ...
+    @property
+    def report_dir(self) -> Path: ...
+
+
+def next_run_at(settings: ReportSchedule, now: datetime) -> datetime:
     """The next CARINHO_REPORT_DAILY_AT in CARINHO_REPORT_TIMEZONE after `now`."""
     tz = ZoneInfo(settings.report_timezone)
     hour, minute = (int(x) for x in settings.report_daily_at.split(":"))
@@ -390,12 +403,25 @@ def next_run_at(settings: OperatorSettings, now: datetime) -> datetime:
     return datetime.combine(local.date() + timedelta(days=1), time(hour, minute), tz)
 
 
-def run_scheduled_report(topology: Topology, bootstrap: str, settings: OperatorSettings,
-                         now: datetime | None = None) -> Path:
-    """The processors' daily job: report the previous day (report timezone), write Markdown and HTML
-    to CARINHO_REPORT_DIR, POST to CARINHO_REPORT_WEBHOOK_URL when set. Blocking: call it in a thread."""
+def day_to_report(settings: ReportSchedule, now: datetime, last_reported: date | None) -> date | None:
+    """The day the scheduled job should report now, or None: the previous day once its local
+    CARINHO_REPORT_DAILY_AT has passed, each day once; a day missed while no worker ran is caught up."""
     tz = ZoneInfo(settings.report_timezone)
-    day = (now or datetime.now(tz)).astimezone(tz).date() - timedelta(days=1)
+    local = now.astimezone(tz)
+    hour, minute = (int(x) for x in settings.report_daily_at.split(":"))
+    latest = local.date() - timedelta(days=1 if local.time() >= time(hour, minute) else 2)
+    if last_reported is not None and last_reported >= latest:
+        return None
+    return latest
+
+
+def run_scheduled_report(topology: Topology, bootstrap: str, settings: ReportSchedule,
+                         now: datetime | None = None, day: date | None = None) -> Path:
+    """The processors' daily job: report `day` (default: the previous day in the report timezone),
+    write Markdown and HTML to CARINHO_REPORT_DIR, POST to CARINHO_REPORT_WEBHOOK_URL when set.
+    Blocking: call it in a thread."""
+    tz = ZoneInfo(settings.report_timezone)
+    day = day or (now or datetime.now(tz)).astimezone(tz).date() - timedelta(days=1)
     report = build_daily_report(topology, bootstrap, day, settings.report_timezone)
     settings.report_dir.mkdir(parents=True, exist_ok=True)
     path = settings.report_dir / f"daily-{day.isoformat()}.md"

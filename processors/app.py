@@ -36,6 +36,7 @@ from hub.topology import Topology
 from hub.trail import Hop, TrailHop
 from processors import dedupe, metrics, trail_index
 from processors.automations.feedback import ScheduledMessage
+from processors.daily_report import run_due_report
 from processors.dead_letter import DeadLetterWriter, Failed, headers_dict
 from processors.output import OutputBuilder, OutputProducer
 from processors.priority import LEVELS, PriorityGate, install_priority_fetch, topic_rank
@@ -520,6 +521,14 @@ class Processors:
         if settings.sync_enabled and self.topology.syncs:
             # on_leader: exactly one worker of the group runs the syncs (the group leader).
             app.timer(settings.sync_check_interval, on_leader=True, name="syncs")(syncs)
+
+        async def report() -> None:
+            await asyncio.to_thread(
+                run_due_report, self.topology, settings.kafka_bootstrap_servers, settings, self.sync_states,
+                datetime.now(UTC), settings.sync_retry_after)
+
+        if settings.report_enabled:
+            app.timer(settings.report_check_interval, on_leader=True, name="daily-report")(report)
 
     def sweep_state(self) -> None:
         """Forget expired state locally; the changelogs' retention forgets it on the broker."""

@@ -6,8 +6,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, HttpUrl
 
+from hub.clock import TimeOfDay, TimeZoneName
 from hub.durations import Duration
 from hub.settings import PROJECT_ROOT, HubSettings
 from hub.topology import Topology, load_topology
@@ -49,6 +50,13 @@ class ProcessorSettings(HubSettings):
     trail_index_enabled: bool = Field(default=True, description="serve /v1/trail from this worker")
     standby_replicas: int = Field(default=1, ge=0, le=5)
     commit_interval: float = Field(default=1.0, gt=0, le=60)
+    # The daily report (operators.report), run by the group leader for the previous day.
+    report_enabled: bool = Field(default=True, description="CARINHO_REPORT_ENABLED")
+    report_check_interval: float = Field(default=60.0, gt=0, le=3600, description="CARINHO_REPORT_CHECK_INTERVAL")
+    report_daily_at: TimeOfDay = Field(default="06:00", description="CARINHO_REPORT_DAILY_AT, HH:MM local")
+    report_timezone: TimeZoneName = Field(default="America/Sao_Paulo", description="CARINHO_REPORT_TIMEZONE")
+    report_webhook_url: HttpUrl | None = Field(default=None, description="CARINHO_REPORT_WEBHOOK_URL: POST it here")
+    report_dir: Path = Field(default=PROJECT_ROOT / ".run" / "reports", description="CARINHO_REPORT_DIR")
     # The routers' output producer (confluent-kafka, processors/output.py).
     output_linger_ms: int = Field(default=5, ge=0, le=1000, description="CARINHO_OUTPUT_LINGER_MS")
     output_compression: Literal["none", "lz4", "zstd", "snappy", "gzip"] = Field(

@@ -159,6 +159,7 @@ class WorkerFactory:
             "CARINHO_SYNC_CHECK_INTERVAL": "1",
             "CARINHO_SANDBOX_URL": self.sources_url,
             "CARINHO_COMMIT_INTERVAL": "0.5",
+            "CARINHO_REPORT_ENABLED": "false",  # tests that want the daily report turn it on
             **env,
         }
         proc = subprocess.Popen([sys.executable, "-m", "processors"], env=environ, cwd=ROOT,

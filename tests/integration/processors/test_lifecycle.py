@@ -141,3 +141,30 @@ def test_sync_resumes_from_its_watermark_after_a_failure_and_runs_on_the_worker(
     agenda_requests = [r for r in fake_sources.requests if r["path"] == path]
     assert agenda_requests and agenda_requests[0]["since"] == ok.watermark
     worker.stop()
+
+
+def test_daily_report_runs_once_per_day_on_the_leader(kafka_bootstrap: str, workers: WorkerFactory,
+                                                      short_topology_file: Path, tmp_path: Path) -> None:
+    topology = make_hub(short_topology_file, kafka_bootstrap)
+    send(kafka_bootstrap, topology, lead("site"))
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+    env = {"CARINHO_SYNC_ENABLED": "false", "CARINHO_REPORT_ENABLED": "true", "CARINHO_REPORT_DAILY_AT": "00:00",
+           "CARINHO_REPORT_TIMEZONE": "UTC", "CARINHO_REPORT_CHECK_INTERVAL": "1",
+           "CARINHO_REPORT_DIR": str(tmp_path / "reports")}
+    report = tmp_path / "reports" / f"daily-{yesterday.isoformat()}.md"
+    first = workers.start(topology, **env)
+    states = SyncStateStore(topology, kafka_bootstrap)
+    wait_until(lambda: states.load("report.daily").watermark == yesterday.isoformat(), timeout=60,
+               message="yesterday's report done by the leader and recorded on sync.state")
+    assert report.exists() and report.with_suffix(".html").exists() and "| Lead -> CRM |" in report.read_text()
+    assert states.load("report.daily").consecutive_failures == 0
+    first.stop()
+
+    written = report.stat().st_mtime_ns
+    second = workers.start(topology, **env)  # a new leader: the day is on sync.state, not repeated
+    time.sleep(4)
+    second.stop()
+    assert report.stat().st_mtime_ns == written
+    audit = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, topology.system_topic("audit"), timeout=5)
+             if r.value]
+    assert [a["filters"]["date"] for a in audit if a.get("action") == "report.daily"] == [yesterday.isoformat()]
