@@ -154,6 +154,8 @@ _LEADER_MOVING = {
     KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.UNKNOWN_TOPIC_OR_PART,
     KafkaError._TIMED_OUT,
+    KafkaError._DESTROY_BROKER,  # a SIGKILLed broker's handle is dropped while a request waits on it
+    KafkaError._TRANSPORT,
 }
 
 
