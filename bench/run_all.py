@@ -16,6 +16,7 @@ from bench.common import RESULTS, machine, save
 
 BENCHMARKS = (
     ("ingress", ["-m", "bench.ingress_throughput"]),
+    ("ingress_cpu", ["-m", "bench.ingress_cpu"]),
     ("processors", ["-m", "bench.processors_routing"]),
     ("connectors", ["-m", "bench.connectors_throughput"]),
 )
