@@ -83,14 +83,14 @@ def mask_name(value: str) -> str:
     return " ".join(f"{p[0]}***" for p in parts) if parts else value
 
 
+_NUMBER_PII_KEYS = frozenset({"phone", "telefone", "cpf"})
+
+
 def mask_data(value: Any, key: str | None = None) -> Any:
     """Return a masked copy of a JSON-like value (dicts, lists, strings, numbers)."""
-    lowered = key.lower() if key else ""
-    if isinstance(value, dict):
-        return {k: mask_data(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_data(v, key) for v in value]
+    # Strings first: most logged values are (every log line runs this on its fields).
     if isinstance(value, str):
+        lowered = key.lower() if key else ""
         if lowered in ID_KEYS or _UUID.match(value):
             return value
         if lowered in SECRET_KEYS:
@@ -100,6 +100,10 @@ def mask_data(value: Any, key: str | None = None) -> Any:
         if lowered in FREE_TEXT_KEYS:
             return f"[text: {len(value)} chars]"
         return mask_text(value)
-    if isinstance(value, int) and not isinstance(value, bool) and lowered in {"phone", "telefone", "cpf"}:
+    if isinstance(value, dict):
+        return {k: mask_data(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_data(v, key) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and key and key.lower() in _NUMBER_PII_KEYS:
         return "***"
     return value
