@@ -8,8 +8,11 @@ from typing import Any
 
 def register(sub: Any) -> None:
     run = sub.add_parser("connectors", help="run the delivery workers in the foreground")
-    run.add_argument("--destinations", default="",
-                     help="comma-separated destinations (default: all in topics.yaml), e.g. crm,whatsapp")
+    run.add_argument(
+        "--destinations",
+        default="",
+        help="comma-separated destinations (default: all in topics.yaml), e.g. crm,whatsapp",
+    )
     run.set_defaults(func=_run_connectors)
 
     sandbox = sub.add_parser("sandbox", help="run local stand-ins for destinations, Z-API, SMS and sync sources")

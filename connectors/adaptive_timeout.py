@@ -4,6 +4,7 @@ observed as its timeout, so a slowing destination pushes the timeout up instead 
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 
 from hub.topology import TimeoutPolicy
@@ -32,8 +33,9 @@ class AdaptiveTimeout:
             self._current = min(self.max_s, max(self.min_s, self.p99() * self.factor))
 
     def p99(self) -> float:
-        if not self._samples:
+        n = len(self._samples)
+        if not n:
             return 0.0
-        ordered = sorted(self._samples)
-        index = min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))
-        return ordered[index]
+        index = min(n - 1, max(0, round(0.99 * n) - 1))
+        # sorted(samples)[index] without sorting the whole window: it is the (n - index)-th largest.
+        return heapq.nlargest(n - index, self._samples)[-1]

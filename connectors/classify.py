@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 import httpx
 import orjson
@@ -18,6 +18,13 @@ from connectors.retry_policy import parse_retry_after
 from hub.masking import mask_text
 
 Kind = Literal["success", "transient", "permanent"]
+
+
+class HeaderLookup(Protocol):
+    """httpx.Headers, a dict with lower-case names (connectors.http_client) ..."""
+
+    def get(self, key: str, /) -> str | None: ...
+
 
 TRANSIENT_STATUSES = frozenset({408, 429})
 _MAX_ERROR_CHARS = 300
@@ -79,7 +86,7 @@ def error_text_from_body(body: bytes) -> str | None:
     return None
 
 
-def classify_response(status: int, headers: httpx.Headers | dict[str, str], body: bytes,
+def classify_response(status: int, headers: HeaderLookup, body: bytes,
                       now: datetime | None = None) -> AttemptResult:
     kind = kind_for_status(status)
     if kind == "success":

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 from confluent_kafka import KafkaError, Producer, TopicPartition
 
@@ -34,13 +35,46 @@ class OutRecord:
     headers: Headers | None = None
 
 
+class _AckGroup:
+    """The records of one write: their delivery callbacks count down to one `on_complete(group)`."""
+
+    __slots__ = ("error", "failed", "on_complete", "records", "remaining")
+
+    def __init__(self, records: list[OutRecord], on_complete: Callable[[_AckGroup], None]):
+        self.records = records
+        self.on_complete = on_complete
+        self.remaining = len(records)
+        self.failed: list[OutRecord] = []
+        self.error = ""
+
+    def ack(self, index: int, err: KafkaError | None, _msg: object) -> None:
+        if err is not None:
+            self.failed.append(self.records[index])
+            self.error = f"{self.records[index].topic}: {err.str()}"
+        self.remaining -= 1
+        if self.remaining == 0:
+            try:
+                self.on_complete(self)
+            except Exception:  # raised inside Producer.poll() it would kill the poller: log it instead
+                log.exception("delivery completion callback failed")
+
+
+def _set_future(future: asyncio.Future[None], _group: _AckGroup) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class AsyncProducer:
     """Idempotent acks=all producer; `write_all` returns once the broker acknowledged every record."""
 
-    def __init__(self, bootstrap: str, client_id: str):
-        self._producer = Producer(producer_config(bootstrap, client_id=client_id, linger_ms=5,
+    def __init__(self, bootstrap: str, client_id: str, *, linger_ms: int = 20):
+        # linger 20 ms (not 5): fewer, larger produce requests — ~25 % less producer-thread CPU per delivery
+        # and fewer requests for the broker; an outcome is acknowledged ~15 ms later, which only delays
+        # the offset commit (records in flight are bounded by max_buffered, not by this latency).
+        self._producer = Producer(producer_config(bootstrap, client_id=client_id, linger_ms=linger_ms,
                                                   **{"queue.buffering.max.messages": 200_000}))
         self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def produce(self, out: OutRecord) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -53,13 +87,8 @@ class AsyncProducer:
             else:
                 fut.set_result(None)
 
-        while True:
-            try:
-                self._producer.produce(out.topic, value=out.value, key=out.key, headers=out.headers,
-                                       on_delivery=on_delivery)
-                return fut
-            except BufferError:
-                self._producer.poll(0.05)  # local queue full: serve callbacks to make room
+        self._produce(out, on_delivery)
+        return fut
 
     def produce_nowait(self, out: OutRecord) -> None:
         """Fire and forget (health snapshots): losing one is harmless, the next one replaces it."""
@@ -70,27 +99,74 @@ class AsyncProducer:
 
     async def write_all(self, records: Iterable[OutRecord], *, max_backoff_s: float = 5.0) -> None:
         """Write and wait for acks; a failed write is retried (the producer is idempotent) until it lands
-        or the service stops — the caller commits its offset only after this returns."""
-        pending = list(records)
+        or the service stops — the caller commits its offset only after this returns.
+
+        One future per call (not per record): the records' delivery callbacks count down a shared
+        _AckGroup, which is cheaper than a future + closure per record and a gather."""
+        pending = records if isinstance(records, list) else list(records)
         backoff = 0.1
         while pending:
-            futures = [self.produce(r) for r in pending]
-            results = await asyncio.gather(*futures, return_exceptions=True)
-            failed = [r for r, res in zip(pending, results, strict=True) if isinstance(res, BaseException)]
-            if not failed:
+            future: asyncio.Future[None] = self._get_loop().create_future()
+            group = _AckGroup(pending, partial(_set_future, future))
+            for index, out in enumerate(pending):
+                self._produce(out, partial(group.ack, index))
+            await future
+            if not group.failed:
                 return
             if self._stopping:
-                raise DurableWriteError(f"{len(failed)} record(s) not acknowledged at shutdown")
-            log.warning("durable write failed, retrying", extra={"records": len(failed), "error": str(results[0])})
-            pending = failed
+                raise DurableWriteError(f"{len(group.failed)} record(s) not acknowledged at shutdown")
+            log.warning("durable write failed, retrying", extra={"records": len(group.failed), "error": group.error})
+            pending = group.failed
             await asyncio.sleep(backoff)
             backoff = min(max_backoff_s, backoff * 2)
+
+    def write_then(self, records: list[OutRecord], on_durable: Callable[[], None],
+                   on_abandoned: Callable[[], None], *, max_backoff_s: float = 5.0) -> None:
+        """write_all() without a coroutine and a future per write: `on_durable()` runs on the loop thread
+        (inside the poller's Producer.poll) once every record is acknowledged. Failed records are produced
+        again after a backoff (the producer is idempotent) until they land; once the service is stopping a
+        failure calls `on_abandoned()` instead (not durable, so not committed: re-delivered later)."""
+        self._write_group(records, on_durable, on_abandoned, 0.1, max_backoff_s)
+
+    def _write_group(self, records: list[OutRecord], on_durable: Callable[[], None],
+                     on_abandoned: Callable[[], None], backoff: float, max_backoff_s: float) -> None:
+        def complete(group: _AckGroup) -> None:
+            if not group.failed:
+                on_durable()
+            elif self._stopping:
+                on_abandoned()
+            else:
+                log.warning("durable write failed, retrying", extra={"records": len(group.failed),
+                                                                     "error": group.error})
+                self._get_loop().call_later(backoff, self._write_group, group.failed, on_durable, on_abandoned,
+                                            min(max_backoff_s, backoff * 2), max_backoff_s)
+
+        group = _AckGroup(records, complete)
+        for index, out in enumerate(records):
+            self._produce(out, partial(group.ack, index))
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
+
+    def _produce(self, out: OutRecord, on_delivery: Callable[[KafkaError | None, object], None]) -> None:
+        while True:
+            try:
+                self._producer.produce(out.topic, value=out.value, key=out.key, headers=out.headers,
+                                       on_delivery=on_delivery)
+                return
+            except BufferError:
+                self._producer.poll(0.05)  # local queue full: serve callbacks to make room
 
     async def run_poller(self) -> None:
         """Serve delivery callbacks on the loop thread."""
         while True:
             served = self._producer.poll(0)
-            await asyncio.sleep(0.001 if served else 0.004)
+            # 5 ms / 20 ms, not 1 ms / 4 ms: each wakeup costs ~150 us of CPU here (see delivery_loop);
+            # an acknowledgement served 5 ms later only delays the commit of its offset.
+            await asyncio.sleep(0.005 if served else 0.02)
 
     async def flush(self, timeout_s: float) -> int:
         self._stopping = True

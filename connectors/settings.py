@@ -33,9 +33,9 @@ class ConnectorSettings(HubSettings):
     zapi_client_token: SecretStr | None = None
     sms_path: str = Field(default="/messages", pattern=r"^/", description="path of the SMS provider's send API")
 
-    # HTTP client: httpx API over aiohttp's connector (default, ~3x less CPU per request here) or
-    # httpx's own httpcore pool.
-    http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    # HTTP client: the lean asyncio/httptools pool (default, ~8x less CPU per request than aiohttp here),
+    # the httpx API over aiohttp's connector, or httpx's own httpcore pool.
+    http_transport: Literal["native", "aiohttp", "httpx"] = "native"
 
     # Local status server (/health, /status, /metrics); 0 disables it.
     status_host: str = "127.0.0.1"

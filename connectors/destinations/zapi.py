@@ -11,13 +11,12 @@ a bad phone number or payload is permanent.
 
 from __future__ import annotations
 
-import httpx
 import orjson
 
-from connectors.classify import AttemptResult, classify_response, error_text_from_body
+from connectors.classify import AttemptResult, HeaderLookup, classify_response, error_text_from_body
 from connectors.destinations.base import BaseHttpSender
 from connectors.destinations.sms import digits_only, message_text
-from connectors.http_pool import PooledClient
+from connectors.http_pool import HttpResponse, PooledClient
 from hub.delivery import DeliveryRecord
 
 _DISCONNECTED = ("not connected", "restore the session", "disconnected", "qrcode", "qr code",
@@ -29,7 +28,7 @@ def is_channel_down(error_text: str) -> bool:
     return any(marker in lowered for marker in _DISCONNECTED)
 
 
-def classify_zapi(status: int, headers: httpx.Headers | dict[str, str], body: bytes) -> AttemptResult:
+def classify_zapi(status: int, headers: HeaderLookup, body: bytes) -> AttemptResult:
     base = classify_response(status, headers, body)
     error_text = error_text_from_body(body) if body else None
     has_error = False
@@ -66,5 +65,5 @@ class ZapiSender(BaseHttpSender):
         return orjson.dumps({"phone": digits_only(record.payload.get("phone")),
                              "message": message_text(record.payload)})
 
-    def classify(self, response: httpx.Response) -> AttemptResult:
+    def classify(self, response: HttpResponse) -> AttemptResult:
         return classify_zapi(response.status_code, response.headers, response.content)

@@ -23,6 +23,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -37,6 +38,9 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
+_OK: dict[str, Any] = {"ok": True}
+Result = tuple[int, Any, dict[str, str]]      # status, JSON-able payload, extra headers
+Answer = tuple[int, bytes, dict[str, str]]    # status, serialized body, extra headers
 _KEPT_HEADERS = ("x-event-id", "x-delivery-attempt", "x-carinho-signature", "authorization", "client-token",
                  "x-api-key", "content-type")
 
@@ -93,43 +97,64 @@ class SandboxApp:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        try:
-            status, payload, headers = await self.handle(scope, body)
-        except HttpError as exc:
-            status, payload, headers = exc.status, exc.body, {}
-        raw = orjson.dumps(payload)
+        status, raw, headers = await self.handle(scope, body)
         out = [*_JSON, (b"content-length", str(len(raw)).encode())]
         out.extend((k.encode(), v.encode()) for k, v in headers.items())
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": raw})
 
-    async def handle(self, scope: Scope, body: bytes) -> tuple[int, Any, dict[str, str]]:
-        path: str = scope["path"]
-        method: str = scope["method"]
+    async def handle(self, scope: Scope, body: bytes) -> Answer:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        delay_s, finish = self.begin(scope["method"], scope["path"], scope.get("query_string", b""), headers, body)
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        return finish()
+
+    # ---- the server-independent core (ASGI above, the lean protocol server in server.py) -----------
+    def begin(self, method: str, path: str, query_string: bytes, headers: dict[str, str],
+              body: bytes) -> tuple[float, Callable[[], Answer]]:
+        """(latency to inject, then the call that produces the answer). `headers` has lower-case names.
+        Split in two so a server can wait the injected latency without a task per request."""
         parts = [p for p in path.split("/") if p]
+        if parts and parts[0] not in ("_control", "sources") and method in ("POST", "PUT", "PATCH"):
+            name = parts[0]
+            self.store(name).requests += 1
+            fault = self.faults.get(name)
+            delay = fault.latency_ms / 1000 if fault is not None and fault.latency_ms > 0 else 0.0
+            return delay, partial(self._answer, self._destination, name, method, path, parts[1:], body, headers)
+        if len(parts) >= 2 and parts[0] == "sources":
+            fault = self.faults.get(f"sources:{parts[1]}")
+            delay = fault.latency_ms / 1000 if fault is not None and fault.latency_ms > 0 else 0.0
+            return delay, partial(self._answer, self._dispatch, method, parts, body, query_string)
+        return 0.0, partial(self._answer, self._dispatch, method, parts, body, query_string)
+
+    @staticmethod
+    def _answer(fn: Callable[..., Result], *args: Any) -> Answer:
+        try:
+            status, payload, headers = fn(*args)
+        except HttpError as exc:
+            status, payload, headers = exc.status, exc.body, {}
+        return status, orjson.dumps(payload), headers
+
+    def _dispatch(self, method: str, parts: list[str], body: bytes, query_string: bytes) -> Result:
         if not parts:
             return 200, {"sandbox": "carinho", "control": "/_control/<name>"}, {}
         if parts[0] == "_control":
-            return self.control(method, parts[1:], body, _query(scope))
+            return self.control(method, parts[1:], body, _query(query_string))
         if parts[0] == "sources" and len(parts) >= 2:
-            return await self.source_feed(parts[1], "/" + "/".join(parts[2:]), _query(scope))
-        return await self.destination(parts[0], method, path, parts[1:], body, scope)
+            return self.source_feed(parts[1], "/" + "/".join(parts[2:]), _query(query_string))
+        if method == "GET":
+            return 200, {"ok": True, "destination": parts[0]}, {}
+        raise HttpError(405, {"error": "method not allowed"})
 
     # ---- destinations ----------------------------------------------------------------------------
-    async def destination(self, name: str, method: str, path: str, rest: list[str], body: bytes,
-                          scope: Scope) -> tuple[int, Any, dict[str, str]]:
-        if method == "GET":
-            return 200, {"ok": True, "destination": name}, {}
-        if method not in ("POST", "PUT", "PATCH"):
-            raise HttpError(405, {"error": "method not allowed"})
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    def _destination(self, name: str, method: str, path: str, rest: list[str], body: bytes,
+                     headers: dict[str, str]) -> Result:
+        """After the injected latency (begin() counted the request)."""
         key = headers.get("idempotency-key")
         store = self.store(name)
-        store.requests += 1
         fault = self.faults.get(name)
         if fault is not None:
-            if fault.latency_ms > 0:
-                await asyncio.sleep(fault.latency_ms / 1000)
             injected = fault.decide(self.rng)
             if injected is not None:
                 store.fail(key, injected[0])
@@ -144,7 +169,7 @@ class SandboxApp:
             elif name == "sms":
                 answer = self._sms_check(parsed)
             else:
-                answer = {"ok": True}
+                answer = _OK
         except HttpError as exc:
             store.fail(key, exc.status)
             raise
@@ -182,11 +207,10 @@ class SandboxApp:
         return {"id": uuid.uuid4().hex, "status": "queued"}
 
     # ---- source feeds ----------------------------------------------------------------------------
-    async def source_feed(self, source: str, path: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+    def source_feed(self, source: str, path: str, query: dict[str, str]) -> Result:
+        """After the injected latency (see begin())."""
         fault = self.faults.get(f"sources:{source}")
         if fault is not None:
-            if fault.latency_ms > 0:
-                await asyncio.sleep(fault.latency_ms / 1000)
             injected = fault.decide(self.rng)
             if injected is not None:
                 return injected
@@ -199,7 +223,7 @@ class SandboxApp:
 
     # ---- control API -----------------------------------------------------------------------------
     def control(self, method: str, parts: list[str], body: bytes,
-                query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+                query: dict[str, str]) -> Result:
         if parts == ["health"]:
             return 200, {"ok": True}, {}
         if parts == ["reset"] and method == "POST":
@@ -232,7 +256,7 @@ class SandboxApp:
             return 200, {"destination": name, **self.store(name).summary(offset, limit)}, {}
         return self._faults(name, method, parts[1:], data)
 
-    def _faults(self, name: str, method: str, rest: list[str], data: Any) -> tuple[int, Any, dict[str, str]]:
+    def _faults(self, name: str, method: str, rest: list[str], data: Any) -> Result:
         if rest == ["reset"] or (not rest and method == "DELETE"):
             self.reset(name)
             return 200, {"name": name, "reset": True}, {}
@@ -253,8 +277,8 @@ class SandboxApp:
                 "failed": store.failed}
 
 
-def _query(scope: Scope) -> dict[str, str]:
-    raw = scope.get("query_string", b"").decode("latin-1")
+def _query(query_string: bytes) -> dict[str, str]:
+    raw = query_string.decode("latin-1")
     return {k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()}
 
 

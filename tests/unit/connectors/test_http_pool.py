@@ -1,5 +1,6 @@
-"""Both HTTP transports against the real sandbox app served by uvicorn in the test's loop, and the
-mapping of network failures onto httpx exceptions (what classify_exception relies on)."""
+"""The three HTTP transports against the real sandbox app — served by its lean protocol server and by
+uvicorn (ASGI) in the test's loop — and the mapping of network failures onto httpx exceptions (what
+classify_exception relies on)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from connectors.classify import classify_exception
 from connectors.http_pool import PooledClient
 from connectors.sandbox.app import SandboxApp
+from connectors.sandbox.server import serve_async
 from connectors.status_server import embedded_server
 
 
@@ -22,9 +24,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-async def sandbox_url() -> AsyncIterator[str]:
+@pytest.fixture(params=["lean", "asgi"])
+async def sandbox_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     port = _free_port()
+    if request.param == "lean":
+        stop = asyncio.Event()
+        lean = asyncio.create_task(serve_async(SandboxApp(seed=1), "127.0.0.1", port, stop))
+        await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+        stop.set()
+        await lean
+        return
     server = embedded_server(SandboxApp(seed=1), "127.0.0.1", port)
     task = asyncio.create_task(server.serve())
     for _ in range(500):  # bounded: uvicorn exposes no started event
@@ -36,7 +46,7 @@ async def sandbox_url() -> AsyncIterator[str]:
     await task
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["native", "aiohttp", "httpx"])
 async def test_requests_answers_and_headers(sandbox_url: str, transport: str) -> None:
     client = PooledClient(16, transport=transport)  # type: ignore[arg-type]
     try:
@@ -58,7 +68,7 @@ async def test_requests_answers_and_headers(sandbox_url: str, transport: str) ->
         await client.aclose()
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["native", "aiohttp", "httpx"])
 async def test_connection_refused_is_a_transient_connect_error(transport: str) -> None:
     client = PooledClient(2, transport=transport)  # type: ignore[arg-type]
     try:
@@ -69,7 +79,7 @@ async def test_connection_refused_is_a_transient_connect_error(transport: str) -
         await client.aclose()
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["native", "aiohttp", "httpx"])
 async def test_slow_answer_is_a_transient_timeout(sandbox_url: str, transport: str) -> None:
     client = PooledClient(2, transport=transport)  # type: ignore[arg-type]
     try:

@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from connectors.fallback import fallback_applies, fallback_record
-from connectors.history import deliveries_record, trail_hop
+from connectors.history import delivered_rows, deliveries_record, trail_hop
 from connectors.kafka_io import OffsetTracker, PauseBook
 from connectors.retry_state import RetryState, strip_retry_headers
 from connectors.settings import ConnectorSettings
@@ -58,6 +58,42 @@ def test_history_and_trail_match_the_shared_contracts() -> None:
     key, value = trail_hop(r, "attempt", at=NOW, attempt=1, status=200, latency_ms=3.0, detail={"result": "success"})
     hop = TrailHop.from_json(value)
     assert key == str(r.event_id).encode() and hop.hop == "attempt" and hop.delivery_id == r.delivery_id
+
+
+def test_the_delivered_fast_path_writes_exactly_the_generic_rows() -> None:
+    r = record()
+    at = NOW.isoformat()
+    fast = delivered_rows(r, (str(r.delivery_id), str(r.event_id)), attempt=3, status=201, latency_ms=4.567, at=at)
+    generic = (
+        deliveries_record(r, attempt=3, status=201, latency_ms=4.567, outcome="delivered", error=None, at=NOW),
+        trail_hop(r, "attempt", at=NOW, attempt=3, status=201, latency_ms=4.567,
+                  detail={"result": "success", "error_class": None}),
+        trail_hop(r, "delivered", at=NOW, attempt=3, status=201, latency_ms=4.567),
+    )
+    assert fast == generic
+    assert TrailHop.from_json(fast[2][1]).hop == "delivered"
+
+
+async def test_concurrency_slots_are_fifo_and_survive_cancellation() -> None:
+    import asyncio
+
+    from connectors.delivery_loop import Slots
+
+    slots = Slots(1)
+    assert slots.try_take() and not slots.try_take()
+    order: list[str] = []
+
+    async def user(name: str) -> None:
+        await slots.take()
+        order.append(name)
+        slots.give()
+
+    first, cancelled, last = (asyncio.create_task(user(n)) for n in ("first", "cancelled", "last"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    slots.give()
+    await asyncio.gather(first, last, cancelled, return_exceptions=True)
+    assert order == ["first", "last"] and slots.free == 1
 
 
 def test_fallback_rules_and_record() -> None:
