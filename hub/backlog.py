@@ -1,60 +1,63 @@
 """How far behind the hub is, from Kafka's own offsets: events the processors' router group has not
 committed yet per priority level, and records on a topic (the dead-letter size). One implementation
-for the ingress's /status + gauges and the operators' /ops page."""
+for the ingress's /status + gauges and the operators' /ops page.
+
+Committed offsets are read through a Consumer's `committed()` (the group's coordinator protocol),
+never AdminClient.list_consumer_group_offsets: librdkafka segfaults in that admin call when the
+coordinator answers NOT_COORDINATOR, e.g. while a broker is down (confluentinc/librdkafka#5040; it
+crashed the ingress in tests/chaos/test_ingress_broker_loss.py).
+"""
 
 from __future__ import annotations
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import Consumer, TopicPartition
 
+from hub.kafka_config import consumer_config
 from hub.topology import Topology
 
 
-def router_backlog(admin: AdminClient, topology: Topology, timeout_s: float = 10.0) -> dict[int, int]:
+def router_backlog(bootstrap: str, topology: Topology, timeout_s: float = 10.0) -> dict[int, int]:
     """Pending events per priority level (1..5): end offset minus the router group's committed offset,
     or minus the start of the partition when the group never committed there."""
-    partitions = _partitions(admin, topology.event_topics, timeout_s)
-    earliest, latest = _offsets(admin, partitions, timeout_s)
-    committed: dict[tuple[str, int], int] = {}
-    if partitions:
-        request = [ConsumerGroupTopicPartitions(topology.router_group, partitions)]
-        for future in admin.list_consumer_group_offsets(request, request_timeout=timeout_s).values():
-            for tp in future.result().topic_partitions:
-                if tp.offset >= 0:
-                    committed[(tp.topic, tp.partition)] = tp.offset
-    backlog = {}
-    for level in range(1, 6):
-        topic = topology.priority_topic(level)
-        backlog[level] = sum(
-            max(0, end - committed.get(key, earliest[key])) for key, end in latest.items() if key[0] == topic
-        )
-    return backlog
+    consumer = _consumer(bootstrap, topology.router_group)
+    try:
+        backlog: dict[int, int] = {}
+        for level in range(1, 6):
+            marks = _watermarks(consumer, topology.priority_topic(level), timeout_s)
+            committed = consumer.committed(
+                [TopicPartition(topology.priority_topic(level), p) for p in marks], timeout=timeout_s
+            ) if marks else []
+            total = 0
+            for tp in committed:
+                low, high = marks[tp.partition]
+                total += max(0, high - (tp.offset if tp.offset >= 0 else low))
+            backlog[level] = total
+        return backlog
+    finally:
+        consumer.close()
 
 
-def topic_records(admin: AdminClient, topic: str, timeout_s: float = 10.0) -> int:
+def topic_records(bootstrap: str, topic: str, timeout_s: float = 10.0) -> int:
     """Records currently on `topic` (within retention): end minus start offsets, all partitions."""
-    partitions = _partitions(admin, [topic], timeout_s)
-    earliest, latest = _offsets(admin, partitions, timeout_s)
-    return sum(end - earliest[key] for key, end in latest.items())
+    consumer = _consumer(bootstrap, "carinho.backlog-probe")
+    try:
+        return sum(high - low for low, high in _watermarks(consumer, topic, timeout_s).values())
+    finally:
+        consumer.close()
 
 
-def _partitions(admin: AdminClient, topics: list[str], timeout_s: float) -> list[TopicPartition]:
-    metadata = admin.list_topics(timeout=timeout_s)
-    out: list[TopicPartition] = []
-    for topic in topics:
-        info = metadata.topics.get(topic)
-        if info is not None and info.error is None:
-            out += [TopicPartition(topic, p) for p in sorted(info.partitions)]
-    return out
+def _consumer(bootstrap: str, group: str) -> Consumer:
+    # Never subscribes: it only asks the group's committed offsets and the partitions' watermarks.
+    return Consumer(consumer_config(bootstrap, group_id=group, client_id="carinho-backlog"))
 
 
-def _offsets(
-    admin: AdminClient, partitions: list[TopicPartition], timeout_s: float
-) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
-    if not partitions:
-        return {}, {}
-    result = []
-    for spec in (OffsetSpec.earliest(), OffsetSpec.latest()):
-        futures = admin.list_offsets({tp: spec for tp in partitions}, request_timeout=timeout_s)
-        result.append({(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()})
-    return result[0], result[1]
+def _watermarks(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, tuple[int, int]]:
+    metadata = consumer.list_topics(topic, timeout=timeout_s)
+    info = metadata.topics.get(topic)
+    if info is None or info.error is not None:
+        return {}
+    marks = {}
+    for p in sorted(info.partitions):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+        marks[p] = (low, high)
+    return marks

@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from hub.backlog import router_backlog, topic_records
-from hub.kafka_config import admin_config, consumer_config
+from hub.kafka_config import consumer_config
 from hub.topology import Topology
 from ingress.metrics import DEAD_LETTER_RECORDS, PENDING_EVENTS
 from ingress.publisher import Publisher
@@ -89,7 +88,6 @@ class HealthReporter:
         self.http = http
         self.view = HealthTopicView(settings.kafka_bootstrap_servers, topology.system_topic("health"))
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._admin: AdminClient | None = None
 
     def start(self) -> None:
         self.view.start()
@@ -189,8 +187,7 @@ class HealthReporter:
         }
 
     def _lag_and_dlq(self) -> tuple[dict[str, Any], int]:
-        if self._admin is None:
-            self._admin = AdminClient(admin_config(self.settings.kafka_bootstrap_servers))
-        backlog = router_backlog(self._admin, self.topology, timeout_s=5)
-        dead = topic_records(self._admin, self.topology.dead_letter_topic, timeout_s=5)
+        bootstrap = self.settings.kafka_bootstrap_servers
+        backlog = router_backlog(bootstrap, self.topology, timeout_s=5)
+        dead = topic_records(bootstrap, self.topology.dead_letter_topic, timeout_s=5)
         return {f"p{level}": count for level, count in backlog.items()}, dead

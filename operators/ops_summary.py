@@ -16,11 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 
 from hub.backlog import router_backlog
 from hub.dead_letter import DeadLetterInfo
-from hub.kafka_config import admin_config
 from hub.masking import mask_text
 from hub.topology import Topology
 from operators.dlq_state import OPEN_STATUSES, DlqState
@@ -67,7 +65,6 @@ class OpsSummary:
         self._cached_at: datetime | None = None
         self._built_at: datetime | None = None
         self._tails: dict[str, TopicTail] = {}
-        self._admin: AdminClient | None = None
         self._alerts: dict[str, _Alert] = {}
         self._alert_log: deque[_Alert] = deque(maxlen=20)
         self.computations = 0  # for tests: proves the cache works
@@ -161,9 +158,7 @@ class OpsSummary:
     # ---- figures --------------------------------------------------------------------------------
     def _pending(self) -> list[dict[str, Any]]:
         """Consumer lag of the processors' router group on events.p1..p5 (= events not yet routed)."""
-        if self._admin is None:
-            self._admin = AdminClient(admin_config(self.bootstrap))
-        backlog = router_backlog(self._admin, self.topology)
+        backlog = router_backlog(self.bootstrap, self.topology)
         labels = {p.level: p.label for p in self.topology.priorities}
         return [{"priority": level, "label": labels[level], "topic": self.topology.priority_topic(level),
                  "pending": backlog[level], "consumer_group": self.topology.router_group}
