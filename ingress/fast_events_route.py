@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from ingress import audit
 from ingress.accept import authenticate, enforce_rate, read_json_body
 from ingress.audit import AuditRecord
 from ingress.errors import ApiError
@@ -48,7 +49,7 @@ async def serve_event(ingress: Ingress, services: dict[str, Any], scope: Scope, 
     status = 500
     try:
         try:
-            body = await _accept(ingress, Request(scope, receive), record)
+            body = await accept_single(ingress, Request(scope, receive))
             status = 202
             headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
         except ApiError as exc:
@@ -72,18 +73,18 @@ async def serve_event(ingress: Ingress, services: dict[str, Any], scope: Scope, 
         record.finish(scope, status, services, ROUTE)
 
 
-async def _accept(ingress: Ingress, request: Request, record: AuditRecord) -> bytes:
+async def accept_single(ingress: Ingress, request: Request) -> bytes:
+    """POST /v1/events up to the 202 body; refusals raise ApiError (both routes of the path call it)."""
     verified = authenticate(request, ingress.keys)
-    record.fields["source"] = verified.source
-    record.fields["key_id"] = verified.key_id
+    audit.note(request, source=verified.source, key_id=verified.key_id)
     enforce_rate(verified, ingress.topology, ingress.limiter)
     raw = await read_json_body(request, ingress.settings.max_body_bytes)
     header_key = request.headers.get("idempotency-key")
-    fast = ingress.fast_path.prepare_single(raw, verified, header_key, record.request_id, datetime.now(UTC))
+    request_id = audit.request_id(request)
+    fast = ingress.fast_path.prepare_single(raw, verified, header_key, request_id, datetime.now(UTC))
     if fast is None:  # an error (or a shape the fast path does not take): the reference pipeline
         return orjson.dumps((await accept_event(ingress, request, raw, verified, header_key)).model_dump())
-    record.fields["event_type"] = fast.type
-    record.fields["event_id"] = fast.event_id
+    audit.note(request, event_type=fast.type, event_id=fast.event_id)
     await ingress.publish(
         fast.topic,
         fast.value,

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from hub.clock import parse_time_of_day
 from hub.dead_letter import DeadLetterInfo
 from hub.masking import mask_text
 from hub.topology import Topology
@@ -395,12 +396,12 @@ class ReportSchedule(Protocol):
 def next_run_at(settings: ReportSchedule, now: datetime) -> datetime:
     """The next CARINHO_REPORT_DAILY_AT in CARINHO_REPORT_TIMEZONE after `now`."""
     tz = ZoneInfo(settings.report_timezone)
-    hour, minute = (int(x) for x in settings.report_daily_at.split(":"))
+    at = parse_time_of_day(settings.report_daily_at)
     local = now.astimezone(tz)
-    candidate = datetime.combine(local.date(), time(hour, minute), tz)
+    candidate = datetime.combine(local.date(), at, tz)
     if candidate > local:
         return candidate
-    return datetime.combine(local.date() + timedelta(days=1), time(hour, minute), tz)
+    return datetime.combine(local.date() + timedelta(days=1), at, tz)
 
 
 def day_to_report(settings: ReportSchedule, now: datetime, last_reported: date | None) -> date | None:
@@ -408,8 +409,8 @@ def day_to_report(settings: ReportSchedule, now: datetime, last_reported: date |
     CARINHO_REPORT_DAILY_AT has passed, each day once; a day missed while no worker ran is caught up."""
     tz = ZoneInfo(settings.report_timezone)
     local = now.astimezone(tz)
-    hour, minute = (int(x) for x in settings.report_daily_at.split(":"))
-    latest = local.date() - timedelta(days=1 if local.time() >= time(hour, minute) else 2)
+    at = parse_time_of_day(settings.report_daily_at)
+    latest = local.date() - timedelta(days=1 if local.time() >= at else 2)
     if last_reported is not None and last_reported >= latest:
         return None
     return latest

@@ -8,12 +8,13 @@ so a re-sent completion (webhook retry, daily sync) schedules the same message, 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from hub.clock import parse_time_of_day
 from hub.delivery import DeliveryRecord, derive_delivery_id
 from hub.envelope import EventEnvelope
 from hub.topology import FeedbackRequest
@@ -84,7 +85,7 @@ def outside_quiet_hours(moment: datetime, config: FeedbackRequest) -> datetime:
         return moment
     zone = config.zone()
     local = moment.astimezone(zone)
-    start, end = _hhmm(quiet.start), _hhmm(quiet.end)
+    start, end = parse_time_of_day(quiet.start), parse_time_of_day(quiet.end)
     now = local.time().replace(tzinfo=None)
     inside = start <= now < end if start <= end else (now >= start or now < end)
     if not inside:
@@ -94,7 +95,3 @@ def outside_quiet_hours(moment: datetime, config: FeedbackRequest) -> datetime:
         release += timedelta(days=1)
     return release.replace(tzinfo=zone).astimezone(UTC)
 
-
-def _hhmm(value: str) -> time:
-    hour, minute = value.split(":")
-    return time(int(hour), int(minute))

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from confluent_kafka import Producer
 
+from hub.clock import parse_time_of_day
 from hub.envelope import EventEnvelope, Metadata, new_envelope
 from hub.kafka_config import producer_config
 from hub.topology import Sync, Topology
@@ -53,11 +54,11 @@ def next_due(sync: Sync, state: SyncState, retry_after: timedelta) -> datetime |
         return state.last_run_at + min(retry_after, sync.every)
     last_ok = state.last_success_at or state.last_run_at
     if sync.at is not None and sync.every >= timedelta(days=1):
-        hour, minute = (int(x) for x in sync.at.split(":"))
+        at = parse_time_of_day(sync.at)
         # `at` is wall-clock time in the sync's zone (topics.yaml defaults.timezone): step in local
         # days, so 02:00 stays 02:00 across a DST change, then compare instants.
         zone = sync.zone()
-        local = last_ok.astimezone(zone).replace(hour=hour, minute=minute, second=0, microsecond=0, tzinfo=None)
+        local = last_ok.astimezone(zone).replace(hour=at.hour, minute=at.minute, second=0, microsecond=0, tzinfo=None)
         candidate = local.replace(tzinfo=zone)
         while candidate <= last_ok:
             local += sync.every
