@@ -49,7 +49,7 @@ from processors.routing import InvalidRecord, Router, parse_record
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_LEVEL = 3
-METRICS_POLL = 0.25  # seconds between /metrics reads of the faust worker (each read costs it CPU)
+METRICS_POLL = 0.25  # seconds between /health reads of the faust worker (its routed count)
 DEDUPE_WINDOW = 7 * 86400.0  # the worker's default CARINHO_DEDUPE_WINDOW
 
 
@@ -147,14 +147,12 @@ class FaustWorker:
         self.peak_rss = 0
 
     def routed(self) -> int:
+        # /health carries the routed count; rendering the whole /metrics registry 4x a second cost
+        # the worker ~3.5 % of its CPU (py-spy), a measurement cost the in-process baselines do not pay.
         try:
-            text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=2).text
-        except httpx.HTTPError:
+            total = int(httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).json()["routed"])
+        except (httpx.HTTPError, ValueError, KeyError):
             return -1
-        total = 0
-        for line in text.splitlines():
-            if line.startswith("carinho_processor_events_total{") and 'outcome="routed"' in line:
-                total += int(float(line.rsplit(" ", 1)[1]))
         self.peak_rss = max(self.peak_rss, self.ps.memory_info().rss)
         return total
 

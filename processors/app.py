@@ -34,10 +34,12 @@ from hub.kafka_config import admin_config
 from hub.metrics import render
 from hub.topology import Topology
 from hub.trail import Hop, TrailHop
-from processors import dedupe, metrics, trail_index
+from processors import dedupe, faust_fast_dispatch, faust_recovery_fix, metrics, trail_index
 from processors.automations.feedback import ScheduledMessage
 from processors.daily_report import run_due_report
 from processors.dead_letter import DeadLetterWriter, Failed, headers_dict
+from processors.hole_filler import read_range
+from processors.offset_guard import Hole, OffsetGuard
 from processors.output import OutputBuilder, OutputProducer
 from processors.priority import LEVELS, PriorityGate, install_priority_fetch, topic_rank
 from processors.routing import InvalidRecord, Router, TransformFailed, parse_record
@@ -67,9 +69,49 @@ def changelog_topic(app_id: str, table: str) -> str:
 class App(faust.App):
     """faust.App whose producer flush (Faust calls it before every offset commit, and on rebalance)
     also waits for the routers' confluent-kafka output producer: outputs are durable before the
-    offsets of their source records move (at least once)."""
+    offsets of their source records move (at least once). Commits of the priority topics are also
+    capped by the offset guard (processors/offset_guard.py), which learns where each partition
+    starts right after the post-rebalance seek (`before_streams_resume`)."""
 
     outputs: OutputProducer | None = None
+    offset_guard: OffsetGuard | None = None
+    guarded_topics: frozenset[str] = frozenset()
+
+    def _new_consumer(self) -> Any:
+        consumer: Any = super()._new_consumer()
+        faust_fast_dispatch.install(consumer)  # no task per fetched record (see module)
+        faust_offsets = consumer._filter_committable_offsets
+        committed = consumer._committed_offset
+
+        def committable(tps: Any) -> dict[Any, int]:
+            offsets = faust_offsets(tps)
+            if self.offset_guard is None:
+                return offsets  # type: ignore[no-any-return]
+            return {
+                tp: offset
+                for tp, offset in self.offset_guard.cap(offsets).items()
+                if committed[tp] is None or offset > committed[tp]
+            }
+
+        consumer._filter_committable_offsets = committable
+        return consumer
+
+    async def before_streams_resume(self, assignment: Any) -> None:
+        if self.offset_guard is None:
+            return
+        consumer: Any = self.consumer
+        tps = [tp for tp in assignment if tp.topic in self.guarded_topics]
+        starts = {tp: consumer._read_offset.get(tp) for tp in tps}  # the committed offsets, just seeked to
+        unknown = [tp for tp, offset in starts.items() if offset is None]
+        if unknown:
+            try:
+                earliest = await consumer.earliest_offsets(*unknown)  # no commit yet: the log start
+            except Exception as exc:  # unguarded is Faust's behaviour; do not fail the rebalance
+                log.warning("offset guard: cannot read the log start of %d partitions: %r", len(unknown), exc)
+                earliest = {}
+            for tp in unknown:
+                starts[tp] = earliest.get(tp)
+        self.offset_guard.reset({tp: offset for tp, offset in starts.items() if offset is not None})
 
     def _new_producer(self) -> Any:
         producer = super()._new_producer()
@@ -99,6 +141,7 @@ class Processors:
         self.trail_topic = self.topology.system_topic("trail")
         self.gate = PriorityGate()
         self._counters = {level: _LevelMetrics(level) for level in LEVELS}
+        faust_recovery_fix.install()  # before the app exists: Faust's post-rebalance race (see module)
         install_priority_fetch(topic_rank({self.topology.priority_topic(level): level for level in LEVELS}))
         self.dlq = DeadLetterWriter(settings.kafka_bootstrap_servers, self.topology.dead_letter_topic)
         self.sync_states = SyncStateStore(self.topology, settings.kafka_bootstrap_servers)
@@ -122,6 +165,9 @@ class Processors:
         )
         self.app = self._make_app()
         self.app.outputs = self.outputs
+        self.offset_guard = OffsetGuard()
+        self.app.offset_guard = self.offset_guard
+        self.app.guarded_topics = frozenset(self.topology.priority_topic(level) for level in LEVELS)
         self.dedupe_changelog = changelog_topic(self.app_id, "dedupe")
         event_partitions = self._partitions(self.topology.priorities[0].partitions)
         self.dedupe_table = self.app.Table(
@@ -301,6 +347,7 @@ class Processors:
         now = datetime.now(UTC)
         failures: list[Failed] = []
         gate = self.gate
+        guard = self.offset_guard
         for index, event in enumerate(events):
             if level > 1 and index % YIELD_EVERY == 0:
                 # Let the fetch loop run: producer sends rarely suspend, so without this a whole batch
@@ -311,17 +358,51 @@ class Processors:
                 metrics.GATE_WAIT.labels(str(level)).inc(waited)
                 now = datetime.now(UTC)
             message = event.message
-            try:
-                failed = self._route_one(level, message, now)
-            except Exception as exc:  # a bug must not stop the partition: dead-letter and go on
-                log.exception("unexpected error routing a record")
-                metrics.EVENTS.labels(str(level), "error").inc()
-                failed = self._failed(message, "processing_error", exc, permanent=False)
-            if failed is not None:
-                failures.append(failed)
+            hole = guard.check(message.tp, message.offset)
+            if hole is not None:  # records before this one were lost inside Faust: route them first
+                await self._fill(level, hole, now, failures)
+            self._route_guarded(level, message, now, failures)
+            guard.routed(message.tp, message.offset)
         self.outputs.poll()
         if failures:
             await self.dlq.write(failures, now)
+
+    def _route_guarded(self, level: int, message: Any, now: datetime, failures: list[Failed]) -> None:
+        try:
+            failed = self._route_one(level, message, now)
+        except Exception as exc:  # a bug must not stop the partition: dead-letter and go on
+            log.exception("unexpected error routing a record")
+            metrics.EVENTS.labels(str(level), "error").inc()
+            failed = self._failed(message, "processing_error", exc, permanent=False)
+        if failed is not None:
+            failures.append(failed)
+
+    async def _fill(self, level: int, hole: Hole, now: datetime, failures: list[Failed]) -> None:
+        """Route the records of `hole` read straight from Kafka (processors/offset_guard.py)."""
+        tp: Any = hole.tp
+        metrics.OFFSET_HOLES.labels(tp.topic).inc()
+        log.warning(
+            "records %s[%s] offsets %d-%d were skipped before routing: reading them from Kafka",
+            tp.topic, tp.partition, hole.expected, hole.got - 1,
+        )
+        try:
+            records = await asyncio.to_thread(
+                read_range, self.settings.kafka_bootstrap_servers, tp.topic, tp.partition, hole.expected, hole.got
+            )
+        except Exception as exc:
+            # Commits stay capped below the hole: crash, and the next owner of the partition reads it again.
+            log.error("cannot read %s[%s] %d-%d: %r", tp.topic, tp.partition, hole.expected, hole.got - 1, exc)
+            self.app._crash(exc)
+            raise
+        for record in records:
+            self._route_guarded(level, record, now, failures)
+        if len(records) < hole.size:
+            log.error(
+                "offsets %s[%s] %d-%d: %d of %d do not exist in the log (transactional producer or "
+                "compaction on an events topic?)",
+                tp.topic, tp.partition, hole.expected, hole.got - 1, hole.size - len(records), hole.size,
+            )
+        self.offset_guard.filled(hole)
 
     def _failed(
         self,
@@ -618,7 +699,10 @@ class Processors:
             "worker": f"http://{self.settings.web_host}:{self.settings.web_port}",
             "assigned_partitions": len(assignment),
             "pending": {f"p{level}": self.gate.pending(level) for level in LEVELS},
+            # Events routed since start (the benchmark polls this: much cheaper than rendering /metrics).
+            "routed": sum(int(self._counters[level].routed._value.get()) for level in LEVELS),
             "produce_errors": self.produce_errors,
+            "offset_holes": len(self.offset_guard.holes),  # records lost inside Faust and read again
             "syncs": self.sync_status,
         }
 

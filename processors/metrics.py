@@ -27,3 +27,8 @@ SYNC_RUNS = counter("sync_runs_total", "Scheduled sync runs by outcome", ("sync"
 SYNC_ITEMS = counter("sync_items_total", "Items pulled from source change feeds", ("sync",))
 SYNC_FAILURES = gauge("sync_consecutive_failures", "Consecutive failed runs of a sync", ("sync",))
 SYNC_LAST_SUCCESS = gauge("sync_last_success_timestamp_seconds", "Unix time of the last successful run", ("sync",))
+OFFSET_HOLES = counter(
+    "processor_offset_holes_total",
+    "Records lost inside the worker before routing, found by the offset guard and read again",
+    ("topic",),
+)

@@ -156,6 +156,7 @@ _LEADER_MOVING = {
     KafkaError._TIMED_OUT,
     KafkaError._DESTROY_BROKER,  # a SIGKILLed broker's handle is dropped while a request waits on it
     KafkaError._TRANSPORT,
+    KafkaError.OFFSET_NOT_AVAILABLE,  # a new leader's high watermark not caught up yet (KIP-207)
 }
 
 

@@ -50,9 +50,12 @@ def test_sigkill_mid_routing_loses_nothing(kafka_bootstrap: str, workers: Worker
     second = workers.start(topology, CARINHO_SYNC_ENABLED="false")
     try:
         for destination in ROUTE:
-            wait_until(lambda d=destination: len({str(r.event_id) for r in deliveries(
-                kafka_bootstrap, topology, d, timeout=5)}) >= TOTAL, timeout=180,
-                message=f"every event routed to {destination} after the restart", interval=1)
+            try:
+                wait_until(lambda d=destination: len({str(r.event_id) for r in deliveries(
+                    kafka_bootstrap, topology, d, timeout=5)}) >= TOTAL, timeout=180,
+                    message=f"every event routed to {destination} after the restart", interval=1)
+            except AssertionError as exc:  # say whether the worker stalled, lost records or is slow
+                raise AssertionError(f"{exc}; worker health: {second.health()}") from None
     finally:
         second.stop()
 
