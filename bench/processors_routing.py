@@ -136,13 +136,13 @@ class FaustWorker:
             **env,
         }
         self.port = port
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "processors"],
-            env=environ,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        # Warnings and errors only (CARINHO_LOG_LEVEL above): e.g. the offset guard's hole reports.
+        self.log = ROOT / ".run" / f"bench-processors-worker-{port}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "processors"], env=environ, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
         self.ps = psutil.Process(self.proc.pid)
         self.peak_rss = 0
 
@@ -258,6 +258,22 @@ def run_confluent(bootstrap: str, topology: Topology, n: int) -> dict[str, float
 
 
 # ---- (c) quixstreams -------------------------------------------------------------------------------
+def run_quix_retrying(
+    bootstrap: str, topology: Topology, n: int, state_dir: str, attempts: int = 3
+) -> dict[str, float]:
+    """quixstreams creates its changelog topic and reads it back at once; on a fresh broker the
+    metadata sometimes lags (TopicNotFoundError). Start it again; nothing was consumed yet."""
+    from quixstreams.models.topics.exceptions import TopicNotFoundError
+
+    for attempt in range(attempts):
+        try:
+            return run_quix(bootstrap, topology, n, f"{state_dir}-{attempt}")
+        except TopicNotFoundError as exc:
+            print(f"quix: {exc}; starting again", file=sys.stderr)
+            time.sleep(2)
+    raise RuntimeError(f"quixstreams could not start in {attempts} attempts")
+
+
 def run_quix(bootstrap: str, topology: Topology, n: int, state_dir: str) -> dict[str, float]:
     from quixstreams import Application, State, message_context
 
@@ -396,7 +412,7 @@ def measure(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-processors-") as tmp:
         runners: dict[str, Callable[[Topology], dict[str, float]]] = {
             "confluent": lambda t: run_confluent(args.bootstrap, t, args.events),
-            "quix": lambda t: run_quix(args.bootstrap, t, args.events, f"{tmp}/quix-{t.namespace}"),
+            "quix": lambda t: run_quix_retrying(args.bootstrap, t, args.events, f"{tmp}/quix-{t.namespace}"),
             "faust": lambda t: run_faust(args.bootstrap, t, args.events, args.port, f"{tmp}/faust"),
         }
         for _ in range(args.repeat):

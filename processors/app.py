@@ -34,7 +34,7 @@ from hub.kafka_config import admin_config
 from hub.metrics import render
 from hub.topology import Topology
 from hub.trail import Hop, TrailHop
-from processors import dedupe, faust_fast_dispatch, faust_recovery_fix, metrics, trail_index
+from processors import dedupe, faust_recovery_fix, metrics, trail_index
 from processors.automations.feedback import ScheduledMessage
 from processors.daily_report import run_due_report
 from processors.dead_letter import DeadLetterWriter, Failed, headers_dict
@@ -66,6 +66,21 @@ def changelog_topic(app_id: str, table: str) -> str:
     return f"{app_id}-{table}-changelog"
 
 
+class RawTopic(faust.Topic):
+    """A topic whose events carry the record's key and value bytes as they are. Faust's generic
+    decode (schema, codec registry, serializer lookup) cost ~3 % of the routing worker's CPU per
+    record (py-spy) to hand back the same bytes with the "raw" serializer."""
+
+    def _compile_decode(self) -> None:
+        app = self.app
+        event: Any = app.conf.Event
+
+        async def decode(message: Any, *, propagate: bool = False) -> Any:
+            return event(app, message.key, message.value, message.headers, message)
+
+        self.decode = decode  # type: ignore[method-assign]
+
+
 class App(faust.App):
     """faust.App whose producer flush (Faust calls it before every offset commit, and on rebalance)
     also waits for the routers' confluent-kafka output producer: outputs are durable before the
@@ -79,7 +94,6 @@ class App(faust.App):
 
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
-        faust_fast_dispatch.install(consumer)  # no task per fetched record (see module)
         faust_offsets = consumer._filter_committable_offsets
         committed = consumer._committed_offset
 
@@ -166,9 +180,12 @@ class Processors:
         self.app = self._make_app()
         self.app.outputs = self.outputs
         self.offset_guard = OffsetGuard()
+        self._fill_locks: dict[Any, asyncio.Lock] = {}
+        self._level_of = {self.topology.priority_topic(level): level for level in LEVELS}
         self.app.offset_guard = self.offset_guard
         self.app.guarded_topics = frozenset(self.topology.priority_topic(level) for level in LEVELS)
         self.dedupe_changelog = changelog_topic(self.app_id, "dedupe")
+        self.trail_changelog = changelog_topic(self.app_id, "trail-index")
         event_partitions = self._partitions(self.topology.priorities[0].partitions)
         self.dedupe_table = self.app.Table(
             "dedupe", partitions=event_partitions, help="(source, idempotency key) -> first record seen"
@@ -302,8 +319,9 @@ class Processors:
     # ---- routing --------------------------------------------------------------------------------
     def _define_routers(self) -> None:
         for level in LEVELS:
-            topic = self.app.topic(
-                self.topology.priority_topic(level),
+            topic = RawTopic(
+                self.app,
+                topics=[self.topology.priority_topic(level)],
                 key_type=bytes,
                 value_type=bytes,
                 key_serializer="raw",
@@ -378,7 +396,16 @@ class Processors:
             failures.append(failed)
 
     async def _fill(self, level: int, hole: Hole, now: datetime, failures: list[Failed]) -> None:
-        """Route the records of `hole` read straight from Kafka (processors/offset_guard.py)."""
+        """Route the records of `hole` read straight from Kafka (processors/offset_guard.py), one fill
+        per partition at a time."""
+        lock = self._fill_locks.setdefault(hole.tp, asyncio.Lock())
+        async with lock:
+            expected = self.offset_guard.expected(hole.tp)
+            if expected is None or expected >= hole.got:
+                return  # filled meanwhile
+            await self._fill_locked(level, Hole(hole.tp, expected, hole.got), now, failures)
+
+    async def _fill_locked(self, level: int, hole: Hole, now: datetime, failures: list[Failed]) -> None:
         tp: Any = hole.tp
         metrics.OFFSET_HOLES.labels(tp.topic).inc()
         log.warning(
@@ -394,7 +421,9 @@ class Processors:
             log.error("cannot read %s[%s] %d-%d: %r", tp.topic, tp.partition, hole.expected, hole.got - 1, exc)
             self.app._crash(exc)
             raise
-        for record in records:
+        for index, record in enumerate(records):
+            if index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a big hole must not hold up more urgent levels
             self._route_guarded(level, record, now, failures)
         if len(records) < hole.size:
             log.error(
@@ -568,7 +597,11 @@ class Processors:
                 store = self.trail_table.data
                 hops = trail_index.append_hop(store.get(key), hop)
                 store[key] = hops
-                self.trail_table.send_changelog(message.partition, key, hops)
+                # As for dedupe: the changelog record exactly as Faust writes it for this table (raw
+                # key, json value; a unit test checks), through the output producer. Faust's own
+                # pure-Python producer filled up under load ("producer buffer full") and its back-
+                # pressure stalls the delivery of every fetched record, p1 included.
+                self.outputs.produce(self.trail_changelog, key, orjson.dumps(hops), None, message.partition)
                 metrics.TRAIL_INDEXED.inc()
 
         self.app.agent(topic, name="trail-index")(index)

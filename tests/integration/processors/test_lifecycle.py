@@ -95,9 +95,12 @@ def test_p1_goes_first_under_a_p5_backlog(kafka_bootstrap: str, workers: WorkerF
     routed_at = max(orjson.loads(r.value)["created_at"] for r in fin)
     latency = datetime.fromisoformat(routed_at).timestamp() - sent_at
     crm = read_topic(kafka_bootstrap, topology.delivery_topic("crm"), expect=len(backlog), timeout=120)
-    backlog_done_at = max(datetime.fromisoformat(orjson.loads(r.value)["created_at"]).timestamp() for r in crm)
-    # p1 was routed long before the p5 backlog (sent earlier) finished, and quickly
-    assert backlog_done_at - datetime.fromisoformat(routed_at).timestamp() > 2.0, "p1 waited for the backlog"
+    backlog_routed = [datetime.fromisoformat(orjson.loads(r.value)["created_at"]).timestamp() for r in crm]
+    backlog_done_at = max(backlog_routed)
+    # p1 (sent after the backlog) was routed while most of the backlog was still waiting — counted in
+    # events, not seconds, so a faster worker does not make it fail — and quickly.
+    after_p1 = sum(1 for at in backlog_routed if at > datetime.fromisoformat(routed_at).timestamp())
+    assert after_p1 >= len(backlog) // 4, f"only {after_p1} backlog events routed after p1: p1 waited for them"
     assert latency < 2.0, f"p1 waited {latency:.2f}s behind the p5 backlog"
     print(f"p1 latency under backlog: {latency * 1000:.0f} ms; backlog finished "
           f"{backlog_done_at - sent_at:.1f} s after the p1 events were sent")

@@ -110,3 +110,4 @@ def test_a_hole_is_read_from_kafka_and_routed_before_the_record_in_hand(kafka_bo
     assert routed_offsets == [0, 1, 2, 3, 4, 5]  # the partition's order: the hole's records first
     crm = deliveries(kafka_bootstrap, topology, "crm", expect=6)
     assert sorted(str(r.event_id) for r in crm) == sorted(ids)  # every event, once
+

@@ -66,3 +66,4 @@ def test_partitions_it_does_not_know_are_left_alone_and_reset_forgets_the_old_as
     assert guard.cap({TP: 100}) == {TP: 100}
     assert guard.check(TP, 50) is None
     assert guard.expected(OTHER) == 3
+

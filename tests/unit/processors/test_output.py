@@ -166,3 +166,20 @@ def test_dedupe_changelog_bytes_are_fausts_json_codec() -> None:
     key = dedupe.dedupe_key("crm", "b-1é")
     value = dedupe.entry(dedupe.RecordRef("x.events.p3", 5, 10), 1795943537.6221209, str(uuid.uuid4()))
     assert orjson.dumps(key) == codecs.dumps("json", key) and orjson.dumps(value) == codecs.dumps("json", value)
+
+
+def test_trail_index_changelog_bytes_are_what_faust_writes_for_that_table() -> None:
+    """processors.app writes the trail-index changelog itself: raw key (key_type=bytes), json value."""
+    from faust.serializers import codecs
+
+    from hub.trail import TrailHop
+    from processors import trail_index
+
+    hop = TrailHop(event_id=uuid.uuid4(), hop="routed", at=NOW, service="processors",
+                   detail={"destinations": ["crm", "whatsapp"], "note": "coração", "priority": 2})
+    later = TrailHop(event_id=hop.event_id, hop="delivered", at=NOW, service="connectors", destination="crm",
+                     delivery_id=uuid.uuid4(), detail={"status": 200, "latency_ms": 12.5})
+    hops = trail_index.append_hop(trail_index.append_hop(None, hop), later)
+    key = str(hop.event_id).encode()
+    assert codecs.dumps("raw", key) == key
+    assert orjson.dumps(hops) == codecs.dumps("json", hops)
