@@ -180,10 +180,8 @@ class Processors:
         self.app = self._make_app()
         self.app.outputs = self.outputs
         self.offset_guard = OffsetGuard()
-        self._fill_locks: dict[Any, asyncio.Lock] = {}
-        self._level_of = {self.topology.priority_topic(level): level for level in LEVELS}
         self.app.offset_guard = self.offset_guard
-        self.app.guarded_topics = frozenset(self.topology.priority_topic(level) for level in LEVELS)
+        self.app.guarded_topics = frozenset(self.topology.event_topics)
         self.dedupe_changelog = changelog_topic(self.app_id, "dedupe")
         self.trail_changelog = changelog_topic(self.app_id, "trail-index")
         event_partitions = self._partitions(self.topology.priorities[0].partitions)
@@ -379,13 +377,13 @@ class Processors:
             hole = guard.check(message.tp, message.offset)
             if hole is not None:  # records before this one were lost inside Faust: route them first
                 await self._fill(level, hole, now, failures)
-            self._route_guarded(level, message, now, failures)
+            self._route_or_dead_letter(level, message, now, failures)
             guard.routed(message.tp, message.offset)
         self.outputs.poll()
         if failures:
             await self.dlq.write(failures, now)
 
-    def _route_guarded(self, level: int, message: Any, now: datetime, failures: list[Failed]) -> None:
+    def _route_or_dead_letter(self, level: int, message: Any, now: datetime, failures: list[Failed]) -> None:
         try:
             failed = self._route_one(level, message, now)
         except Exception as exc:  # a bug must not stop the partition: dead-letter and go on
@@ -396,16 +394,8 @@ class Processors:
             failures.append(failed)
 
     async def _fill(self, level: int, hole: Hole, now: datetime, failures: list[Failed]) -> None:
-        """Route the records of `hole` read straight from Kafka (processors/offset_guard.py), one fill
-        per partition at a time."""
-        lock = self._fill_locks.setdefault(hole.tp, asyncio.Lock())
-        async with lock:
-            expected = self.offset_guard.expected(hole.tp)
-            if expected is None or expected >= hole.got:
-                return  # filled meanwhile
-            await self._fill_locked(level, Hole(hole.tp, expected, hole.got), now, failures)
-
-    async def _fill_locked(self, level: int, hole: Hole, now: datetime, failures: list[Failed]) -> None:
+        """Route the records of `hole` read straight from Kafka (processors/offset_guard.py). Only the
+        level's own agent calls it, one batch at a time, so a partition is never filled twice at once."""
         tp: Any = hole.tp
         metrics.OFFSET_HOLES.labels(tp.topic).inc()
         log.warning(
@@ -424,7 +414,7 @@ class Processors:
         for index, record in enumerate(records):
             if index % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # a big hole must not hold up more urgent levels
-            self._route_guarded(level, record, now, failures)
+            self._route_or_dead_letter(level, record, now, failures)
         if len(records) < hole.size:
             log.error(
                 "offsets %s[%s] %d-%d: %d of %d do not exist in the log (transactional producer or "

@@ -14,8 +14,8 @@ worker that took over; the same family as faust-streaming/faust#596 (open).
 The fix: seek first, then resume the stream partitions and the flow with no await in between, so
 the queues clear before any event of those partitions can be delivered. Between the seek and the
 resume the app's `before_streams_resume(assignment)` runs, if it has one (the offset guard learns
-where every partition starts there). The two methods below are
-Faust 0.15.3's, reordered; `install()` refuses other Faust versions so an upgrade is re-checked.
+where every partition starts there). The two methods below are Faust 0.15.3's, reordered, with their
+common tail in `_seek_then_resume`; `install()` refuses other Faust versions so an upgrade is re-checked.
 """
 
 from __future__ import annotations
@@ -51,23 +51,7 @@ async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
             f"Recovery rebalancing again app id {self.app.consumer_generation_id} param {generation_id}"
         )
         return
-    if assignment:
-        self.log.info("Seek stream partitions to committed offsets.")
-        await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
-        await _before_streams_resume(self.app, assignment)
-    # No await from here until the flow is resumed: nothing of these partitions is delivered
-    # before flow_control.resume() clears the queues.
-    consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
-    self.completed.set()
-    self.log.dev("Resume stream partitions")
-    self.app.flow_control.resume()
-    consumer.resume_flow()
-    await cast(Any, self.app)._fetcher.maybe_start()
-    self.tables.on_actives_ready()
-    if not self.app.assignor.assigned_standbys():
-        self.tables.on_standbys_ready()
-    self.app.on_rebalance_end()
-    self.log.info("Worker ready")
+    await _seek_then_resume(self, assignment, standbys_ready=not self.app.assignor.assigned_standbys())
 
 
 async def _resume_streams(self: Any, generation_id: int = 0) -> None:
@@ -79,10 +63,21 @@ async def _resume_streams(self: Any, generation_id: int = 0) -> None:
     if self.app.consumer_generation_id != generation_id:
         self.log.warning("Recovery rebalancing again")
         return
+    await _seek_then_resume(self, assignment, standbys_ready=True)
+
+
+async def _seek_then_resume(self: Any, assignment: Any, *, standbys_ready: bool) -> None:
+    """The part both methods share, in the fixed order: seek, the app's hook, then resume the stream
+    partitions and the flow with no await in between (nothing of these partitions is delivered
+    before flow_control.resume() clears the queues)."""
+    app = self.app
+    consumer = app.consumer
     if assignment:
         self.log.info("Seek stream partitions to committed offsets.")
-        await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
-        await _before_streams_resume(app, assignment)
+        await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+        hook = getattr(app, "before_streams_resume", None)  # the offset guard learns the starts here
+        if hook is not None:
+            await hook(assignment)
         consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
     else:
         self.log.info("Resuming streams with empty assignment")
@@ -92,17 +87,10 @@ async def _resume_streams(self: Any, generation_id: int = 0) -> None:
     consumer.resume_flow()
     await cast(Any, app)._fetcher.maybe_start()
     self.tables.on_actives_ready()
-    self.tables.on_standbys_ready()
+    if standbys_ready:
+        self.tables.on_standbys_ready()
     app.on_rebalance_end()
     self.log.info("Worker ready")
-
-
-async def _before_streams_resume(app: Any, assignment: Any) -> None:
-    """The app's hook (if it has one) between the seek and the resume: every stream partition's
-    position is known and no record of it has been delivered yet (processors.offset_guard)."""
-    hook = getattr(app, "before_streams_resume", None)
-    if hook is not None:
-        await hook(assignment)
 
 
 def install() -> None:
