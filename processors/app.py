@@ -11,6 +11,7 @@ the records: delivery ids are deterministic and dedupe recognises the very same 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
@@ -18,7 +19,7 @@ import sys
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,14 +35,14 @@ from hub.kafka_config import admin_config
 from hub.metrics import render
 from hub.topology import Topology
 from hub.trail import Hop, TrailHop
-from processors import dedupe, faust_recovery_fix, metrics, trail_index
+from processors import dedupe, faust_drain, faust_recovery_fix, metrics, trail_index
 from processors.automations.feedback import ScheduledMessage
 from processors.daily_report import run_due_report
 from processors.dead_letter import DeadLetterWriter, Failed, headers_dict
 from processors.hole_filler import read_range
 from processors.offset_guard import Hole, OffsetGuard
 from processors.output import OutputBuilder, OutputProducer
-from processors.priority import LEVELS, PriorityGate, install_priority_fetch, topic_rank
+from processors.priority import LEVELS, PriorityLanes, install_priority_fetch, topic_rank
 from processors.routing import InvalidRecord, Router, TransformFailed, parse_record
 from processors.settings import ProcessorSettings
 from processors.syncs.runner import SyncRunner, is_due
@@ -50,7 +51,8 @@ from processors.syncs.watermarks import SyncState, SyncStateStore
 log = logging.getLogger("processors")
 
 SERVICE = "processors"
-YIELD_EVERY = 8  # lower-priority batches give the event loop a turn every N events (see _route_batch)
+YIELD_EVERY = 8  # a batch gives the event loop a turn every N events (see _route_batch)
+ROUTER_STOP_WAIT = 10.0  # seconds a rebalance waits for the batch in flight to stop (_consumer_wait_empty)
 FIRED_KEEP = timedelta(days=8)  # remember released delayed messages (re-scheduling the same id is ignored)
 
 
@@ -66,49 +68,61 @@ def changelog_topic(app_id: str, table: str) -> str:
     return f"{app_id}-{table}-changelog"
 
 
-class RawTopic(faust.Topic):
-    """A topic whose events carry the record's key and value bytes as they are. Faust's generic
-    decode (schema, codec registry, serializer lookup) cost ~3 % of the routing worker's CPU per
-    record (py-spy) to hand back the same bytes with the "raw" serializer."""
-
-    def _compile_decode(self) -> None:
-        app = self.app
-        event: Any = app.conf.Event
-
-        async def decode(message: Any, *, propagate: bool = False) -> Any:
-            return event(app, message.key, message.value, message.headers, message)
-
-        self.decode = decode  # type: ignore[method-assign]
-
-
 class App(faust.App):
     """faust.App whose producer flush (Faust calls it before every offset commit, and on rebalance)
     also waits for the routers' confluent-kafka output producer: outputs are durable before the
-    offsets of their source records move (at least once). Commits of the priority topics are also
-    capped by the offset guard (processors/offset_guard.py), which learns where each partition
-    starts right after the post-rebalance seek (`before_streams_resume`)."""
+    offsets of their source records move (at least once). The priority topics' records skip Faust's
+    conductor and streams (processors/faust_drain.py) and their commit offsets are the router's
+    settled positions kept by the offset guard (processors/offset_guard.py), which learns where each
+    partition starts right after the post-rebalance seek (`before_streams_resume`)."""
 
     outputs: OutputProducer | None = None
     offset_guard: OffsetGuard | None = None
+    lanes: PriorityLanes | None = None
+    level_of: Mapping[str, int] = {}
     guarded_topics: frozenset[str] = frozenset()
+    router_idle: asyncio.Event | None = None  # clear while the router is inside a batch
 
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
+        if self.lanes is not None:
+            faust_drain.install(consumer, self.lanes, self.level_of)
         faust_offsets = consumer._filter_committable_offsets
+        faust_pending = consumer._filter_tps_with_pending_acks
         committed = consumer._committed_offset
+        guarded = self.guarded_topics
+
+        def pending(topics: Any = None) -> list[Any]:
+            tps = list(faust_pending(topics))
+            if self.offset_guard is not None:
+                settled: list[Any] = list(self.offset_guard.settled())
+                tps.extend(tp for tp in settled if topics is None or tp in topics or tp.topic in topics)
+            return tps
 
         def committable(tps: Any) -> dict[Any, int]:
-            offsets = faust_offsets(tps)
-            if self.offset_guard is None:
-                return offsets  # type: ignore[no-any-return]
-            return {
-                tp: offset
-                for tp, offset in self.offset_guard.cap(offsets).items()
-                if committed[tp] is None or offset > committed[tp]
-            }
+            tps = list(tps)
+            offsets: dict[Any, int] = faust_offsets([tp for tp in tps if tp.topic not in guarded])
+            if self.offset_guard is not None:
+                settled = self.offset_guard.settled()
+                for tp in tps:
+                    offset = settled.get(tp)
+                    if offset is not None and tp.topic in guarded and (committed[tp] is None or offset > committed[tp]):
+                        offsets[tp] = offset
+            return offsets
 
+        consumer._filter_tps_with_pending_acks = pending
         consumer._filter_committable_offsets = committable
         return consumer
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        """Rebalance (flow already suspended): drop the fetched records, let the batch in flight stop
+        and settle, then Faust's own wait and commit."""
+        if self.lanes is not None:
+            self.lanes.clear()
+        if self.router_idle is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.router_idle.wait(), ROUTER_STOP_WAIT)
+        await super()._consumer_wait_empty(consumer, logger)
 
     async def before_streams_resume(self, assignment: Any) -> None:
         if self.offset_guard is None:
@@ -125,6 +139,8 @@ class App(faust.App):
                 earliest = {}
             for tp in unknown:
                 starts[tp] = earliest.get(tp)
+        if self.lanes is not None:
+            self.lanes.clear()  # fetched before the seek: read again from the starts below
         self.offset_guard.reset({tp: offset for tp, offset in starts.items() if offset is not None})
 
     def _new_producer(self) -> Any:
@@ -153,7 +169,11 @@ class Processors:
         self.app_id = self.topology.router_group  # its lag is "pending per priority" in /status and /ops
         self.scheduled_topic = self.topology.system_topic("scheduled")
         self.trail_topic = self.topology.system_topic("trail")
-        self.gate = PriorityGate()
+        self.lanes = PriorityLanes(
+            high_water=settings.stream_buffer,
+            on_full=lambda tp: self.app.consumer.on_buffer_full(tp),
+            on_drop=lambda tp: self.app.consumer.on_buffer_drop(tp),
+        )
         self._counters = {level: _LevelMetrics(level) for level in LEVELS}
         faust_recovery_fix.install()  # before the app exists: Faust's post-rebalance race (see module)
         install_priority_fetch(topic_rank({self.topology.priority_topic(level): level for level in LEVELS}))
@@ -181,6 +201,11 @@ class Processors:
         self.app.outputs = self.outputs
         self.offset_guard = OffsetGuard()
         self.app.offset_guard = self.offset_guard
+        self.app.lanes = self.lanes
+        self.router_idle = asyncio.Event()
+        self.router_idle.set()
+        self.app.router_idle = self.router_idle
+        self.app.level_of = {self.topology.priority_topic(level): level for level in LEVELS}
         self.app.guarded_topics = frozenset(self.topology.event_topics)
         self.dedupe_changelog = changelog_topic(self.app_id, "dedupe")
         self.trail_changelog = changelog_topic(self.app_id, "trail-index")
@@ -316,72 +341,87 @@ class Processors:
 
     # ---- routing --------------------------------------------------------------------------------
     def _define_routers(self) -> None:
+        # The priority topics are subscribed through Faust (assignment, tables co-partitioned with them,
+        # seeks, commits) but their records go to the lanes, not to a stream (processors/faust_drain.py):
+        # no agent, no acks (the offset guard's settled positions are committed instead).
         for level in LEVELS:
-            topic = RawTopic(
-                self.app,
-                topics=[self.topology.priority_topic(level)],
-                key_type=bytes,
-                value_type=bytes,
-                key_serializer="raw",
-                value_serializer="raw",
+            self.app.topics.add(
+                self.app.topic(
+                    self.topology.priority_topic(level),
+                    key_type=bytes,
+                    value_type=bytes,
+                    key_serializer="raw",
+                    value_serializer="raw",
+                    acks=False,
+                )
             )
-            self.app.agent(topic, name=f"route-p{level}")(self._router_agent(level))
+        self.app.task(self._route_forever)
 
-    def _router_agent(self, level: int) -> Callable[[Any], Any]:
-        gate = self.gate
+    async def _route_forever(self) -> None:
+        """The one router of this worker: the next batch always comes from the most urgent lane."""
+        lanes, flow, app, idle = self.lanes, self.app.flow_control, self.app, self.router_idle
         batch_size = self.settings.batch_size
-        batch_wait = self.settings.urgent_batch_wait if level == 1 else self.settings.batch_wait
+        while True:
+            await flow.acquire()  # suspended while a rebalance and table recovery run
+            taken = lanes.take(batch_size)
+            if taken is None:
+                await lanes.wait()
+                continue
+            level, records = taken
+            idle.clear()
+            try:
+                await self._route_batch(level, records)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # not settled: crash, the records are read again after the restart
+                log.exception("router stopped")
+                app._crash(exc)
+                raise
+            finally:
+                idle.set()
 
-        async def route(stream: Any) -> None:
-            queue = stream.channel.queue
-            gate.watch_queue(level, queue.qsize)
-            gate.reset(level)
-
-            def taken(value: Any) -> Any:
-                gate.taken(level)
-                current = stream.current_event
-                if current is not None and current.message.timestamp:
-                    dispatch.observe(max(0.0, time.time() - current.message.timestamp))
-                return value
-
-            dispatch = metrics.DISPATCH_LATENCY.labels(str(level))
-            stream.add_processor(taken)
-            async for events in stream.take_events(batch_size, within=batch_wait):
-                try:
-                    await self._route_batch(level, events)
-                finally:
-                    gate.done(level, len(events))
-
-        route.__name__ = f"route_p{level}"
-        route.__qualname__ = route.__name__
-        return route
-
-    async def _route_batch(self, level: int, events: Sequence[Any]) -> None:
-        waited = await self.gate.wait_turn(level)
-        if waited:
-            metrics.GATE_WAIT.labels(str(level)).inc(waited)
+    async def _route_batch(self, level: int, records: Sequence[Any]) -> None:
+        """Route one batch in order. Every YIELD_EVERY records it lets the event loop run (the fetch
+        loop hands newly fetched records to the lanes) and then stops early when a rebalance began
+        (the rest is read again from the committed offsets) or gives the rest back to its lane when a
+        more urgent record arrived. What was routed is settled (committable) once its dead letters
+        are written."""
+        lanes, flow, guard = self.lanes, self.app.flow_control, self.offset_guard
+        generation = lanes.generation
+        if records and records[0].timestamp:
+            metrics.DISPATCH_LATENCY.labels(str(level)).observe(max(0.0, time.time() - records[0].timestamp))
         now = datetime.now(UTC)
         failures: list[Failed] = []
-        gate = self.gate
-        guard = self.offset_guard
-        for index, event in enumerate(events):
-            if level > 1 and index % YIELD_EVERY == 0:
-                # Let the fetch loop run: producer sends rarely suspend, so without this a whole batch
-                # runs without giving the loop a chance to hand a newly fetched p1 event to its agent.
+        touched: set[Any] = set()
+        for index, message in enumerate(records):
+            if index and index % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-            if level > 1 and gate.higher_pending(level):  # a more urgent event arrived mid-batch
-                waited = await gate.wait_turn(level)
-                metrics.GATE_WAIT.labels(str(level)).inc(waited)
+                if lanes.generation != generation or not flow.is_active():
+                    break
+                if level > 1 and lanes.higher_pending(level):
+                    lanes.give_back(level, records[index:])
+                    metrics.PREEMPTIONS.labels(str(level)).inc()
+                    break
                 now = datetime.now(UTC)
-            message = event.message
-            hole = guard.check(message.tp, message.offset)
-            if hole is not None:  # records before this one were lost inside Faust: route them first
+            tp = message.tp
+            offset = message.offset
+            if guard.behind(tp, offset):
+                continue  # routed since the last rebalance; Faust fetched it again
+            hole = guard.check(tp, offset)
+            if hole is not None:  # records before this one were lost inside the worker: route them first
                 await self._fill(level, hole, now, failures)
+                if lanes.generation != generation:
+                    break
             self._route_or_dead_letter(level, message, now, failures)
-            guard.routed(message.tp, message.offset)
+            guard.routed(tp, offset)
+            touched.add(tp)
         self.outputs.poll()
         if failures:
             await self.dlq.write(failures, now)
+        # Also after a rebalance began: what was routed is durable now, and Faust commits it for the
+        # revoked partitions (it waits for this batch, App._consumer_wait_empty). After the guard's
+        # reset the positions are the new starts, so settling changes nothing.
+        guard.settle(touched)
 
     def _route_or_dead_letter(self, level: int, message: Any, now: datetime, failures: list[Failed]) -> None:
         try:
@@ -611,7 +651,7 @@ class Processors:
 
         async def gauges() -> None:
             for level in LEVELS:
-                metrics.PENDING.labels(str(level)).set(self.gate.pending(level))
+                metrics.PENDING.labels(str(level)).set(self.lanes.pending(level))
 
         async def sweep() -> None:
             self.sweep_state()
@@ -721,7 +761,7 @@ class Processors:
             "service": SERVICE,
             "worker": f"http://{self.settings.web_host}:{self.settings.web_port}",
             "assigned_partitions": len(assignment),
-            "pending": {f"p{level}": self.gate.pending(level) for level in LEVELS},
+            "pending": {f"p{level}": self.lanes.pending(level) for level in LEVELS},
             # Events routed since start (the benchmark polls this: much cheaper than rendering /metrics).
             "routed": sum(int(self._counters[level].routed._value.get()) for level in LEVELS),
             "produce_errors": self.produce_errors,

@@ -12,12 +12,14 @@ ROUTING_LATENCY = histogram(
 )
 DISPATCH_LATENCY = histogram(
     "processor_dispatch_seconds",
-    "From the record's Kafka timestamp to its agent taking it (fetch + dispatch)",
+    "From the Kafka timestamp of a batch's first record to the router taking the batch (fetch + wait)",
     ("priority",),
 )
 PENDING = gauge("processor_priority_pending", "Events buffered per priority level", ("priority",))
-GATE_WAIT = counter(
-    "processor_priority_wait_seconds_total", "Time a level waited for more urgent levels", ("priority",)
+PREEMPTIONS = counter(
+    "processor_priority_preemptions_total",
+    "Batches of a level that gave their rest back because a more urgent event arrived",
+    ("priority",),
 )
 SCHEDULED_PENDING = gauge("processor_scheduled_pending", "Delayed messages waiting in this worker")
 SCHEDULED_RELEASED = counter("processor_scheduled_released_total", "Delayed messages released when due")

@@ -8,10 +8,12 @@ cleared around a rebalance, faust#596 and neighbours) is then committed over and
 chaos tests caught exactly that: a prefix of a partition never routed by the worker that took over.
 
 The guard knows where each assigned partition starts (the committed offset after the post-rebalance
-seek, else the log start) and the next offset the router must see. The priority topics are written
+seek, else the log start), the next offset the router must see, and how far the router has *settled*
+(outputs produced and dead letters written): the offset committed for these topics (Faust's acks are
+not used for them, see processors/faust_drain.py). The priority topics are written
 by idempotent, non-transactional producers and never compacted, so their offsets are contiguous: a
 record arriving beyond the expected offset means records were lost inside the worker. Then
-(1) no commit passes the expected offset (`cap`), and (2) the router reads the missing range straight
+(1) no commit passes the expected offset, and (2) the router reads the missing range straight
 from Kafka with its own short-lived consumer and routes it before the record in hand (`Hole`), so
 the partition's order is kept. Seeking Faust's consumer back does not work: records of its fetch in
 flight move Faust's read offset past the seek and it drops the re-fetched ones. Offsets the fill cannot
@@ -23,7 +25,7 @@ tried and misfired: a conductor blocked on Faust's full producer buffer looks ex
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -41,11 +43,18 @@ class Hole:
 class OffsetGuard:
     def __init__(self) -> None:
         self._next: dict[Hashable, int] = {}
+        self._settled: dict[Hashable, int] = {}
         self.holes: list[Hole] = []  # every hole found (logs, metrics, /health, tests)
 
     def reset(self, starts: Mapping[Hashable, int]) -> None:
         """After a rebalance: the position every assigned partition was sought to."""
         self._next = dict(starts)
+        self._settled = dict(starts)
+
+    def behind(self, tp: Hashable, offset: int) -> bool:
+        """Already routed since the last reset (Faust fetched it again): skip it."""
+        expected = self._next.get(tp)
+        return expected is not None and offset < expected
 
     def expected(self, tp: Hashable) -> int | None:
         return self._next.get(tp)
@@ -69,13 +78,17 @@ class OffsetGuard:
         if self._next.get(hole.tp) == hole.expected:
             self._next[hole.tp] = hole.got
 
-    def cap(self, offsets: Mapping[Hashable, int]) -> dict[Hashable, int]:
-        """The commit offsets Faust computed, none past a record the router has not handled."""
-        capped = {}
-        for tp, offset in offsets.items():
-            expected = self._next.get(tp)
-            capped[tp] = offset if expected is None else min(offset, expected)
-        return capped
+    def settle(self, tps: Iterable[Hashable]) -> None:
+        """Everything routed so far on these partitions is durable enough to commit: its outputs are
+        in the producer (flushed before every commit) and its dead letters are written."""
+        for tp in tps:
+            position = self._next.get(tp)
+            if position is not None:
+                self._settled[tp] = position
+
+    def settled(self) -> dict[Hashable, int]:
+        """The commit offset of every guarded partition."""
+        return dict(self._settled)
 
 
 __all__ = ["Hole", "OffsetGuard"]

@@ -1,74 +1,104 @@
 """Strict priority between events.p1..p5 inside one worker.
 
-Each priority level has its own Faust agent (own stream buffer, own task). Before a level processes a
-batch it waits while any *more urgent* level has events pending: queued in its stream buffer or taken
-into a batch that is not finished. So a p1 event never waits behind a p5 backlog: at most behind the one
-p5 batch already running (batch_size events, a few ms). Lower levels resume the moment the higher ones
-are empty; a running lower batch also yields between events as soon as a more urgent event is buffered.
-The fetcher keeps reading every partition (aiokafka prefetches each partition once until consumed) and
-hands prefetched records out most urgent topic first (install_priority_fetch); a full stream buffer
-pauses only its own partition (Faust flow control).
+Fetched records of events.pN wait in lane N (processors/faust_drain.py puts them there straight from
+Faust's fetch loop). One router task always takes its next batch from the most urgent non-empty lane,
+and a running lower-priority batch gives its unrouted rest back as soon as a more urgent record
+arrives (checked every few events, when the batch also lets the fetch loop run). So a p1 event never
+waits behind a p5 backlog: at most behind the few p5 events routed since the last check.
+The fetcher keeps reading every partition and hands prefetched records out most urgent topic first
+(install_priority_fetch); a full lane pauses the fetch of only the partitions feeding it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 LEVELS = (1, 2, 3, 4, 5)
 
 
-class PriorityGate:
-    def __init__(self, levels: tuple[int, ...] = LEVELS, poll_interval: float = 0.002):
-        self.levels = levels
-        self.poll_interval = poll_interval
-        self._queued: dict[int, Callable[[], int]] = {}
-        self._taken = dict.fromkeys(levels, 0)
-        self._done = dict.fromkeys(levels, 0)
-        self._progress = asyncio.Event()
-        self.waited_seconds = dict.fromkeys(levels, 0.0)
+class PriorityLanes:
+    """One FIFO of fetched records per priority level, with back-pressure per partition.
 
-    def watch_queue(self, level: int, qsize: Callable[[], int]) -> None:
-        """How many events sit in this level's stream buffer (not yet taken)."""
-        self._queued[level] = qsize
+    `on_full(tp)` / `on_drop(tp)` pause and resume the fetch of one partition (Faust's consumer
+    `on_buffer_full` / `on_buffer_drop`): a lane at `high_water` stops growing, and its partitions
+    flow again when the router has taken it down to half. `generation` moves on every `clear()`
+    (a rebalance): a batch taken before it must not go on routing.
+    """
 
-    def taken(self, level: int, n: int = 1) -> None:
-        self._taken[level] += n
+    def __init__(
+        self,
+        levels: Sequence[int] = LEVELS,
+        high_water: int = 2048,
+        on_full: Callable[[Any], None] | None = None,
+        on_drop: Callable[[Any], None] | None = None,
+    ):
+        self.levels = tuple(sorted(levels))
+        self.high_water = high_water
+        self.low_water = high_water // 2
+        self.on_full = on_full
+        self.on_drop = on_drop
+        self._lanes: dict[int, deque[Any]] = {level: deque() for level in self.levels}
+        self._paused: dict[int, set[Hashable]] = {level: set() for level in self.levels}
+        self._arrived = asyncio.Event()
+        self.generation = 0
 
-    def done(self, level: int, n: int) -> None:
-        self._done[level] += n
-        self._progress.set()
+    def offer(self, level: int, tp: Hashable, record: Any) -> None:
+        lane = self._lanes[level]
+        lane.append(record)
+        if len(lane) >= self.high_water:
+            paused = self._paused[level]
+            if tp not in paused:
+                paused.add(tp)
+                if self.on_full is not None:
+                    self.on_full(tp)
+        self._arrived.set()
 
-    def reset(self, level: int) -> None:
-        """Rebalance: buffered events of revoked partitions are discarded by Faust."""
-        self._taken[level] = self._done[level] = 0
+    def take(self, max_records: int) -> tuple[int, list[Any]] | None:
+        """The next batch: up to `max_records` from the most urgent non-empty lane, or None."""
+        for level in self.levels:
+            lane = self._lanes[level]
+            if lane:
+                n = min(max_records, len(lane))
+                batch = [lane.popleft() for _ in range(n)]
+                if len(lane) <= self.low_water:
+                    self._release(level)
+                return level, batch
+        return None
+
+    def give_back(self, level: int, records: Sequence[Any]) -> None:
+        """A preempted batch's unrouted rest goes back to the front of its lane, in order."""
+        self._lanes[level].extendleft(reversed(records))
+
+    async def wait(self) -> None:
+        """Until any lane has a record."""
+        while not any(self._lanes.values()):
+            self._arrived.clear()
+            await self._arrived.wait()
 
     def pending(self, level: int) -> int:
-        queued = self._queued.get(level)
-        in_batches = max(0, self._taken[level] - self._done[level])
-        return (queued() if queued else 0) + in_batches
+        return len(self._lanes[level])
 
-    def higher_pending(self, level: int) -> int:
-        return sum(self.pending(h) for h in self.levels if h < level)
+    def higher_pending(self, level: int) -> bool:
+        lanes = self._lanes
+        return any(lanes[h] for h in self.levels if h < level)
 
-    async def wait_turn(self, level: int, max_wait: float | None = None) -> float:
-        """Block while a more urgent level has work. Returns seconds waited. `max_wait` (None =
-        forever) is a starvation guard for operators who prefer weighted to strict priority."""
-        if self.higher_pending(level) == 0:
-            return 0.0
-        started = time.monotonic()
-        while self.higher_pending(level) > 0:
-            if max_wait is not None and time.monotonic() - started >= max_wait:
-                break
-            self._progress.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), self.poll_interval)
-        waited = time.monotonic() - started
-        self.waited_seconds[level] += waited
-        return waited
+    def clear(self) -> None:
+        """Rebalance: every fetched record is read again from the committed offsets."""
+        for level in self.levels:
+            self._lanes[level].clear()
+            self._release(level)
+        self.generation += 1
+
+    def _release(self, level: int) -> None:
+        paused = self._paused[level]
+        if paused:
+            if self.on_drop is not None:
+                for tp in paused:
+                    self.on_drop(tp)
+            paused.clear()
 
 
 def topic_rank(topology_levels: dict[str, int], default: float = 2.5) -> Callable[[str], float]:

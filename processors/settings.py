@@ -34,8 +34,6 @@ class ProcessorSettings(HubSettings):
     )
     # Priorities: how many events one batch takes and how long it waits to fill (latency vs throughput).
     batch_size: int = Field(default=1000, ge=1, le=10_000)
-    batch_wait: float = Field(default=0.05, gt=0, le=1.0, description="seconds a batch waits to fill (p2-p5)")
-    urgent_batch_wait: float = Field(default=0.005, gt=0, le=1.0, description="the same for p1: latency first")
     stream_buffer: int = Field(default=2048, ge=16, le=100_000)
     # Records handed to Faust per poll: the fetch loop dispatches a whole poll before it looks again,
     # so this bounds how long a newly fetched p1 record can wait behind lower-priority records.

@@ -14,7 +14,7 @@ from processors import dedupe
 from processors.app import crc32_partitioner
 from processors.automations.feedback import feedback_request, outside_quiet_hours
 from processors.automations.lead_auto_reply import first_name, render, template_key
-from processors.priority import PriorityGate
+from processors.priority import PriorityLanes
 from processors.routing import InvalidRecord, Router, TransformFailed, check_data, entity_field, parse_record
 from processors.syncs.runner import item_envelope, next_due
 from processors.syncs.watermarks import SyncState
@@ -216,20 +216,53 @@ def test_crc32_partitioner_matches_librdkafka_consistent() -> None:
     assert crc32_partitioner(None, [0, 1], [1]) == 1
 
 
-async def test_priority_gate_holds_lower_levels_while_higher_pending() -> None:
-    gate = PriorityGate(poll_interval=0.001)
-    queued = {"n": 2}
-    gate.watch_queue(1, lambda: queued["n"])
-    assert gate.higher_pending(2) == 2 and gate.higher_pending(1) == 0
+def test_priority_lanes_hand_out_the_most_urgent_level_first_in_order() -> None:
+    lanes = PriorityLanes(high_water=100)
+    for offset in range(5):
+        lanes.offer(5, ("events.p5", 0), ("p5", offset))
+    assert lanes.take(3) == (5, [("p5", 0), ("p5", 1), ("p5", 2)])
+    lanes.offer(1, ("events.p1", 0), ("p1", 0))
+    assert lanes.higher_pending(5) and not lanes.higher_pending(1)
+    assert lanes.take(10) == (1, [("p1", 0)])  # the p1 record jumps the two p5 records left
+    assert lanes.take(10) == (5, [("p5", 3), ("p5", 4)])
+    assert lanes.take(10) is None
 
-    async def drain() -> None:
-        await asyncio.sleep(0.02)
-        queued["n"] = 0
-        gate.taken(1, 2)
-        await asyncio.sleep(0.02)
-        gate.done(1, 2)
 
-    task = asyncio.create_task(drain())
-    waited = await gate.wait_turn(5)
+def test_a_preempted_batch_gives_its_rest_back_in_order() -> None:
+    lanes = PriorityLanes()
+    for offset in range(6):
+        lanes.offer(4, "tp", offset)
+    level, batch = lanes.take(4) or (0, [])
+    lanes.give_back(level, batch[2:])  # 0 and 1 routed, then a p1 record arrived
+    assert lanes.take(10) == (4, [2, 3, 4, 5])
+
+
+def test_a_full_lane_pauses_its_partitions_until_half_taken_and_clear_releases_them() -> None:
+    paused: list[object] = []
+    resumed: list[object] = []
+    lanes = PriorityLanes(high_water=4, on_full=paused.append, on_drop=resumed.append)
+    for offset in range(6):
+        lanes.offer(5, "p5-0" if offset % 2 else "p5-1", offset)
+    assert paused == ["p5-0", "p5-1"] and resumed == []  # from the 4th record on; each partition once
+    lanes.take(3)  # 3 left: above half of 4
+    assert resumed == []
+    lanes.take(1)  # 2 left: the partitions flow again
+    assert sorted(resumed) == ["p5-0", "p5-1"]
+    lanes.offer(5, "p5-0", 7)
+    lanes.offer(5, "p5-0", 8)
+    generation = lanes.generation
+    lanes.clear()
+    assert lanes.pending(5) == 0 and lanes.generation == generation + 1
+
+
+async def test_waiting_for_records_wakes_on_the_next_offer() -> None:
+    lanes = PriorityLanes()
+
+    async def later() -> None:
+        await asyncio.sleep(0.01)
+        lanes.offer(3, "tp", "record")
+
+    task = asyncio.create_task(later())
+    await asyncio.wait_for(lanes.wait(), 5)
     await task
-    assert waited >= 0.035 and gate.higher_pending(5) == 0
+    assert lanes.take(1) == (3, ["record"])

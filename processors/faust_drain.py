@@ -1,0 +1,118 @@
+"""events.p1..p5 records go straight from Faust's fetch loop to the router's priority lanes.
+
+Faust hands every fetched record to its conductor one at a time, `wait_first(callback(message),
+suspend_flow.wait())` (two tasks and an `asyncio.wait` per record), then builds an Event, puts it on
+the agent's stream queue, and the agent takes it (`take_events`) and acks it. py-spy put that path at
+roughly half of the routing worker's CPU outside the routing itself. The router needs none of it: it
+takes records in batches from processors.priority.PriorityLanes, and the offset guard
+(processors/offset_guard.py), not Faust's acks, decides what is committed for these topics.
+
+So this is Faust 0.15.3's `Consumer._drain_messages` with one branch added: a record of a priority
+topic is appended to its lane while the flow is active (during a rebalance it is dropped: after the
+seek it is fetched again from the committed offset), and Faust's read-offset bookkeeping is left to
+the offset guard, which also drops records already routed. Every other record (the tables'
+changelogs, delayed messages, the trail) takes Faust's path unchanged. `install()` refuses other
+Faust versions, like processors/faust_recovery_fix.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+from faust.transport.consumer import CONSUMER_FETCHING
+
+from processors.priority import PriorityLanes
+
+FIXED_VERSION = "0.15.3"
+
+
+def install(consumer: Any, lanes: PriorityLanes, level_of: Mapping[str, int]) -> None:
+    """Replace `consumer._drain_messages` (this consumer only) with the lane-aware loop."""
+    if faust.__version__ != FIXED_VERSION:
+        raise RuntimeError(
+            f"processors.faust_drain is written for faust-streaming {FIXED_VERSION}, found "
+            f"{faust.__version__}: re-check Consumer._drain_messages before upgrading"
+        )
+    consumer._drain_messages = _drain_messages.__get__(consumer)
+    consumer._carinho_lanes = lanes
+    consumer._carinho_level_of = dict(level_of)
+
+
+async def _drain_messages(self: Any, fetcher: Any) -> None:
+    # Faust 0.15.3's loop; the only change is the `level is not None` branch.
+    callback = self.callback
+    getmany = self.getmany
+    consumer_should_stop = self._stopped.is_set
+    fetcher_should_stop = fetcher._stopped.is_set
+    offer = self._carinho_lanes.offer
+    level_of = self._carinho_level_of.get
+    flow_active = self.app.flow_control.is_active
+
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    flag_consumer_fetching = CONSUMER_FETCHING
+    set_flag = self.diag.set_flag
+    unset_flag = self.diag.unset_flag
+    commit_every = self._commit_every
+    acks_enabled_for = self.app.topics.acks_enabled_for
+
+    yield_every = 100
+    num_since_yield = 0
+    sleep = asyncio.sleep
+
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            set_flag(flag_consumer_fetching)
+            ait = getmany(timeout=1.0)
+            await self.sleep(0)
+            if not self.should_stop:
+                async for tp, message in ait:
+                    num_since_yield += 1
+                    if num_since_yield > yield_every:
+                        await sleep(0)
+                        num_since_yield = 0
+
+                    level = level_of(tp.topic)
+                    if level is not None:
+                        if flow_active():
+                            offer(level, tp, message)
+                        continue
+
+                    offset = message.offset
+                    r_offset = get_read_offset(tp)
+                    if r_offset is None or offset >= r_offset:
+                        gap = offset - (r_offset or 0)
+                        if gap > 1 and r_offset:
+                            acks_enabled = acks_enabled_for(message.topic)
+                            if acks_enabled:
+                                await self._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                        set_read_offset(tp, offset)
+                    else:
+                        self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
+                unset_flag(flag_consumer_fetching)
+
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            self.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            self.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        unset_flag(flag_consumer_fetching)
+
+
+__all__ = ["install"]
