@@ -149,6 +149,8 @@ class FaustWorker:
     def routed(self) -> int:
         # /health carries the routed count; rendering the whole /metrics registry 4x a second cost
         # the worker ~3.5 % of its CPU (py-spy), a measurement cost the in-process baselines do not pay.
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the faust worker exited ({self.proc.returncode}): see {self.log}")
         try:
             total = int(httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).json()["routed"])
         except (httpx.HTTPError, ValueError, KeyError):

@@ -27,6 +27,7 @@ import faust
 import orjson
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+from faust.types import TP
 from faust.web import Request, Response, View
 
 from hub.delivery import DeliveryRecord
@@ -169,10 +170,11 @@ class Processors:
         self.app_id = self.topology.router_group  # its lag is "pending per priority" in /status and /ops
         self.scheduled_topic = self.topology.system_topic("scheduled")
         self.trail_topic = self.topology.system_topic("trail")
+        # getmany hands out aiokafka TopicPartitions; Faust's active-partition set asserts its own TP.
         self.lanes = PriorityLanes(
             high_water=settings.stream_buffer,
-            on_full=lambda tp: self.app.consumer.on_buffer_full(tp),
-            on_drop=lambda tp: self.app.consumer.on_buffer_drop(tp),
+            on_full=lambda tp: self.app.consumer.on_buffer_full(TP(tp.topic, tp.partition)),
+            on_drop=lambda tp: self.app.consumer.on_buffer_drop(TP(tp.topic, tp.partition)),
         )
         self._counters = {level: _LevelMetrics(level) for level in LEVELS}
         faust_recovery_fix.install()  # before the app exists: Faust's post-rebalance race (see module)

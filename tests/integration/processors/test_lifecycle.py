@@ -83,7 +83,8 @@ def test_p1_goes_first_under_a_p5_backlog(kafka_bootstrap: str, workers: WorkerF
     backlog = [event("cuidador.updated", "cuidadores", 5, {"cuidador_id": f"K{i}", "status": "ativo"})
                for i in range(4_000)]
     send(kafka_bootstrap, topology, *backlog, producer=producer)
-    worker = workers.start(topology, CARINHO_SYNC_ENABLED="false", wait=False)
+    # A small lane: the p5 lane fills on every poll, so its partitions pause and resume all along.
+    worker = workers.start(topology, CARINHO_SYNC_ENABLED="false", CARINHO_STREAM_BUFFER="16", wait=False)
     workers.wait_ready(worker)
     wait_until(lambda: len(read_topic(kafka_bootstrap, topology.delivery_topic("crm"), expect=300, timeout=5)) >= 300,
                timeout=60, message="backlog being processed")
@@ -95,6 +96,10 @@ def test_p1_goes_first_under_a_p5_backlog(kafka_bootstrap: str, workers: WorkerF
     routed_at = max(orjson.loads(r.value)["created_at"] for r in fin)
     latency = datetime.fromisoformat(routed_at).timestamp() - sent_at
     crm = read_topic(kafka_bootstrap, topology.delivery_topic("crm"), expect=len(backlog), timeout=120)
+    counts = Counter(orjson.loads(r.value)["event_id"] for r in crm if r.value)
+    assert set(counts) == {str(e.event_id) for e in backlog}, f"{len(set(counts))} of {len(backlog)} routed"
+    assert set(counts.values()) == {1}
+    assert (worker.health() or {}).get("status") == "ok"  # paused and resumed, never crashed
     backlog_routed = [datetime.fromisoformat(orjson.loads(r.value)["created_at"]).timestamp() for r in crm]
     backlog_done_at = max(backlog_routed)
     # p1 (sent after the backlog) was routed while most of the backlog was still waiting — counted in
