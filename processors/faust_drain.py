@@ -2,8 +2,9 @@
 
 Faust hands every fetched record to its conductor one at a time, `wait_first(callback(message),
 suspend_flow.wait())` (two tasks and an `asyncio.wait` per record), then builds an Event, puts it on
-the agent's stream queue, and the agent takes it (`take_events`) and acks it. py-spy put that path at
-roughly half of the routing worker's CPU outside the routing itself. The router needs none of it: it
+the agent's stream queue, and the agent takes it (`take_events`) and acks it. That path was about a
+third of the routing worker's CPU (637 -> 339-407 us per event without it, docs/benchmarks.md). The
+router needs none of it: it
 takes records in batches from processors.priority.PriorityLanes, and the offset guard
 (processors/offset_guard.py), not Faust's acks, decides what is committed for these topics.
 

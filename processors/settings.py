@@ -32,11 +32,12 @@ class ProcessorSettings(HubSettings):
     source_tokens: dict[str, str] = Field(
         default_factory=dict, description="CARINHO_SOURCE_TOKENS: JSON bearer token per source"
     )
-    # Priorities: how many events one batch takes and how long it waits to fill (latency vs throughput).
+    # Priorities (processors/priority.py): most records the router takes from a lane at once (it never
+    # waits to fill a batch), and records per lane before its partitions' fetch pauses.
     batch_size: int = Field(default=1000, ge=1, le=10_000)
     stream_buffer: int = Field(default=2048, ge=16, le=100_000)
-    # Records handed to Faust per poll: the fetch loop dispatches a whole poll before it looks again,
-    # so this bounds how long a newly fetched p1 record can wait behind lower-priority records.
+    # Records per poll of aiokafka's fetcher. 500 saved ~8 % CPU but put p1 p99 near 1 s under a p5
+    # backlog (docs/processors.md, fourth session): 50 keeps the p1 target.
     max_poll_records: int = Field(default=50, ge=1, le=10_000)
     gil_switch_interval: float = Field(default=0.005, gt=0, le=0.1, description="sys.setswitchinterval")
     # Scheduler of delayed messages and sync timer.
