@@ -178,7 +178,8 @@ class Processors:
         )
         self._counters = {level: _LevelMetrics(level) for level in LEVELS}
         faust_recovery_fix.install()  # before the app exists: Faust's post-rebalance race (see module)
-        install_priority_fetch(topic_rank({self.topology.priority_topic(level): level for level in LEVELS}))
+        level_of = {self.topology.priority_topic(level): level for level in LEVELS}  # events.pN -> N
+        install_priority_fetch(topic_rank(level_of))
         self.dlq = DeadLetterWriter(settings.kafka_bootstrap_servers, self.topology.dead_letter_topic)
         self.sync_states = SyncStateStore(self.topology, settings.kafka_bootstrap_servers)
         self.sync_runner = SyncRunner(
@@ -207,8 +208,8 @@ class Processors:
         self.router_idle = asyncio.Event()
         self.router_idle.set()
         self.app.router_idle = self.router_idle
-        self.app.level_of = {self.topology.priority_topic(level): level for level in LEVELS}
-        self.app.guarded_topics = frozenset(self.topology.event_topics)
+        self.app.level_of = level_of
+        self.app.guarded_topics = frozenset(level_of)
         self.dedupe_changelog = changelog_topic(self.app_id, "dedupe")
         self.trail_changelog = changelog_topic(self.app_id, "trail-index")
         event_partitions = self._partitions(self.topology.priorities[0].partitions)
@@ -437,7 +438,7 @@ class Processors:
 
     async def _fill(self, level: int, hole: Hole, now: datetime, failures: list[Failed]) -> None:
         """Route the records of `hole` read straight from Kafka (processors/offset_guard.py). Only the
-        level's own agent calls it, one batch at a time, so a partition is never filled twice at once."""
+        router task calls it, one batch at a time, so a partition is never filled twice at once."""
         tp: Any = hole.tp
         metrics.OFFSET_HOLES.labels(tp.topic).inc()
         log.warning(

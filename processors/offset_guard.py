@@ -17,7 +17,7 @@ record arriving beyond the expected offset means records were lost inside the wo
 from Kafka with its own short-lived consumer and routes it before the record in hand (`Hole`), so
 the partition's order is kept. Seeking Faust's consumer back does not work: records of its fetch in
 flight move Faust's read offset past the seek and it drops the re-fetched ones. Offsets the fill cannot
-find (only a transactional or compacted topic would have them) are reported as `missing`.
+find (only a transactional or compacted topic would have them) are logged as an error by the router.
 A hole at the very end of a partition has no later record to reveal it: it waits, uncommitted, for
 the partition's next record or the next rebalance (a time-based sweep against the high watermark was
 tried and misfired: a conductor blocked on Faust's full producer buffer looks exactly like a loss).
