@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import Iterable
@@ -22,6 +21,7 @@ from connectors.http_pool import PooledClient
 from connectors.kafka_io import AsyncProducer, OutRecord
 from connectors.settings import ConnectorSettings
 from connectors.status_server import StatusApp, embedded_server
+from hub.gc_tuning import tune_gc
 from hub.topology import Topology
 
 log = logging.getLogger("connectors.service")
@@ -157,26 +157,13 @@ class ConnectorService:
         }
 
 
-def tune_gc() -> None:
-    """Garbage-collector settings for the long-running service (process-wide, so set here and not in the
-    library code). Every delivery allocates a few dozen short-lived container objects (task, coroutine,
-    dicts, futures); with CPython's default gen-0 threshold of 700 the collector ran hundreds of times a
-    second and took ~8 % of the worker's CPU. Refcounting frees almost all of these objects anyway; the
-    collector only exists for cycles, and 50,000 allocations between young collections bound what can
-    pile up. gc.freeze() moves everything loaded at start-up (modules, topology, pydantic schemas) out of
-    the generations the collector scans."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-
-
 def run_forever(settings: ConnectorSettings, destinations: list[str] | None = None) -> None:
     """Entry point of `carinho connectors`: uvloop when available, SIGTERM/SIGINT stop cleanly."""
 
     async def main() -> None:
         service = ConnectorService(settings, destinations=destinations)
         service.install_signal_handlers()
-        tune_gc()
+        tune_gc(settings.gc_tuning)
         await service.run()
 
     try:

@@ -23,3 +23,7 @@ class HubSettings(BaseSettings):
     cluster_profile: str = Field(default="local", description="replication profile from topics.yaml")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     service_name: str = "carinho"
+    gc_tuning: bool = Field(
+        default=True,
+        description="CARINHO_GC_TUNING: freeze the start-up heap, collect young objects less often (hub/gc_tuning)",
+    )

@@ -16,6 +16,7 @@ import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from hub.gc_tuning import tune_gc
 from hub.logging import configure_logging
 from hub.metrics import render
 from hub.topology import Topology, load_topology
@@ -351,6 +352,7 @@ def main() -> None:
     settings = IngressSettings()
     configure_logging("ingress", settings.log_level)
     app = create_app(settings)
+    tune_gc(settings.gc_tuning)  # after the app and its schemas are built: see hub/gc_tuning.py
     uvicorn.run(
         app,
         host=settings.host,

@@ -32,6 +32,7 @@ from faust.web import Request, Response, View
 
 from hub.delivery import DeliveryRecord
 from hub.envelope import EventEnvelope
+from hub.gc_tuning import tune_gc
 from hub.kafka_config import admin_config
 from hub.metrics import render
 from hub.topology import Topology
@@ -815,6 +816,7 @@ def run(settings: ProcessorSettings, topology: Topology | None = None) -> None:
         logging.getLogger(noisy).setLevel("WARNING" if settings.log_level != "DEBUG" else "DEBUG")
     processors = Processors(settings, topology)
     processors.ensure_topics()
+    tune_gc(settings.gc_tuning)  # the app, its tables and schemas are built: see hub/gc_tuning.py
     log.info("processors starting", extra={"web_port": settings.web_port, "app_id": processors.app_id})
     processors.worker().execute_from_commandline()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import importlib.util
 import logging
 import signal
@@ -23,6 +22,7 @@ import httptools
 import httpx
 
 from connectors.sandbox.app import Answer, SandboxApp
+from hub.gc_tuning import tune_gc
 
 DEFAULT_PORT = 8090
 log = logging.getLogger("connectors.sandbox")
@@ -163,11 +163,8 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, seed: int | None = 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        # What the sandbox records only grows (items per destination): keep the collector off the
-        # start-up objects and run young collections less often (see connectors.service.tune_gc).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
+        # What the sandbox records only grows (items per destination): see hub/gc_tuning.py.
+        tune_gc()
         await serve_async(SandboxApp(seed), host, port, stop)
 
     if importlib.util.find_spec("uvloop") is not None:
