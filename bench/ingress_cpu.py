@@ -58,6 +58,9 @@ class AckAtOnce:
     def fire_and_forget(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         return None
 
+    def fire_and_forget_many(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+        return None
+
     def reachable(self, timeout_s: float = 2.0) -> bool:
         return True
 

@@ -307,6 +307,7 @@ async def _publish_fast(ingress: Ingress, request: Request, envelopes: list[Fast
     acknowledged = await ingress.publisher.publish_many([(e.topic, e.value, e.key, e.headers) for e in envelopes])
     results: list[dict[str, Any]] = []
     accepted: dict[tuple[str, int], int] = {}
+    hops: list[tuple[str, str, int]] = []
     for index, (envelope, ok) in enumerate(zip(envelopes, acknowledged, strict=True)):
         if not ok:
             results.append(
@@ -315,7 +316,8 @@ async def _publish_fast(ingress: Ingress, request: Request, envelopes: list[Fast
             continue
         results.append({"index": index, "status": 202, "event_id": envelope.event_id})
         accepted[(envelope.type, envelope.priority)] = accepted.get((envelope.type, envelope.priority), 0) + 1
-        ingress.trail_accepted(envelope.event_id, envelope.type, envelope.priority, source)
+        hops.append((envelope.event_id, envelope.type, envelope.priority))
+    ingress.trail_accepted_many(hops, source)
     for (event_type, priority), count in accepted.items():
         ingress.count_accepted(source, event_type, priority, count)
     total = sum(accepted.values())

@@ -72,6 +72,7 @@ class FastPath:
         self._default_priority = {name: topology.default_priority(name) for name in topology.event_types}
         self._topics = {level: topology.priority_topic(level) for level in range(1, 6)}
         self._header_cache: dict[tuple[str, str, int, str | None], list[tuple[str, bytes]]] = {}
+        self._bare_metadata: dict[str | None, orjson.Fragment] = {}
 
     def prepare_single(
         self, raw: Any, verified: Verified, header_key: str | None, request_id: str | None, received_at: datetime
@@ -105,6 +106,18 @@ class FastPath:
                 return None
             out.append(envelope)
         return out
+
+    def _metadata(self, metadata: MetadataIn | None, request_id: str | None) -> Any:
+        """The envelope's metadata; without metadata in the request (most batch items) it is the same
+        for every event of the request, so it is serialized once (an orjson Fragment)."""
+        if metadata is not None:
+            return _metadata(metadata, request_id)
+        fragment = self._bare_metadata.get(request_id)
+        if fragment is None:
+            if len(self._bare_metadata) >= 256:  # request ids vary: keep the cache small
+                self._bare_metadata.clear()
+            fragment = self._bare_metadata[request_id] = orjson.Fragment(orjson.dumps(_metadata(None, request_id)))
+        return fragment
 
     def _headers(self, event_type: str, source: str, priority: int, request_id: str | None) -> list[tuple[str, bytes]]:
         """The headers every event of this type, source and priority shares (all but event_id)."""
@@ -149,7 +162,7 @@ class FastPath:
                 "occurred_at": _iso(item.occurred_at) if item.occurred_at is not None else received,
                 "received_at": received,
                 "data": raw["data"],
-                "metadata": _metadata(item.metadata, request_id),
+                "metadata": self._metadata(item.metadata, request_id),
             }
         )
         headers = [("event_id", event_id.encode()), *self._headers(event_type, source, priority, request_id)]

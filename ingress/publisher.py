@@ -146,6 +146,16 @@ class Publisher:
         except (BufferError, KafkaException):
             log.warning("audit record dropped: producer queue full or closed")
 
+    def fire_and_forget_many(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+        """Best-effort writes of (value, key) records in one call (a batch's trail hops): never blocks,
+        never raises. One produce_batch instead of a produce() per record; same partitioner."""
+        try:
+            queued = self._side.produce_batch(topic, [{"value": value, "key": key} for value, key in records])
+        except (BufferError, KafkaException):
+            queued = 0
+        if queued < len(records):
+            log.warning("trail records dropped: producer queue full or closed", extra={"count": len(records) - queued})
+
     def reachable(self, timeout_s: float = 2.0) -> bool:
         try:
             self._producer.list_topics(timeout=timeout_s)

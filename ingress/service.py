@@ -46,6 +46,7 @@ class Ingress:
         self.trail_topic = self.topology.system_topic("trail")
         self.audit_topic = self.topology.system_topic("audit")
         self._accepted_children: dict[tuple[str, str, int], Any] = {}
+        self._hop_details: dict[tuple[str, int, str], bytes] = {}
 
     async def publish(
         self,
@@ -87,15 +88,37 @@ class Ingress:
         child.inc(count)
 
     def trail_accepted(self, event_id: str, event_type: str, priority: int, source: str) -> None:
-        # The TrailHop shape, serialized directly (hot path); tests read it back through TrailHop.
-        hop = {
-            "event_id": event_id,
-            "hop": "accepted",
-            "at": datetime.now(UTC),
-            "service": "ingress",
-            "detail": {"event_type": event_type, "priority": priority, "source": source},
-        }
-        self.publisher.fire_and_forget(self.trail_topic, orjson.dumps(hop, option=orjson.OPT_UTC_Z), event_id.encode())
+        value = self._accepted_hop(event_id, _iso_now(), event_type, priority, source)
+        self.publisher.fire_and_forget(self.trail_topic, value, event_id.encode())
+
+    def trail_accepted_many(self, accepted: list[tuple[str, str, int]], source: str) -> None:
+        """The `accepted` hops of a batch's events ((event_id, type, priority) each), in one write."""
+        at = _iso_now()
+        hop = self._accepted_hop
+        self.publisher.fire_and_forget_many(
+            self.trail_topic,
+            [
+                (hop(event_id, at, event_type, priority, source), event_id.encode())
+                for event_id, event_type, priority in accepted
+            ],
+        )
+
+    def _accepted_hop(self, event_id: str, at: bytes, event_type: str, priority: int, source: str) -> bytes:
+        # The TrailHop JSON built from bytes (hot path: once per accepted event); the detail object is
+        # the same for every event of one type, priority and source. Tests read it back through TrailHop.
+        detail = self._hop_details.get((event_type, priority, source))
+        if detail is None:
+            detail = orjson.dumps({"event_type": event_type, "priority": priority, "source": source})
+            self._hop_details[(event_type, priority, source)] = detail
+        return b'{"event_id":"%s","hop":"accepted","at":"%s","service":"ingress","detail":%s}' % (
+            event_id.encode(),
+            at,
+            detail,
+        )
+
+
+def _iso_now() -> bytes:
+    return orjson.dumps(datetime.now(UTC), option=orjson.OPT_UTC_Z)[1:-1]
 
 
 async def accept_event(

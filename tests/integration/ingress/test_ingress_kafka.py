@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import uuid
+import zlib
 
 import httpx
 import pytest
 
 from hub.envelope import EventEnvelope, derive_event_id
+from hub.trail import TrailHop
 from tests.integration.ingress.conftest import RunningIngress
 from tests.kafka_support import read_topic, topic_size, wait_until
 
@@ -289,6 +291,18 @@ def test_batch_all_valid_is_202_and_limits_are_enforced(ingress: RunningIngress)
     response = post(ingress, key, {"events": events}, path="/v1/events/batch")
     assert response.status_code == 202 and response.json()["accepted"] == 500
     assert topic_size(ingress.bootstrap, ingress.topology.priority_topic(4)) == 500
+    # One `accepted` hop per event (written in one produce_batch), keyed and partitioned like every
+    # other hop of the event: the trail lookup by event_id reads one partition.
+    event_ids = {r["event_id"] for r in response.json()["results"]}
+    trail = ingress.topology.system_topic("trail")
+    partitions = next(spec.partitions for spec in ingress.topology.topic_specs("local") if spec.name == trail)
+    hops = read_topic(ingress.bootstrap, trail, expect=500)
+    assert {TrailHop.model_validate_json(h.value or b"").event_id for h in hops} == {uuid.UUID(e) for e in event_ids}
+    for record in hops:
+        hop = TrailHop.model_validate_json(record.value or b"")
+        assert hop.hop == "accepted" and record.key == str(hop.event_id).encode()
+        assert hop.detail == {"event_type": "cuidador.updated", "priority": 4, "source": "cuidadores"}
+        assert record.partition == zlib.crc32(record.key) % partitions
     too_many = post(ingress, key, {"events": [*events, events[0]]}, path="/v1/events/batch")
     assert too_many.status_code == 422 and too_many.json()["errors"][0]["rule"] == "batch_size"
     empty = post(ingress, key, {"events": []}, path="/v1/events/batch")
