@@ -532,7 +532,7 @@ class Processors:
                 message,
                 "transform_failed",
                 exc.cause,
-                event_id=str(envelope.event_id),
+                event_id=envelope.event_id_str,
                 event_type=envelope.type,
                 destination=exc.destination,
             )
@@ -543,7 +543,7 @@ class Processors:
         )
         for delivery in outcome.deliveries:
             self._delivery_counter(delivery.destination).inc()
-        value = dedupe.entry(ref, time.time(), str(envelope.event_id))
+        value = dedupe.entry(ref, time.time(), envelope.event_id_str)
         store[key] = value
         # The changelog record exactly as Faust's json codec writes it (the table's recovery and standby
         # replicas read it back with that codec), through the output producer: flushed before commit.

@@ -135,7 +135,7 @@ class OutputBuilder:
                 )
             )
         at = datetime.now(UTC)
-        event_id = envelope.event_id
+        event_id = envelope.event_id_str
         records.append(
             self.hop(
                 event_id,

@@ -105,7 +105,7 @@ def lead_auto_reply(
         entity_key=entity_key,
         phone=phone,
         now=now,
-        delivery_id=derive_delivery_id(envelope.event_id, config.destination, MESSAGE_TYPE),
+        delivery_id=derive_delivery_id(envelope.event_id_str, config.destination, MESSAGE_TYPE),
         message=render(config.templates[key], values),
         message_type=MESSAGE_TYPE,
     )

@@ -20,6 +20,14 @@ def test_event_id_is_deterministic_per_source_and_key() -> None:
     assert derive_event_id("site", "k-1").version == 5
 
 
+def test_event_id_str_is_cached_and_not_a_field() -> None:
+    env = new_envelope(type="lead.created", source="site", priority=2, idempotency_key="k1", data={})
+    twin = EventEnvelope.from_json(env.to_json())
+    assert env.event_id_str == str(env.event_id) and env.event_id_str is env.event_id_str
+    assert env == twin and "event_id_str" not in env.model_dump()  # equality and dumps ignore the cache
+    assert json.loads(env.to_json())["event_id"] == str(env.event_id)
+
+
 def test_round_trip_key_and_headers() -> None:
     env = new_envelope(
         type="lead.created",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 import orjson
 import pytest
@@ -19,7 +20,7 @@ from processors.routing import InvalidRecord, Router, TransformFailed, check_dat
 from processors.syncs.runner import item_envelope, next_due
 from processors.syncs.watermarks import SyncState
 from processors.transforms.hooks import TransformError, cliente_to_financeiro
-from processors.transforms.mapping import MappingError, apply_map, check_map, resolve_path
+from processors.transforms.mapping import MappingError, apply_map, check_map, compile_map, resolve_path
 from tests.kafka_support import ROOT
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -46,6 +47,15 @@ def test_apply_map_paths_literals_and_missing() -> None:
     with pytest.raises(MappingError):
         resolve_path(doc, "data..name")
     assert check_map({"a": "data..b", "b": "=ok"}) == ["a: invalid path 'data..b'"]
+
+
+def test_compiled_map_walks_only_mappings_and_refuses_bad_paths_when_compiled() -> None:
+    apply = compile_map({"x": "data.nested.x", "s": "data.name.deeper", "l": "data.items.0", "n": "data.n"})
+    doc = {"data": {"nested": MappingProxyType({"x": 2}), "name": "Ana", "items": [5], "n": 0}}
+    assert apply(doc) == {"x": 2, "n": 0}  # a str or list is not walked; 0 is a value, not missing
+    assert apply({}) == {}
+    with pytest.raises(MappingError):
+        compile_map({"a": "data.b."})
 
 
 def test_cliente_hook_normalises_and_fails_on_bad_data() -> None:
