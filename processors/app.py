@@ -769,7 +769,7 @@ class Processors:
             # Events routed since start (the benchmark polls this: much cheaper than rendering /metrics).
             "routed": sum(int(self._counters[level].routed._value.get()) for level in LEVELS),
             "produce_errors": self.produce_errors,
-            "offset_holes": len(self.offset_guard.holes),  # records lost inside Faust and read again
+            "offset_holes": self.offset_guard.holes_found,  # records lost inside Faust and read again
             "syncs": self.sync_status,
         }
 

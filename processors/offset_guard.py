@@ -25,6 +25,7 @@ tried and misfired: a conductor blocked on Faust's full producer buffer looks ex
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -44,7 +45,10 @@ class OffsetGuard:
     def __init__(self) -> None:
         self._next: dict[Hashable, int] = {}
         self._settled: dict[Hashable, int] = {}
-        self.holes: list[Hole] = []  # every hole found (logs, metrics, /health, tests)
+        # The latest holes found (tests, debugging); bounded, so a worker that keeps finding holes
+        # cannot grow without end. `holes_found` counts them all (/health; the metric is per topic).
+        self.holes: deque[Hole] = deque(maxlen=100)
+        self.holes_found = 0
 
     def reset(self, starts: Mapping[Hashable, int]) -> None:
         """After a rebalance: the position every assigned partition was sought to."""
@@ -67,6 +71,7 @@ class OffsetGuard:
             return None
         hole = Hole(tp, expected, offset)
         self.holes.append(hole)
+        self.holes_found += 1
         return hole
 
     def routed(self, tp: Hashable, offset: int) -> None:

@@ -20,7 +20,7 @@ def test_contiguous_records_route_and_the_commit_follows_them_once_settled() -> 
     assert guard.settled() == {TP: 10}  # routed, but its dead letters may not be written yet
     guard.settle([TP])
     assert guard.settled() == {TP: 15}
-    assert guard.holes == []
+    assert list(guard.holes) == [] and guard.holes_found == 0
 
 
 def test_a_hole_holds_the_commit_until_its_records_are_routed() -> None:
@@ -38,7 +38,7 @@ def test_a_hole_holds_the_commit_until_its_records_are_routed() -> None:
     guard.routed(TP, 130)
     guard.settle([TP])
     assert guard.settled() == {TP: 131, OTHER: 7}
-    assert guard.holes == [hole]
+    assert list(guard.holes) == [hole] and guard.holes_found == 1
 
 
 def test_a_hole_whose_records_do_not_exist_is_passed_once_filled() -> None:
@@ -74,3 +74,15 @@ def test_partitions_it_does_not_know_are_left_alone_and_reset_forgets_the_old_as
     assert guard.settled() == {OTHER: 3}
     assert guard.check(TP, 50) is None
     assert guard.expected(OTHER) == 3
+
+
+def test_only_the_latest_holes_are_kept_but_all_are_counted() -> None:
+    guard = OffsetGuard()
+    guard.reset({TP: 0})
+    for n in range(150):  # every other offset lost, each found and filled
+        hole = guard.check(TP, 2 * n + 1)
+        assert hole is not None
+        guard.filled(hole)
+        guard.routed(TP, 2 * n + 1)
+    assert guard.holes_found == 150
+    assert len(guard.holes) == 100 and guard.holes[-1] == Hole(TP, 298, 299)
