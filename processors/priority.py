@@ -5,8 +5,10 @@ Faust's fetch loop). One router task always takes its next batch from the most u
 and a running lower-priority batch gives its unrouted rest back as soon as a more urgent record
 arrives (checked every few events, when the batch also lets the fetch loop run). So a p1 event never
 waits behind a p5 backlog: at most behind the few p5 events routed since the last check.
+Inside a level the partitions take turns, and a partition with many records waiting pauses its
+own fetch, so a backlog is served across all its partitions rather than one after the other.
 The fetcher keeps reading every partition and hands prefetched records out most urgent topic first
-(install_priority_fetch); a full lane pauses the fetch of only the partitions feeding it.
+(install_priority_fetch).
 """
 
 from __future__ import annotations
@@ -20,12 +22,19 @@ LEVELS = (1, 2, 3, 4, 5)
 
 
 class PriorityLanes:
-    """One FIFO of fetched records per priority level, with back-pressure per partition.
+    """The fetched records of every priority level, one FIFO per partition, with back-pressure per
+    partition.
 
-    `on_full(tp)` / `on_drop(tp)` pause and resume the fetch of one partition (Faust's consumer
-    `on_buffer_full` / `on_buffer_drop`): a lane at `high_water` stops growing, and its partitions
-    flow again when the router has taken it down to half. `generation` moves on every `clear()`
-    (a rebalance): a batch taken before it must not go on routing.
+    `take` serves the most urgent level with records; inside a level it serves the partitions in
+    turn, one batch of one partition at a time. Without the turns a level's partitions went one after
+    the other: aiokafka hands out one partition's whole prefetched buffer (~9,000 small records per
+    1 MB fetch) before the next one's, so under a backlog some partitions waited for all the others
+    (measured in the latency benchmark, docs/processors.md#priorities). A partition with
+    `partition_high_water` records waiting (a quarter of `high_water`, the level's budget) stops being
+    fetched (`on_full(tp)`, Faust's consumer `on_buffer_full`) until it is taken down to half
+    (`on_drop(tp)`), so the fetcher moves on to the level's other partitions and every one of them
+    has records in the lane. `generation` moves on every `clear()` (a rebalance): a batch taken
+    before it must not go on routing.
     """
 
     def __init__(
@@ -37,68 +46,91 @@ class PriorityLanes:
     ):
         self.levels = tuple(sorted(levels))
         self.high_water = high_water
-        self.low_water = high_water // 2
+        self.partition_high_water = max(1, high_water // 4)
+        self.partition_low_water = self.partition_high_water // 2
         self.on_full = on_full
         self.on_drop = on_drop
-        self._lanes: dict[int, deque[Any]] = {level: deque() for level in self.levels}
-        self._paused: dict[int, set[Hashable]] = {level: set() for level in self.levels}
+        # level -> partition -> its records in offset order; dict order is the partitions' turn order.
+        self._lanes: dict[int, dict[Hashable, deque[Any]]] = {level: {} for level in self.levels}
+        self._counts: dict[int, int] = dict.fromkeys(self.levels, 0)
+        self._paused: set[Hashable] = set()
+        self._taken_from: dict[int, Hashable] = {}
         self._arrived = asyncio.Event()
         self.generation = 0
 
     def offer(self, level: int, tp: Hashable, record: Any) -> None:
-        lane = self._lanes[level]
-        lane.append(record)
-        if len(lane) >= self.high_water:
-            paused = self._paused[level]
-            if tp not in paused:
-                paused.add(tp)
-                if self.on_full is not None:
-                    self.on_full(tp)
+        partitions = self._lanes[level]
+        queue = partitions.get(tp)
+        if queue is None:
+            queue = partitions[tp] = deque()
+        queue.append(record)
+        self._counts[level] += 1
+        if len(queue) >= self.partition_high_water and tp not in self._paused:
+            self._paused.add(tp)
+            if self.on_full is not None:
+                self.on_full(tp)
         self._arrived.set()
 
     def take(self, max_records: int) -> tuple[int, list[Any]] | None:
-        """The next batch: up to `max_records` from the most urgent non-empty lane, or None."""
+        """The next batch: up to `max_records` of the next partition in turn of the most urgent
+        non-empty level, or None."""
         for level in self.levels:
-            lane = self._lanes[level]
-            if lane:
-                n = min(max_records, len(lane))
-                batch = [lane.popleft() for _ in range(n)]
-                if len(lane) <= self.low_water:
-                    self._release(level)
-                return level, batch
+            if not self._counts[level]:
+                continue
+            partitions = self._lanes[level]
+            tp = next(iter(partitions))
+            queue = partitions.pop(tp)
+            n = min(max_records, len(queue))
+            batch = [queue.popleft() for _ in range(n)]
+            self._counts[level] -= n
+            if queue:
+                partitions[tp] = queue  # its next turn comes after the level's other partitions
+            if len(queue) <= self.partition_low_water:
+                self._release(tp)
+            self._taken_from[level] = tp
+            return level, batch
         return None
 
     def give_back(self, level: int, records: Sequence[Any]) -> None:
-        """A preempted batch's unrouted rest goes back to the front of its lane, in order."""
-        self._lanes[level].extendleft(reversed(records))
+        """A preempted batch's unrouted rest goes back to the front of its partition, in order, and
+        that partition has the next turn."""
+        if not records:
+            return
+        tp = self._taken_from[level]
+        partitions = self._lanes[level]
+        queue = partitions.pop(tp, None) or deque()
+        queue.extendleft(reversed(records))
+        self._lanes[level] = {tp: queue, **partitions}
+        self._counts[level] += len(records)
 
     async def wait(self) -> None:
         """Until any lane has a record."""
-        while not any(self._lanes.values()):
+        while not any(self._counts.values()):
             self._arrived.clear()
             await self._arrived.wait()
 
     def pending(self, level: int) -> int:
-        return len(self._lanes[level])
+        return self._counts[level]
 
     def higher_pending(self, level: int) -> bool:
-        lanes = self._lanes
-        return any(lanes[h] for h in self.levels if h < level)
+        counts = self._counts
+        return any(counts[h] for h in self.levels if h < level)
 
     def clear(self) -> None:
         """Rebalance: every fetched record is read again from the committed offsets."""
         for level in self.levels:
             self._lanes[level].clear()
-            self._release(level)
+            self._counts[level] = 0
+        for tp in list(self._paused):
+            self._release(tp)
+        self._taken_from.clear()
         self.generation += 1
 
-    def _release(self, level: int) -> None:
-        paused = self._paused[level]
-        if paused:
+    def _release(self, tp: Hashable) -> None:
+        if tp in self._paused:
+            self._paused.discard(tp)
             if self.on_drop is not None:
-                for tp in paused:
-                    self.on_drop(tp)
-            paused.clear()
+                self.on_drop(tp)
 
 
 def topic_rank(topology_levels: dict[str, int], default: float = 2.5) -> Callable[[str], float]:

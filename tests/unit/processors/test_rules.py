@@ -238,31 +238,53 @@ def test_priority_lanes_hand_out_the_most_urgent_level_first_in_order() -> None:
     assert lanes.take(10) is None
 
 
-def test_a_preempted_batch_gives_its_rest_back_in_order() -> None:
+def test_a_preempted_batch_gives_its_rest_back_in_order_and_keeps_the_turn() -> None:
     lanes = PriorityLanes()
     for offset in range(6):
         lanes.offer(4, "tp", offset)
+    lanes.offer(4, "other", 100)
     level, batch = lanes.take(4) or (0, [])
     lanes.give_back(level, batch[2:])  # 0 and 1 routed, then a p1 record arrived
+    assert lanes.pending(4) == 5
     assert lanes.take(10) == (4, [2, 3, 4, 5])
+    assert lanes.take(10) == (4, [100])
 
 
-def test_a_full_lane_pauses_its_partitions_until_half_taken_and_clear_releases_them() -> None:
+def test_a_partition_with_many_records_waiting_pauses_until_half_taken_and_clear_releases_it() -> None:
     paused: list[object] = []
     resumed: list[object] = []
-    lanes = PriorityLanes(high_water=4, on_full=paused.append, on_drop=resumed.append)
-    for offset in range(6):
-        lanes.offer(5, "p5-0" if offset % 2 else "p5-1", offset)
-    assert paused == ["p5-0", "p5-1"] and resumed == []  # from the 4th record on; each partition once
-    lanes.take(3)  # 3 left: above half of 4
+    lanes = PriorityLanes(high_water=16, on_full=paused.append, on_drop=resumed.append)  # 4 per partition
+    for offset in range(5):
+        lanes.offer(5, "p5-0", offset)
+    lanes.offer(5, "p5-1", 0)
+    assert paused == ["p5-0"] and resumed == []  # at its 4th record; once; the other one flows
+    assert lanes.take(2) == (5, [0, 1])  # 3 left: above half of 4
     assert resumed == []
-    lanes.take(1)  # 2 left: the partitions flow again
-    assert sorted(resumed) == ["p5-0", "p5-1"]
-    lanes.offer(5, "p5-0", 7)
-    lanes.offer(5, "p5-0", 8)
+    assert lanes.take(1) == (5, [0])  # p5-1's turn
+    assert lanes.take(1) == (5, [2])  # 2 left of p5-0: it flows again
+    assert resumed == ["p5-0"]
+    for offset in range(4):
+        lanes.offer(5, "p5-1", offset + 1)
     generation = lanes.generation
     lanes.clear()
-    assert lanes.pending(5) == 0 and lanes.generation == generation + 1
+    assert paused == ["p5-0", "p5-1"] and resumed == ["p5-0", "p5-1"]
+    assert lanes.pending(5) == 0 and lanes.take(10) is None and lanes.generation == generation + 1
+
+
+def test_a_levels_partitions_take_turns_in_offset_order_each() -> None:
+    lanes = PriorityLanes(high_water=1000)
+    for offset in range(6):  # the fetcher hands out one partition's buffer before the next one's
+        lanes.offer(5, "a", ("a", offset))
+    for offset in range(3):
+        lanes.offer(5, "b", ("b", offset))
+    lanes.offer(5, "c", ("c", 0))
+    batches = []
+    while (taken := lanes.take(2)) is not None:
+        batches.append(taken[1])
+    assert batches == [
+        [("a", 0), ("a", 1)], [("b", 0), ("b", 1)], [("c", 0)],
+        [("a", 2), ("a", 3)], [("b", 2)], [("a", 4), ("a", 5)],
+    ]
 
 
 async def test_waiting_for_records_wakes_on_the_next_offer() -> None:
