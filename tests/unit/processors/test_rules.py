@@ -8,6 +8,7 @@ from types import MappingProxyType
 
 import orjson
 import pytest
+from aiokafka.structs import TopicPartition
 
 from hub.envelope import Metadata, Utm, new_envelope
 from hub.topology import QuietHours, Topology, load_topology
@@ -15,7 +16,7 @@ from processors import dedupe
 from processors.app import crc32_partitioner
 from processors.automations.feedback import feedback_request, outside_quiet_hours
 from processors.automations.lead_auto_reply import first_name, render, template_key
-from processors.priority import PriorityLanes
+from processors.priority import PriorityLanes, order_for_drain, topic_rank
 from processors.routing import InvalidRecord, Router, TransformFailed, check_data, entity_field, parse_record
 from processors.syncs.runner import item_envelope, next_due
 from processors.syncs.watermarks import SyncState
@@ -298,3 +299,17 @@ async def test_waiting_for_records_wakes_on_the_next_offer() -> None:
     await asyncio.wait_for(lanes.wait(), 5)
     await task
     assert lanes.take(1) == (3, ["record"])
+
+
+def test_the_fetch_buffers_drain_most_urgent_first_and_a_topics_partitions_take_turns() -> None:
+    rank = topic_rank({"events.p1": 1, "events.p5": 5})
+    buffers = {TopicPartition("events.p5", p): f"p5-{p}" for p in range(3)}
+    buffers[TopicPartition("trail", 0)] = "trail"
+    buffers[TopicPartition("events.p1", 0)] = "p1"
+    heads = []
+    for _ in range(4):
+        order_for_drain(buffers, rank)
+        order = list(buffers.values())
+        assert order[:2] == ["p1", "trail"]  # p1, then the other topics (rank 2.5), then p5
+        heads.append(order[2])
+    assert heads == ["p5-1", "p5-2", "p5-0", "p5-1"]  # each p5 partition leads the p5 drain in turn
