@@ -1,0 +1,140 @@
+"""A/B of ingress variants under the same wrk load (not a test; for design decisions):
+
+    .venv/bin/python -m bench.ingress_ab --variant off:CARINHO_GC_TUNING=false --variant on: [--rounds 4]
+    .venv/bin/python -m bench.ingress_ab --variant before:@/path/to/worktree --variant after: --batch
+
+Each variant is `name:` followed by comma-separated `VAR=value` settings for its ingress process, or
+`@DIR` to run the ingress from another checkout (e.g. a `git worktree` of the previous commit). All
+variants run at once on one broker and take 10 s wrk rounds in turn, so the machine's load hits them
+alike. Besides wrk's rate and latency, each round reports the CPU time per request of the ingress
+process (all threads) and of the broker process: figures other load on the machine barely moves.
+Medians per variant are printed last. Uses KAFKA_BOOTSTRAP_SERVERS or starts its own broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
+
+from bench.common import ROOT, bench_broker, free_port, wait_http
+from bench.ingress_throughput import wrk
+from hub.admin import apply_topics
+from hub.topology import load_topology
+from ingress.api_keys import ApiKeyStore
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str], Path]:
+    name, _, spec = text.partition(":")
+    env: dict[str, str] = {}
+    cwd = ROOT
+    for part in filter(None, spec.split(",")):
+        if part.startswith("@"):
+            cwd = Path(part[1:]).resolve()
+        else:
+            key, _, value = part.partition("=")
+            env[key] = value
+    return name, env, cwd
+
+
+def cpu_seconds(process: Any) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system + times.children_user + times.children_system)
+
+
+def broker_process(bootstrap: str) -> Any | None:
+    """The local broker's JVM (listening on the bootstrap port), or None when it is elsewhere."""
+    port = int(bootstrap.rsplit(":", 1)[1])
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            return psutil.Process(conn.pid)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variant", action="append", required=True, help="name:VAR=value,... or name:@DIR")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--batch", action="store_true", help="batches of 500 (4 connections) instead of single events")
+    args = parser.parse_args(argv)
+    script, connections = ("wrk_batch.lua", 4) if args.batch else ("wrk_event.lua", 32)
+    per_request = 500 if args.batch else 1
+    variants = [parse_variant(v) for v in args.variant]
+    with bench_broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
+        namespace = f"ab{int(time.time())}"
+        apply_topics(load_topology(ROOT / "topics.yaml").with_namespace(namespace), "local", bootstrap)
+        key = ApiKeyStore(Path(tmp) / "keys.json").create(
+            "cuidadores" if args.batch else "site", rate_limit_per_second=10**6
+        )[1]
+        broker = broker_process(bootstrap)
+        procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+        for name, extra, cwd in variants:
+            port = free_port()
+            env = {
+                **os.environ,
+                **extra,
+                "CARINHO_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "CARINHO_KEYS_FILE": str(Path(tmp) / "keys.json"),
+                "CARINHO_PORT": str(port),
+                "CARINHO_TOPIC_NAMESPACE": namespace,
+                "CARINHO_PROCESSORS_URL": "http://127.0.0.1:9",
+                "CARINHO_CONNECTORS_URL": "http://127.0.0.1:9",
+            }
+            log = open(ROOT / ".run" / f"bench-ingress-ab-{name}.log", "wb")  # noqa: SIM115 - lives with the process
+            procs[name] = (
+                subprocess.Popen(
+                    [sys.executable, "-m", "cli.main", "ingress"], env=env, cwd=cwd, stdout=log, stderr=log
+                ),
+                port,
+            )
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in procs}
+        load = {"BENCH_API_KEY": key, "BENCH_BATCH": "500"}
+        try:
+            for name, (_, port) in procs.items():
+                wait_http(f"http://127.0.0.1:{port}/health")
+                wrk(f"http://127.0.0.1:{port}", script, 3, connections, {**load, "BENCH_RUN": f"w{name}"})
+            for r in range(args.rounds):
+                for name, (proc, port) in procs.items():
+                    ingress = psutil.Process(proc.pid)
+                    before = cpu_seconds(ingress), cpu_seconds(broker) if broker else 0.0
+                    result = wrk(
+                        f"http://127.0.0.1:{port}",
+                        script,
+                        args.duration,
+                        connections,
+                        {**load, "BENCH_RUN": f"{name}{r}"},
+                    )
+                    after = cpu_seconds(ingress), cpu_seconds(broker) if broker else 0.0
+                    requests = result["rps"] * args.duration
+                    row = {
+                        "events_per_s": result["rps"] * per_request,
+                        "p50_ms": result.get("p50_ms", 0.0),
+                        "p99_ms": result.get("p99_ms", 0.0),
+                        "ingress_cpu_us_per_request": (after[0] - before[0]) / requests * 1e6,
+                        "broker_cpu_us_per_request": (after[1] - before[1]) / requests * 1e6,
+                        "non_2xx": result["non_2xx"],
+                        "load_1m": os.getloadavg()[0],
+                    }
+                    rounds[name].append(row)
+                    print(name, r, {k: round(v, 1) for k, v in row.items()}, flush=True)
+        finally:
+            for proc, _ in procs.values():
+                proc.terminate()
+            for proc, _ in procs.values():
+                proc.wait(timeout=30)
+    for name, rows in rounds.items():
+        print("median", name, {k: round(statistics.median(row[k] for row in rows), 1) for k in rows[0]})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
