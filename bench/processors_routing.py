@@ -46,6 +46,7 @@ from processors import dedupe
 from processors.dead_letter import headers_dict
 from processors.output import OutputBuilder
 from processors.routing import InvalidRecord, Router, parse_record
+from tests.kafka_support import read_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_LEVEL = 3
@@ -108,6 +109,18 @@ def hub(base: Topology, bootstrap: str) -> Topology:
     result = apply_topics(topology, "local", bootstrap)
     assert not result.problems, result.problems
     return topology
+
+
+def drop_hub(topology: Topology, bootstrap: str) -> None:
+    """Delete a finished contender's topics: a broker reused for many runs otherwise runs out of file
+    descriptors (every partition keeps its segment files open)."""
+    admin = AdminClient(admin_config(bootstrap))
+    names = [t for t in admin.list_topics(timeout=30).topics if t.startswith(topology.namespace)]
+    for future in admin.delete_topics(names, operation_timeout=30).values() if names else []:
+        try:
+            future.result(60)
+        except KafkaException as exc:  # already gone, or the broker is busy: not worth failing the run
+            print(f"could not delete a bench topic: {exc}", file=sys.stderr)
 
 
 def fill(bootstrap: str, topology: Topology, n: int, priority: int) -> None:
@@ -328,6 +341,21 @@ def run_quix(bootstrap: str, topology: Topology, n: int, state_dir: str) -> dict
 
 
 # ---- p1 latency under a p5 backlog -------------------------------------------------------------------
+def p5_progress_by_partition(bootstrap: str, topology: Topology, window_s: float = 10.0) -> list[int]:
+    """p5 records routed per source partition in the first `window_s` seconds of routing, from the
+    dedupe changelog (one entry per routed record: source topic, partition and routing time). A
+    backlog served one partition after the other shows up as one non-zero count."""
+    p5 = topology.priority_topic(5)
+    changelog = read_topic(bootstrap, f"{topology.router_group}-dedupe-changelog", timeout=60)
+    entries = [orjson.loads(record.value or b"null") for record in changelog]
+    routed = sorted((e["at"], e["partition"]) for e in entries if isinstance(e, dict) and e.get("topic") == p5)
+    counts = [0] * next(p.partitions for p in topology.priorities if p.level == 5)
+    for at, partition in routed:
+        if at - routed[0][0] <= window_s:
+            counts[partition] += 1
+    return counts
+
+
 def run_latency(
     bootstrap: str, topology: Topology, backlog: int, probes: int, port: int, data_dir: str
 ) -> dict[str, float]:
@@ -355,6 +383,7 @@ def run_latency(
             time.sleep(0.05)
             worker.routed()
         routed_p5 = worker.routed()
+        progress = p5_progress_by_partition(bootstrap, topology)
         consumer = Consumer(
             consumer_config(bootstrap, group_id=f"bench-read-{uuid.uuid4().hex[:6]}", client_id="bench-read")
         )
@@ -382,6 +411,8 @@ def run_latency(
             ),
             "p5_backlog": backlog,
             "p5_routed_while_probing": routed_p5,
+            "p5_partitions_served_first_10s": sum(1 for n in progress if n),
+            "p5_least_served_partition_share_first_10s": round(min(progress) / max(1, sum(progress)), 3),
             "worker_peak_rss_mb": worker.peak_rss / 1e6,
         }
     finally:
@@ -422,19 +453,21 @@ def measure(args: argparse.Namespace) -> int:
                 if name in only:
                     topology = hub(base, args.bootstrap)
                     fill(args.bootstrap, topology, args.events, INPUT_LEVEL)
-                    results.setdefault(name, []).append(runner(topology))
+                    try:
+                        results.setdefault(name, []).append(runner(topology))
+                    finally:
+                        drop_hub(topology, args.bootstrap)
                     print(f"{name}: {results[name][-1]}", file=sys.stderr)
         if "latency" in only:
-            results["latency"] = [
-                run_latency(
-                    args.bootstrap,
-                    hub(base, args.bootstrap),
-                    args.backlog,
-                    args.probes,
-                    args.port + 1,
-                    f"{tmp}/faust-latency",
-                )
-            ]
+            topology = hub(base, args.bootstrap)
+            try:
+                results["latency"] = [
+                    run_latency(
+                        args.bootstrap, topology, args.backlog, args.probes, args.port + 1, f"{tmp}/faust-latency"
+                    )
+                ]
+            finally:
+                drop_hub(topology, args.bootstrap)
     summary: dict[str, Any] = {
         "events": args.events,
         "repeat": args.repeat,
