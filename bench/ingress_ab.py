@@ -26,7 +26,7 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 
 from bench.common import ROOT, bench_broker, free_port, wait_http
-from bench.ingress_throughput import wrk
+from bench.ingress_throughput import ingress_environment, wrk
 from hub.admin import apply_topics
 from hub.topology import load_topology
 from ingress.api_keys import ApiKeyStore
@@ -79,16 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
         for name, extra, cwd in variants:
             port = free_port()
-            env = {
-                **os.environ,
-                **extra,
-                "CARINHO_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "CARINHO_KEYS_FILE": str(Path(tmp) / "keys.json"),
-                "CARINHO_PORT": str(port),
-                "CARINHO_TOPIC_NAMESPACE": namespace,
-                "CARINHO_PROCESSORS_URL": "http://127.0.0.1:9",
-                "CARINHO_CONNECTORS_URL": "http://127.0.0.1:9",
-            }
+            env = {**ingress_environment(bootstrap, Path(tmp) / "keys.json", port, namespace), **extra}
             log = open(ROOT / ".run" / f"bench-ingress-ab-{name}.log", "wb")  # noqa: SIM115 - lives with the process
             procs[name] = (
                 subprocess.Popen(

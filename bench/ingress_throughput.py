@@ -87,6 +87,20 @@ def raw_producer_loop(bootstrap: str, topic: str, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
+def ingress_environment(bootstrap: str, keys_file: Path, port: int, namespace: str) -> dict[str, str]:
+    """The environment of a benchmarked ingress process: its own port and namespace, no processors or
+    connectors behind it (their URLs point at a closed port)."""
+    return {
+        **os.environ,
+        "CARINHO_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "CARINHO_KEYS_FILE": str(keys_file),
+        "CARINHO_PORT": str(port),
+        "CARINHO_TOPIC_NAMESPACE": namespace,
+        "CARINHO_PROCESSORS_URL": "http://127.0.0.1:9",
+        "CARINHO_CONNECTORS_URL": "http://127.0.0.1:9",
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
@@ -113,15 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         batch_key = store.create("cuidadores", rate_limit_per_second=1_000_000)[1]
 
         ingress_port, bare_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "CARINHO_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "CARINHO_KEYS_FILE": str(Path(tmp) / "keys.json"),
-            "CARINHO_PORT": str(ingress_port),
-            "CARINHO_TOPIC_NAMESPACE": namespace,
-            "CARINHO_PROCESSORS_URL": "http://127.0.0.1:9",
-            "CARINHO_CONNECTORS_URL": "http://127.0.0.1:9",
-        }
+        env = ingress_environment(bootstrap, Path(tmp) / "keys.json", ingress_port, namespace)
         log_path = ROOT / ".run" / "bench-ingress.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w") as log:
