@@ -8,6 +8,7 @@ import platform
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil  # type: ignore[import-untyped]
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from hub.kafka_config import admin_config
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -48,6 +53,18 @@ def bench_broker() -> Iterator[str]:
         yield f"127.0.0.1:{BENCH_KAFKA_PORT}"
     finally:
         subprocess.run([script, "stop"], env=env, check=False, stdout=subprocess.DEVNULL)
+
+
+def drop_hub(namespace: str, bootstrap: str) -> None:
+    """Delete a finished benchmark's topics (every name starting with `namespace`): a broker reused
+    for many runs otherwise runs out of file descriptors (every partition keeps its files open)."""
+    admin = AdminClient(admin_config(bootstrap))
+    names = [t for t in admin.list_topics(timeout=30).topics if t.startswith(namespace)]
+    for future in admin.delete_topics(names, operation_timeout=30).values() if names else []:
+        try:
+            future.result(60)
+        except KafkaException as exc:  # already gone, or the broker is busy: not worth failing the run
+            print(f"could not delete a bench topic: {exc}", file=sys.stderr)
 
 
 class RssSampler:

@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from bench.common import ROOT, bench_broker, free_port, wait_http
+from bench.common import ROOT, bench_broker, drop_hub, free_port, wait_http
 from bench.ingress_throughput import ingress_environment, wrk
 from hub.admin import apply_topics
 from hub.topology import load_topology
@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     variants = [parse_variant(v) for v in args.variant]
     with bench_broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
         namespace = f"ab{int(time.time())}"
-        apply_topics(load_topology(ROOT / "topics.yaml").with_namespace(namespace), "local", bootstrap)
+        topology = load_topology(ROOT / "topics.yaml").with_namespace(namespace)
+        apply_topics(topology, "local", bootstrap)
         key = ApiKeyStore(Path(tmp) / "keys.json").create(
             "cuidadores" if args.batch else "site", rate_limit_per_second=10**6
         )[1]
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc.terminate()
             for proc, _ in procs.values():
                 proc.wait(timeout=30)
+            drop_hub(topology.namespace, bootstrap)
     for name, rows in rounds.items():
         print("median", name, {k: round(statistics.median(row[k] for row in rows), 1) for k in rows[0]})
     return 0

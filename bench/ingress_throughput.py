@@ -26,7 +26,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from bench.common import ROOT, RssSampler, bench_broker, free_port, machine, median, save, wait_http
+from bench.common import ROOT, RssSampler, bench_broker, drop_hub, free_port, machine, median, save, wait_http
 from hub.admin import apply_topics
 from hub.envelope import new_envelope
 from hub.kafka_config import producer_config
@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raw = [raw_producer_loop(bootstrap, topology.priority_topic(5), args.raw_count) for _ in range(args.rounds)]
         persisted_single = topic_size(bootstrap, topology.priority_topic(2))
         persisted_batch = topic_size(bootstrap, topology.priority_topic(4))
+        drop_hub(topology.namespace, bootstrap)
 
     single_rps = median([r["rps"] for r in single_ingress])
     bare_rps = median([r["rps"] for r in single_bare])

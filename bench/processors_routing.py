@@ -37,7 +37,7 @@ import psutil  # type: ignore[import-untyped]
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.common import bench_broker
+from bench.common import bench_broker, drop_hub
 from hub.admin import apply_topics
 from hub.envelope import EventEnvelope, new_envelope
 from hub.kafka_config import admin_config, consumer_config, producer_config
@@ -109,18 +109,6 @@ def hub(base: Topology, bootstrap: str) -> Topology:
     result = apply_topics(topology, "local", bootstrap)
     assert not result.problems, result.problems
     return topology
-
-
-def drop_hub(topology: Topology, bootstrap: str) -> None:
-    """Delete a finished contender's topics: a broker reused for many runs otherwise runs out of file
-    descriptors (every partition keeps its segment files open)."""
-    admin = AdminClient(admin_config(bootstrap))
-    names = [t for t in admin.list_topics(timeout=30).topics if t.startswith(topology.namespace)]
-    for future in admin.delete_topics(names, operation_timeout=30).values() if names else []:
-        try:
-            future.result(60)
-        except KafkaException as exc:  # already gone, or the broker is busy: not worth failing the run
-            print(f"could not delete a bench topic: {exc}", file=sys.stderr)
 
 
 def fill(bootstrap: str, topology: Topology, n: int, priority: int) -> None:
@@ -456,7 +444,7 @@ def measure(args: argparse.Namespace) -> int:
                     try:
                         results.setdefault(name, []).append(runner(topology))
                     finally:
-                        drop_hub(topology, args.bootstrap)
+                        drop_hub(topology.namespace, args.bootstrap)
                     print(f"{name}: {results[name][-1]}", file=sys.stderr)
         if "latency" in only:
             topology = hub(base, args.bootstrap)
@@ -467,7 +455,7 @@ def measure(args: argparse.Namespace) -> int:
                     )
                 ]
             finally:
-                drop_hub(topology, args.bootstrap)
+                drop_hub(topology.namespace, args.bootstrap)
     summary: dict[str, Any] = {
         "events": args.events,
         "repeat": args.repeat,
