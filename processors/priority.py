@@ -5,10 +5,10 @@ Faust's fetch loop). One router task always takes its next batch from the most u
 and a running lower-priority batch gives its unrouted rest back as soon as a more urgent record
 arrives (checked every few events, when the batch also lets the fetch loop run). So a p1 event never
 waits behind a p5 backlog: at most behind the few p5 events routed since the last check.
-Inside a level the partitions take turns, and a partition with many records waiting pauses its
-own fetch, so a backlog is served across all its partitions rather than one after the other.
-The fetcher keeps reading every partition and hands prefetched records out most urgent topic first
-(install_priority_fetch).
+The fetcher keeps reading every partition and hands prefetched records out most urgent topic first,
+the partitions of one topic in turns (install_priority_fetch), so a backlog is served across all its
+partitions rather than one after the other; inside a lane the partitions take turns too, and a
+partition with many records waiting pauses its own fetch.
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ class PriorityLanes:
     partition.
 
     `take` serves the most urgent level with records; inside a level it serves the partitions in
-    turn, one batch of one partition at a time. Without the turns a level's partitions went one after
-    the other: aiokafka hands out one partition's whole prefetched buffer (~9,000 small records per
-    1 MB fetch) before the next one's, so under a backlog some partitions waited for all the others
-    (measured in the latency benchmark, docs/processors.md#priorities). A partition with
-    `partition_high_water` records waiting (a quarter of `high_water`, the level's budget) stops being
-    fetched (`on_full(tp)`, Faust's consumer `on_buffer_full`) until it is taken down to half
-    (`on_drop(tp)`), so the fetcher moves on to the level's other partitions and every one of them
-    has records in the lane. `generation` moves on every `clear()` (a rebalance): a batch taken
+    turn, one batch of one partition at a time. A partition with `partition_high_water` records
+    waiting (a quarter of `high_water`, the level's budget) stops being fetched (`on_full(tp)`, Faust's
+    consumer `on_buffer_full`) until it is taken down to half (`on_drop(tp)`), so one busy partition
+    cannot fill its level's lane. That the fetch hands a level's partitions out in turns in the first
+    place is `order_for_drain`'s job (below): these queues alone did not change the order measured in
+    the latency benchmark, because the router kept pace with the fetch and the lane never filled
+    (docs/processors.md#priorities). `generation` moves on every `clear()` (a rebalance): a batch taken
     before it must not go on routing.
     """
 
