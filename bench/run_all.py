@@ -18,7 +18,6 @@ BENCHMARKS = (
     ("ingress", ["-m", "bench.ingress_throughput"]),
     ("ingress_cpu", ["-m", "bench.ingress_cpu"]),
     ("processors", ["-m", "bench.processors_routing"]),
-    ("processors_cpu", ["-m", "bench.processors_cpu"]),
     ("connectors", ["-m", "bench.connectors_throughput"]),
 )
 
