@@ -43,7 +43,7 @@ def test_every_alert_is_tested() -> None:
 def test_rules_only_use_metrics_the_services_export() -> None:
     text = (RULES / "alerts.yml").read_text()
     used = set(re.findall(r"\bcarinho_[a-z_]+", text))
-    sources = "\n".join(p.read_text() for folder in ("ingress", "connectors", "processors")
+    sources = "\n".join(p.read_text() for folder in ("hub", "ingress", "connectors", "processors")
                         for p in (ROOT / folder).rglob("*.py"))
     exported = {"carinho_" + name for name in re.findall(r'(?:counter|gauge|histogram)\(\s*"([a-z_]+)"', sources)}
     # histograms export _bucket/_sum/_count series
@@ -57,7 +57,7 @@ def test_dashboard_queries_only_exported_metrics() -> None:
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "carinho-hub.json").read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     assert len(exprs) >= 15
-    sources = "\n".join(p.read_text() for folder in ("ingress", "connectors", "processors")
+    sources = "\n".join(p.read_text() for folder in ("hub", "ingress", "connectors", "processors")
                         for p in (ROOT / folder).rglob("*.py"))
     exported = {"carinho_" + name for name in re.findall(r'(?:counter|gauge|histogram)\(\s*"([a-z_]+)"', sources)}
     used = set(re.findall(r"\bcarinho_[a-z_]+", " ".join(exprs)))
