@@ -44,7 +44,6 @@ class PriorityLanes:
         on_drop: Callable[[Any], None] | None = None,
     ):
         self.levels = tuple(sorted(levels))
-        self.high_water = high_water
         self.partition_high_water = max(1, high_water // 4)
         self.partition_low_water = self.partition_high_water // 2
         self.on_full = on_full

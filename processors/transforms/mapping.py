@@ -2,6 +2,7 @@
 
 Paths walk the envelope as JSON (`data.name`, `metadata.utm`, `event_id`, `received_at`). A path that
 resolves to nothing leaves the field out of the payload (optional data stays optional downstream).
+The routers compile every route's map once (`compile_map`); `apply_map` is the one-off form.
 """
 
 from __future__ import annotations
@@ -16,34 +17,42 @@ class MappingError(ValueError):
     """A map in topics.yaml cannot be applied (bad path syntax)."""
 
 
-def resolve_path(document: Mapping[str, Any], path: str) -> Any:
-    """Value at a dotted path, or _MISSING. Only mappings are walked (no list indexing)."""
-    if not path or any(not part for part in path.split(".")):
+def _parts(path: str) -> tuple[str, ...]:
+    """A dotted path split into its keys; MappingError when empty or with an empty key."""
+    parts = tuple(path.split("."))
+    if not path or not all(parts):
         raise MappingError(f"invalid path {path!r}")
-    current: Any = document
-    for part in path.split("."):
-        if not isinstance(current, Mapping) or part not in current:
+    return parts
+
+
+def _walk(document: Any, parts: tuple[str, ...]) -> Any:
+    """Value at the keys, or _MISSING. Only mappings are walked (no list indexing); the JSON
+    documents' plain dicts without the Mapping ABC check."""
+    current = document
+    for part in parts:
+        if isinstance(current, dict):
+            current = current.get(part, _MISSING)
+        elif isinstance(current, Mapping) and part in current:
+            current = current[part]
+        else:
             return _MISSING
-        current = current[part]
+        if current is _MISSING:
+            return _MISSING
     return current
 
 
-def apply_map(field_map: Mapping[str, str], document: Mapping[str, Any]) -> dict[str, Any]:
-    """Build a destination payload. `=text` is a constant; None values are treated as missing."""
-    return compile_map(field_map)(document)
+def resolve_path(document: Mapping[str, Any], path: str) -> Any:
+    """Value at a dotted path, or _MISSING."""
+    return _walk(document, _parts(path))
 
 
 def compile_map(field_map: Mapping[str, str]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """`apply_map` with the map parsed once (the routers compile every route's maps at start): paths
-    split in advance, and the JSON documents' plain dicts walked without the Mapping ABC check."""
-    steps: list[tuple[str, tuple[str, ...] | None, str]] = []
-    for target, spec in field_map.items():
-        if spec.startswith("="):
-            steps.append((target, None, spec[1:]))
-            continue
-        if not spec or any(not part for part in spec.split(".")):
-            raise MappingError(f"invalid path {spec!r}")
-        steps.append((target, tuple(spec.split(".")), ""))
+    """A map parsed once: a function from the envelope document to the destination payload. `=text`
+    is a constant; None values are treated as missing."""
+    steps = [
+        (target, None, spec[1:]) if spec.startswith("=") else (target, _parts(spec), "")
+        for target, spec in field_map.items()
+    ]
 
     def apply(document: Mapping[str, Any]) -> dict[str, Any]:
         payload: dict[str, Any] = {}
@@ -51,21 +60,17 @@ def compile_map(field_map: Mapping[str, str]) -> Callable[[Mapping[str, Any]], d
             if parts is None:
                 payload[target] = constant
                 continue
-            current: Any = document
-            for part in parts:
-                if isinstance(current, dict):
-                    current = current.get(part, _MISSING)
-                elif isinstance(current, Mapping) and part in current:
-                    current = current[part]
-                else:
-                    current = _MISSING
-                if current is _MISSING:
-                    break
-            if current is not _MISSING and current is not None:
-                payload[target] = current
+            value = _walk(document, parts)
+            if value is not _MISSING and value is not None:
+                payload[target] = value
         return payload
 
     return apply
+
+
+def apply_map(field_map: Mapping[str, str], document: Mapping[str, Any]) -> dict[str, Any]:
+    """Build a destination payload once (the routers use `compile_map`)."""
+    return compile_map(field_map)(document)
 
 
 def check_map(field_map: Mapping[str, str]) -> list[str]:
@@ -74,6 +79,9 @@ def check_map(field_map: Mapping[str, str]) -> list[str]:
     for target, spec in field_map.items():
         if not target:
             problems.append("empty destination field name")
-        if not spec.startswith("=") and (not spec or any(not p for p in spec.split("."))):
-            problems.append(f"{target}: invalid path {spec!r}")
+        if not spec.startswith("="):
+            try:
+                _parts(spec)
+            except MappingError:
+                problems.append(f"{target}: invalid path {spec!r}")
     return problems
