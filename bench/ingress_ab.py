@@ -7,7 +7,8 @@ Each variant is `name:` followed by comma-separated `VAR=value` settings for its
 `@DIR` to run the ingress from another checkout (e.g. a `git worktree` of the previous commit). All
 variants run at once on one broker and take 10 s wrk rounds in turn, so the machine's load hits them
 alike. Besides wrk's rate and latency, each round reports the CPU time per request of the ingress
-process (all threads) and of the broker process: figures other load on the machine barely moves.
+process (all threads) and of the broker process (figures other load on the machine barely moves),
+and the seconds the ingress spent in garbage collections (`carinho_gc_pause_seconds`).
 Medians per variant are printed last. Uses KAFKA_BOOTSTRAP_SERVERS or starts its own broker.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil  # type: ignore[import-untyped]
 
 from bench.common import ROOT, bench_broker, drop_hub, free_port, wait_http
@@ -48,6 +51,13 @@ def parse_variant(text: str) -> tuple[str, dict[str, str], Path]:
 def cpu_seconds(process: Any) -> float:
     times = process.cpu_times()
     return float(times.user + times.system + times.children_user + times.children_system)
+
+
+def gc_seconds(port: int) -> float:
+    """Seconds the ingress has spent in garbage collections since it started (hub/gc_tuning.py's
+    `carinho_gc_pause_seconds`, all generations)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(float(m) for m in re.findall(r'^carinho_gc_pause_seconds_sum\{[^}]*\} (\S+)$', text, re.MULTILINE))
 
 
 def broker_process(bootstrap: str) -> Any | None:
@@ -97,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.rounds):
                 for name, (proc, port) in procs.items():
                     ingress = psutil.Process(proc.pid)
-                    before = cpu_seconds(ingress), cpu_seconds(broker) if broker else 0.0
+                    before = cpu_seconds(ingress), cpu_seconds(broker) if broker else 0.0, gc_seconds(port)
                     result = wrk(
                         f"http://127.0.0.1:{port}",
                         script,
@@ -105,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                         connections,
                         {**load, "BENCH_RUN": f"{name}{r}"},
                     )
-                    after = cpu_seconds(ingress), cpu_seconds(broker) if broker else 0.0
+                    after = cpu_seconds(ingress), cpu_seconds(broker) if broker else 0.0, gc_seconds(port)
                     requests = result["rps"] * args.duration
                     row = {
                         "events_per_s": result["rps"] * per_request,
@@ -113,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                         "p99_ms": result.get("p99_ms", 0.0),
                         "ingress_cpu_us_per_request": (after[0] - before[0]) / requests * 1e6,
                         "broker_cpu_us_per_request": (after[1] - before[1]) / requests * 1e6,
+                        "gc_seconds": after[2] - before[2],
                         "non_2xx": result["non_2xx"],
                         "load_1m": os.getloadavg()[0],
                     }

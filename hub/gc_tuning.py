@@ -4,8 +4,8 @@ entry point and never by library code).
 CPython's cyclic collector walks every tracked container of a generation on each collection. Two
 costs showed up under load (figures in docs/benchmarks.md):
   * full collections re-walk the whole start-up heap (modules, FastAPI/pydantic schemas, Faust, the
-    topology): the ingress spent 10 s of 33 s of batch load in them, and each one stalled every
-    request in flight (single-event p99 63 ms with them, 28 ms without, `bench.ingress_ab`);
+    topology): the ingress spent ~3.4 s of every 10 s of batch load in them, and each one stalled
+    every request in flight (single-event p99 63 ms with them, 28 ms without; `bench.ingress_ab`);
   * young collections every 700 net allocations: a delivery or a request allocates a few dozen
     short-lived containers, so the collector ran hundreds of times a second.
 Refcounting frees almost all of these objects anyway; the collector only exists for cycles. So after

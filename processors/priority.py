@@ -150,8 +150,8 @@ def install_priority_fetch(rank: Callable[[str], float]) -> None:
     re-order the buffer by topic rank before each drain (a handful of entries; same thread and event
     loop as the fetcher), so a fetched p1 record is always handed to Faust in the next poll. Within a
     rank the partitions take turns at the head: aiokafka drains a whole partition's prefetched buffer
-    (~9,000 small records per 1 MB fetch) before the next one's, so a backlog was routed one
-    partition after the other (some partitions waited for all the others; docs/processors.md).
+    (up to 1 MB) before the next one's, so a backlog was routed one partition after the other (some
+    partitions waited for all the others; docs/processors.md).
     Process-wide and idempotent; the rank function of the last call wins.
     """
     from aiokafka.consumer.fetcher import Fetcher
