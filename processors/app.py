@@ -37,7 +37,7 @@ from hub.kafka_config import admin_config
 from hub.metrics import render
 from hub.topology import Topology
 from hub.trail import Hop, TrailHop
-from processors import dedupe, faust_drain, faust_recovery_fix, metrics, trail_index
+from processors import dedupe, faust_drain, faust_recovery_fix, metrics, state_store, trail_index
 from processors.automations.feedback import ScheduledMessage
 from processors.daily_report import run_due_report
 from processors.dead_letter import DeadLetterWriter, Failed, headers_dict
@@ -252,7 +252,7 @@ class Processors:
         return App(
             self.app_id,
             broker=brokers,
-            store="memory://",
+            store=state_store.URL if s.table_store == "rocksdb" else "memory://",
             datadir=str(s.worker_data_dir),
             autodiscover=False,
             key_serializer="raw",
@@ -506,7 +506,7 @@ class Processors:
 
         ref = dedupe.RecordRef(message.topic, message.partition, message.offset)
         key = dedupe.dedupe_key(envelope.source, envelope.idempotency_key)
-        store = self.dedupe_table.data
+        store = state_store.mapping(self.dedupe_table)
         verdict = dedupe.judge(store.get(key), ref, time.time(), self.window)
         if verdict is dedupe.Verdict.DUPLICATE:
             counters.duplicate.inc()
@@ -595,19 +595,27 @@ class Processors:
         now = datetime.now(UTC)
         store = self.schedule_table.data
         released = waiting = 0
-        for key, value in list(store.items()):
-            if not isinstance(value, dict) or value.get("state") != "pending" or value.get("partition") not in owned:
-                continue
-            if datetime.fromisoformat(value["due_at"]) > now:
-                waiting += 1
-                continue
-            delivery = DeliveryRecord.model_validate(value["delivery"])
-            self._send_delivery(delivery)
-            fired = {**value, "state": "fired", "fired_at": now.isoformat(), "at": time.time()}
-            store[key] = fired
-            self.schedule_table.send_changelog(value["partition"], key, fired)
-            released += 1
-            metrics.SCHEDULED_RELEASED.inc()
+        # In chunks, yielding between them: on disk, reading every entry (fired ones are kept 8 days)
+        # takes milliseconds per thousand, and the routers must not wait for it.
+        for chunk in state_store.chunks(store, 1_000):
+            for key, value in chunk:
+                pending = isinstance(value, dict) and value.get("state") == "pending"
+                if not pending or value.get("partition") not in owned:
+                    continue
+                if datetime.fromisoformat(value["due_at"]) > now:
+                    waiting += 1
+                    continue
+                current = store.get(key)  # read again: the scheduler agent may have written it since
+                if not isinstance(current, dict) or current.get("state") != "pending":
+                    continue
+                delivery = DeliveryRecord.model_validate(current["delivery"])
+                self._send_delivery(delivery)
+                fired = {**current, "state": "fired", "fired_at": now.isoformat(), "at": time.time()}
+                store[key] = fired
+                self.schedule_table.send_changelog(current["partition"], key, fired)
+                released += 1
+                metrics.SCHEDULED_RELEASED.inc()
+            await asyncio.sleep(0)
         metrics.SCHEDULED_PENDING.set(waiting)
         return released
 
@@ -628,7 +636,7 @@ class Processors:
                     )
                     continue
                 key = str(hop.event_id).encode()
-                store = self.trail_table.data
+                store = state_store.mapping(self.trail_table)
                 hops = trail_index.append_hop(store.get(key), hop)
                 store[key] = hops
                 # As for dedupe: the changelog record exactly as Faust writes it for this table (raw
@@ -658,7 +666,7 @@ class Processors:
                 metrics.PENDING.labels(str(level)).set(self.lanes.pending(level))
 
         async def sweep() -> None:
-            self.sweep_state()
+            await self.sweep_state()
 
         async def syncs() -> None:
             await self.run_due_syncs()
@@ -678,15 +686,18 @@ class Processors:
         if settings.report_enabled:
             app.timer(settings.report_check_interval, on_leader=True, name="daily-report")(report)
 
-    def sweep_state(self) -> None:
+    async def sweep_state(self) -> int:
         """Forget expired state locally; the changelogs' retention forgets it on the broker."""
         now = time.time()
-        dedupe.sweep(self.dedupe_table.data, now, self.window)
-        trail_index.sweep(self.trail_table.data, datetime.now(UTC), self.settings.trail_retention)
+        cutoff = datetime.now(UTC) - self.settings.trail_retention
         fired_cut = now - FIRED_KEEP.total_seconds()
-        store = self.schedule_table.data
-        for key in [k for k, v in store.items() if v.get("state") == "fired" and v.get("at", 0) < fired_cut]:
-            store.pop(key, None)
+        return (
+            await state_store.sweep(self.dedupe_table.data, lambda v: dedupe.expired(v, now, self.window))
+            + await state_store.sweep(self.trail_table.data, lambda hops: trail_index.expired(hops, cutoff))
+            + await state_store.sweep(
+                self.schedule_table.data, lambda v: v.get("state") == "fired" and v.get("at", 0) < fired_cut
+            )
+        )
 
     async def run_due_syncs(self) -> None:
         try:

@@ -50,17 +50,17 @@ def judge(seen: Mapping[str, Any] | None, ref: RecordRef, now: float, window_sec
     return Verdict.DUPLICATE
 
 
+def expired(value: Any, now: float, window_seconds: float) -> bool:
+    """An entry the window no longer covers (or an unreadable one)."""
+    try:
+        return now - float(value["at"]) >= window_seconds
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
 def sweep(store: MutableMapping[Any, Any], now: float, window_seconds: float, limit: int = 100_000) -> int:
     """Forget expired keys locally (the changelog's retention forgets them on the broker)."""
-    expired = []
-    for key, value in store.items():
-        try:
-            if now - float(value["at"]) >= window_seconds:
-                expired.append(key)
-        except (KeyError, TypeError, ValueError):
-            expired.append(key)
-        if len(expired) >= limit:
-            break
-    for key in expired:
+    found = [key for key, value in store.items() if expired(value, now, window_seconds)][:limit]
+    for key in found:
         store.pop(key, None)
-    return len(expired)
+    return len(found)

@@ -48,6 +48,10 @@ class ProcessorSettings(HubSettings):
     sync_http_timeout: float = Field(default=10.0, gt=0, le=300)
     trail_index_enabled: bool = Field(default=True, description="serve /v1/trail from this worker")
     standby_replicas: int = Field(default=1, ge=0, le=5)
+    # Where the tables (dedupe, delayed messages, trail index) live between changelog replays: on disk
+    # (processors/state_store.py, memory bounded) or in a dict (grows with the dedupe window and the
+    # trail retention; kept for comparisons).
+    table_store: Literal["rocksdb", "memory"] = Field(default="rocksdb", description="CARINHO_TABLE_STORE")
     commit_interval: float = Field(default=1.0, gt=0, le=60)
     # The daily report (operators.report), run by the group leader for the previous day.
     report_enabled: bool = Field(default=True, description="CARINHO_REPORT_ENABLED")

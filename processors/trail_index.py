@@ -50,9 +50,14 @@ def visible_hops(hops: list[dict[str, Any]] | None, now: datetime, retention: ti
     return [mask_data(h) for h in kept]
 
 
+def expired(hops: Any, cutoff: datetime) -> bool:
+    """An entry whose newest hop is older than the retention's cutoff (or an empty one)."""
+    return not hops or max(_at(h) for h in hops) < cutoff
+
+
 def sweep(store: MutableMapping[Any, Any], now: datetime, retention: timedelta, limit: int = 100_000) -> int:
     cutoff = now - retention
-    expired = [key for key, hops in store.items() if not hops or max(_at(h) for h in hops) < cutoff][:limit]
-    for key in expired:
+    found = [key for key, hops in store.items() if expired(hops, cutoff)][:limit]
+    for key in found:
         store.pop(key, None)
-    return len(expired)
+    return len(found)
