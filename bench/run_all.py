@@ -18,6 +18,7 @@ BENCHMARKS = (
     ("ingress", ["-m", "bench.ingress_throughput"]),
     ("ingress_cpu", ["-m", "bench.ingress_cpu"]),
     ("processors", ["-m", "bench.processors_routing"]),
+    ("processors_state", ["-m", "bench.processors_state"]),
     ("connectors", ["-m", "bench.connectors_throughput"]),
 )
 

@@ -61,6 +61,9 @@ def _options() -> Options:
     table = BlockBasedOptions()
     table.set_block_cache(_cache)
     table.set_bloom_filter(10, False)  # most dedupe lookups are misses (new keys): skip the disk reads
+    # Index and filter blocks in the (bounded) cache too, or they stay in memory per file on disk.
+    table.set_cache_index_and_filter_blocks(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
     options.set_block_based_table_factory(table)
     return options
 
