@@ -47,6 +47,7 @@ test-chaos: $(STAMP) kafka-fetch
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 bench: $(STAMP) kafka-fetch

@@ -62,8 +62,9 @@ class Sandbox:
     def __init__(self) -> None:
         self.port = _free_port(18690)
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "connectors.sandbox", "--port", str(self.port)],
-                                     cwd=ROOT, stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "connectors.sandbox", "--port", str(self.port)], cwd=ROOT, stdout=subprocess.DEVNULL
+        )
         from connectors.sandbox.server import wait_ready
 
         wait_ready(self.url)
@@ -105,14 +106,26 @@ def preload(bootstrap: str, topology: Topology, destination: str, count: int) ->
     now = datetime.now(UTC)
     for i in range(count):
         event_id = uuid.uuid4()
-        record = DeliveryRecord(delivery_id=derive_delivery_id(event_id, destination), event_id=event_id,
-                                event_type="lead.created", source="site", destination=destination, priority=2,
-                                entity_key=f"lead-{i}", path="/api/leads",
-                                payload={"nome": "Bench", "telefone": "+5511999990000", "seq": i}, created_at=now)
+        record = DeliveryRecord(
+            delivery_id=derive_delivery_id(event_id, destination),
+            event_id=event_id,
+            event_type="lead.created",
+            source="site",
+            destination=destination,
+            priority=2,
+            entity_key=f"lead-{i}",
+            path="/api/leads",
+            payload={"nome": "Bench", "telefone": "+5511999990000", "seq": i},
+            created_at=now,
+        )
         while True:
             try:
-                producer.produce(topology.delivery_topic(destination), value=record.to_json(),
-                                 key=record.entity_key.encode(), headers=record.kafka_headers())
+                producer.produce(
+                    topology.delivery_topic(destination),
+                    value=record.to_json(),
+                    key=record.entity_key.encode(),
+                    headers=record.kafka_headers(),
+                )
                 break
             except BufferError:
                 producer.poll(0.1)
@@ -128,15 +141,32 @@ def _steady_rate(points: list[tuple[float, int]], total: int) -> float:
     return 0.8 * total / (end - start) if end > start else float("nan")
 
 
-def run_worker(bootstrap: str, sandbox: Sandbox, topology_file: Path, destinations: str, watch: str,
-               total: int, timeout_s: float = 180) -> dict[str, float]:
+def run_worker(
+    bootstrap: str,
+    sandbox: Sandbox,
+    topology_file: Path,
+    destinations: str,
+    watch: str,
+    total: int,
+    timeout_s: float = 180,
+) -> dict[str, float]:
     status_port = _free_port(19450)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARINHO_")}
-    env.update({"CARINHO_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CARINHO_SANDBOX_URL": sandbox.url,
-                "CARINHO_TOPOLOGY_FILE": str(topology_file), "CARINHO_STATUS_PORT": str(status_port),
-                "CARINHO_LOG_LEVEL": "WARNING"})
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "connectors", "--destinations", destinations],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    env.update(
+        {
+            "CARINHO_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "CARINHO_SANDBOX_URL": sandbox.url,
+            "CARINHO_TOPOLOGY_FILE": str(topology_file),
+            "CARINHO_STATUS_PORT": str(status_port),
+            "CARINHO_LOG_LEVEL": "WARNING",
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "connectors", "--destinations", destinations],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     ps = psutil.Process(proc.pid)
     sandbox_ps = psutil.Process(sandbox.proc.pid)
     points: list[tuple[float, int]] = []
@@ -165,9 +195,13 @@ def run_worker(bootstrap: str, sandbox: Sandbox, topology_file: Path, destinatio
         raise RuntimeError(f"worker delivered {points[-1][1]}/{total} in {timeout_s}s")
     # Retries mean attempts that failed (timeouts under CPU starvation): they explain outliers.
     counted = cpu["end"][0] - cpu["start"][0]
-    return {"rate": _steady_rate(points, total), "rss_mb": rss / 1e6, "retries": float(stats["retry"]),
-            "worker_cpu_us": (cpu["end"][1] - cpu["start"][1]) / max(counted, 1) * 1e6,
-            "sandbox_cpu_us": (cpu["end"][2] - cpu["start"][2]) / max(counted, 1) * 1e6}
+    return {
+        "rate": _steady_rate(points, total),
+        "rss_mb": rss / 1e6,
+        "retries": float(stats["retry"]),
+        "worker_cpu_us": (cpu["end"][1] - cpu["start"][1]) / max(counted, 1) * 1e6,
+        "sandbox_cpu_us": (cpu["end"][2] - cpu["start"][2]) / max(counted, 1) * 1e6,
+    }
 
 
 def naive_loop(bootstrap: str, topic: str, group: str, base_url: str, seconds: float) -> None:
@@ -182,8 +216,11 @@ def naive_loop(bootstrap: str, topic: str, group: str, base_url: str, seconds: f
                 continue
             deadline = deadline or time.monotonic() + seconds
             record = DeliveryRecord.from_json(msg.value())
-            client.post(base_url + record.path, content=orjson_dumps(record.payload),
-                        headers={"Idempotency-Key": str(record.delivery_id), "Content-Type": "application/json"})
+            client.post(
+                base_url + record.path,
+                content=orjson_dumps(record.payload),
+                headers={"Idempotency-Key": str(record.delivery_id), "Content-Type": "application/json"},
+            )
             consumer.commit(msg, asynchronous=False)
     consumer.close()
 
@@ -195,9 +232,15 @@ def orjson_dumps(value: Any) -> bytes:
 
 
 def run_naive(bootstrap: str, sandbox: Sandbox, topology: Topology, seconds: float) -> float:
-    args = json.dumps({"bootstrap": bootstrap, "topic": topology.delivery_topic("crm"),
-                       "group": topology.consumer_group("bench.naive"), "base_url": f"{sandbox.url}/crm",
-                       "seconds": seconds})
+    args = json.dumps(
+        {
+            "bootstrap": bootstrap,
+            "topic": topology.delivery_topic("crm"),
+            "group": topology.consumer_group("bench.naive"),
+            "base_url": f"{sandbox.url}/crm",
+            "seconds": seconds,
+        }
+    )
     proc = subprocess.Popen([sys.executable, "-m", "bench.connectors_throughput", "--naive-loop", args], cwd=ROOT)
     points: list[tuple[float, int]] = []
     while proc.poll() is None:
@@ -252,8 +295,10 @@ def one_round(bootstrap: str, sandbox: Sandbox, workdir: Path, records: int) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.connectors_throughput")
-    parser.add_argument("--bootstrap", default=os.environ.get("CARINHO_KAFKA_BOOTSTRAP_SERVERS")
-                        or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("CARINHO_KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+    )
     parser.add_argument("--kafka-port", type=int, default=19692)
     # 15,000: at ~3,000/s the 10-90 % steady-state window is ~4 s; with 6,000 it was ~1.6 s and the
     # worker's start (group join, breaker opening for a down destination) dominated it.
@@ -280,8 +325,11 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             for n in range(args.repeat):
                 rounds.append(one_round(bootstrap, sandbox, Path(tmp), args.records))
-                print(f"round {n + 1}: {json.dumps({k: round(v, 1) for k, v in rounds[-1].items()})}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"round {n + 1}: {json.dumps({k: round(v, 1) for k, v in rounds[-1].items()})}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         sandbox.stop()
         if kafka is not None:
@@ -302,7 +350,7 @@ def main() -> int:
         "worker_vs_naive_50ms": round(med["worker_50ms_per_s"] / max(med["naive_50ms_per_s"], 1e-9), 1),
         "fraction_of_limit_50ms": round(med["worker_50ms_per_s"] / limit, 3),
         "limit_50ms": f"{int(med['crm_concurrency'])} concurrent (topics.yaml crm.concurrency) / {LATENCY_MS:g} ms "
-                      f"= {limit:g}/s",
+        f"= {limit:g}/s",
         "drop_with_other_destination_down": round(drop, 3),
         "targets": {
             "0ms_at_least_3000_per_s": med["worker_0ms_per_s"] >= 3000,

@@ -57,7 +57,7 @@ def gc_seconds(port: int) -> float:
     """Seconds the ingress has spent in garbage collections since it started (hub/gc_tuning.py's
     `carinho_gc_pause_seconds`, all generations)."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return sum(float(m) for m in re.findall(r'^carinho_gc_pause_seconds_sum\{[^}]*\} (\S+)$', text, re.MULTILINE))
+    return sum(float(m) for m in re.findall(r"^carinho_gc_pause_seconds_sum\{[^}]*\} (\S+)$", text, re.MULTILINE))
 
 
 def broker_process(bootstrap: str) -> Any | None:

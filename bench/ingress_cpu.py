@@ -74,11 +74,22 @@ async def drive(app: Any, path: str, body: bytes, headers: list[tuple[bytes, byt
 
     async def one(i: int) -> None:
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-            "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
-            "server": ("127.0.0.1", 8080), "client": ("127.0.0.1", 5555),
-            "headers": [*headers, (b"idempotency-key", f"cpu-{i}".encode()),
-                        (b"content-length", str(len(body)).encode())],
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "server": ("127.0.0.1", 8080),
+            "client": ("127.0.0.1", 5555),
+            "headers": [
+                *headers,
+                (b"idempotency-key", f"cpu-{i}".encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
         sent = False
 

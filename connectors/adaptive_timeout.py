@@ -11,8 +11,7 @@ from hub.topology import TimeoutPolicy
 
 
 class AdaptiveTimeout:
-    def __init__(self, policy: TimeoutPolicy, *, window: int = 512, min_samples: int = 20,
-                 recompute_every: int = 16):
+    def __init__(self, policy: TimeoutPolicy, *, window: int = 512, min_samples: int = 20, recompute_every: int = 16):
         self.min_s = policy.min.total_seconds()
         self.max_s = policy.max.total_seconds()
         self.factor = policy.p99_factor

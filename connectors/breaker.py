@@ -33,8 +33,14 @@ class Permit:
 
 
 class CircuitBreaker:
-    def __init__(self, name: str, policy: BreakerPolicy, *, clock: Callable[[], float] = time.monotonic,
-                 on_change: Callable[[State, State], None] | None = None):
+    def __init__(
+        self,
+        name: str,
+        policy: BreakerPolicy,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[State, State], None] | None = None,
+    ):
         self.name = name
         self.consecutive_limit = policy.consecutive_failures
         self.error_rate = policy.error_rate
@@ -160,4 +166,3 @@ class CircuitBreaker:
             "opened_count": self.opened_count,
             "seconds_until_half_open": round(self.seconds_until_half_open(), 3),
         }
-

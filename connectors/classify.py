@@ -86,14 +86,12 @@ def error_text_from_body(body: bytes) -> str | None:
     return None
 
 
-def classify_response(status: int, headers: HeaderLookup, body: bytes,
-                      now: datetime | None = None) -> AttemptResult:
+def classify_response(status: int, headers: HeaderLookup, body: bytes, now: datetime | None = None) -> AttemptResult:
     kind = kind_for_status(status)
     if kind == "success":
         return AttemptResult("success", status)
     retry_after = parse_retry_after(headers.get("retry-after"), now) if status in (429, 503) else None
-    return AttemptResult(kind, status, "HTTPStatusError", error_text_from_body(body) or f"HTTP {status}",
-                         retry_after)
+    return AttemptResult(kind, status, "HTTPStatusError", error_text_from_body(body) or f"HTTP {status}", retry_after)
 
 
 def classify_exception(exc: BaseException) -> AttemptResult:

@@ -139,11 +139,22 @@ class _Ids:
 
 class DestinationWorker:
     _loop: asyncio.AbstractEventLoop  # set by run()
-    def __init__(self, destination: str, topology: Topology, sender: Sender, producer: AsyncProducer, *,
-                 bootstrap: str, sms_path: str = "/messages", max_buffered: int = 1000,
-                 commit_interval_s: float = 0.2, delivered_cache_size: int = 50_000,
-                 on_health_change: Callable[[DestinationWorker], None] | None = None,
-                 consumer_overrides: dict[str, Any] | None = None):
+
+    def __init__(
+        self,
+        destination: str,
+        topology: Topology,
+        sender: Sender,
+        producer: AsyncProducer,
+        *,
+        bootstrap: str,
+        sms_path: str = "/messages",
+        max_buffered: int = 1000,
+        commit_interval_s: float = 0.2,
+        delivered_cache_size: int = 50_000,
+        on_health_change: Callable[[DestinationWorker], None] | None = None,
+        consumer_overrides: dict[str, Any] | None = None,
+    ):
         spec = topology.destinations[destination]
         self.name = destination
         self.topology = topology
@@ -168,15 +179,25 @@ class DestinationWorker:
         self.deliveries_topic = topology.system_topic("deliveries")
         self.trail_topic = topology.system_topic("trail")
         # Labelled metric children looked up once (labels() takes a lock and hashes the labels per call).
-        self._m_outcomes = {o: metrics.OUTCOMES.labels(destination, o) for o in
-                            ("delivered", "retry", "dead_letter", "fallback", "skipped_duplicate")}
+        self._m_outcomes = {
+            o: metrics.OUTCOMES.labels(destination, o)
+            for o in ("delivered", "retry", "dead_letter", "fallback", "skipped_duplicate")
+        }
         self._m_attempts = {k: metrics.ATTEMPTS.labels(destination, k) for k in ("success", "transient", "permanent")}
         self._m_latency = metrics.LATENCY.labels(destination)
         # Keys are UUID.int: plain ints are not tracked by the garbage collector (50,000 UUID objects were).
         self._delivered: OrderedDict[int, None] = OrderedDict()
         self._delivered_cap = delivered_cache_size
-        self.stats: dict[str, int] = {"delivered": 0, "retry": 0, "dead_letter": 0, "fallback": 0,
-                                      "skipped_duplicate": 0, "attempts": 0, "parked": 0, "errors": 0}
+        self.stats: dict[str, int] = {
+            "delivered": 0,
+            "retry": 0,
+            "dead_letter": 0,
+            "fallback": 0,
+            "skipped_duplicate": 0,
+            "attempts": 0,
+            "parked": 0,
+            "errors": 0,
+        }
         self.last_check_at: datetime | None = None
         self.last_check_ok: bool | None = None
         self.last_status: int | None = None
@@ -207,13 +228,20 @@ class DestinationWorker:
     async def run(self, grace_s: float = 10.0) -> None:
         loop = self._loop = asyncio.get_running_loop()
         self._reset_partition_state()
-        config = consumer_config(self.bootstrap, group_id=self.group, client_id=f"connector-{self.name}",
-                                 **{"queued.max.messages.kbytes": 8192, "fetch.wait.max.ms": 100,
-                                    **self.consumer_overrides})
+        config = consumer_config(
+            self.bootstrap,
+            group_id=self.group,
+            client_id=f"connector-{self.name}",
+            **{"queued.max.messages.kbytes": 8192, "fetch.wait.max.ms": 100, **self.consumer_overrides},
+        )
         consumer = Consumer(config)
         self.consumer = consumer
-        consumer.subscribe([self.main_topic, *self.retry_topics], on_assign=self._on_assign,
-                           on_revoke=self._on_revoke, on_lost=self._on_lost)
+        consumer.subscribe(
+            [self.main_topic, *self.retry_topics],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
         if self.breaker.state == "open" and not self.fallback_on_open:
             self.pauses.add_global("breaker")
         self.running = True
@@ -389,8 +417,9 @@ class DestinationWorker:
             log.warning("commit failed", extra={"destination": self.name, "error": str(exc)})
 
     # ---- one record ------------------------------------------------------------------------------
-    async def _process(self, message: Message, tp: TP, offset: int, state: RetryState,
-                       previous: _Turn | None, mine: _Turn | None) -> None:
+    async def _process(
+        self, message: Message, tp: TP, offset: int, state: RetryState, previous: _Turn | None, mine: _Turn | None
+    ) -> None:
         try:
             if previous is not None:
                 await previous.wait()
@@ -411,8 +440,9 @@ class DestinationWorker:
         # The record counts as done when the broker acknowledged its outcome records: _durable() is called
         # from the acknowledgement (no task has to wait for it).
         self._unacked += 1
-        self.producer.write_then(writes, partial(self._durable, self._generation, tp, offset),
-                                 partial(self._abandoned, self._generation))
+        self.producer.write_then(
+            writes, partial(self._durable, self._generation, tp, offset), partial(self._abandoned, self._generation)
+        )
 
     def _durable(self, generation: int, tp: TP, offset: int) -> None:
         if generation != self._generation:
@@ -437,8 +467,11 @@ class DestinationWorker:
         try:
             record = DeliveryRecord.from_json(raw)
         except ValidationError as exc:
-            return [self._dead_letter_raw(message, state, "invalid_record", "ValidationError",
-                                          f"{exc.error_count()} validation error(s)")]
+            return [
+                self._dead_letter_raw(
+                    message, state, "invalid_record", "ValidationError", f"{exc.error_count()} validation error(s)"
+                )
+            ]
         ids = _Ids(record)
         event_id_var.set(ids.pair[1])
         if record.not_before is not None:
@@ -460,25 +493,44 @@ class DestinationWorker:
             self._remember(record.delivery_id)
             self.stats["delivered"] += 1
             self._m_outcomes["delivered"].inc()
-            return [OutRecord(topic, key, value) for topic, (key, value) in zip(
-                (self.deliveries_topic, self.trail_topic, self.trail_topic),
-                delivered_rows(record, ids.pair, attempt=attempt, status=result.status, latency_ms=latency_ms,
-                               at=at), strict=True)]
-        attempt_hop = self._trail(record, "attempt", at, attempt=attempt, status=result.status,
-                                  latency_ms=latency_ms, detail={"result": result.kind,
-                                                                 "error_class": result.error_class}, ids=ids)
+            return [
+                OutRecord(topic, key, value)
+                for topic, (key, value) in zip(
+                    (self.deliveries_topic, self.trail_topic, self.trail_topic),
+                    delivered_rows(
+                        record, ids.pair, attempt=attempt, status=result.status, latency_ms=latency_ms, at=at
+                    ),
+                    strict=True,
+                )
+            ]
+        attempt_hop = self._trail(
+            record,
+            "attempt",
+            at,
+            attempt=attempt,
+            status=result.status,
+            latency_ms=latency_ms,
+            detail={"result": result.kind, "error_class": result.error_class},
+            ids=ids,
+        )
         if result.kind == "permanent":
-            return [attempt_hop, *self._dead_letter(message, record, state, result, attempt, latency_ms,
-                                                    permanent=True, now=now)]
+            return [
+                attempt_hop,
+                *self._dead_letter(message, record, state, result, attempt, latency_ms, permanent=True, now=now),
+            ]
         policy = self.topology.retry_policy(self.name, record.event_type)
         step = next_retry(policy, attempt, result.retry_after_s)
         if step is not None:
-            return [attempt_hop, *self._retry(message, record, state, result, attempt, latency_ms,
-                                              step.tier, step.delay_s, now)]
+            return [
+                attempt_hop,
+                *self._retry(message, record, state, result, attempt, latency_ms, step.tier, step.delay_s, now),
+            ]
         if fallback_applies(self.fallback_rule, record, "retries_exhausted"):
             return [attempt_hop, *self._fallback(record, attempt, "retries_exhausted", result, latency_ms, now)]
-        return [attempt_hop, *self._dead_letter(message, record, state, result, attempt, latency_ms,
-                                                permanent=False, now=now)]
+        return [
+            attempt_hop,
+            *self._dead_letter(message, record, state, result, attempt, latency_ms, permanent=False, now=now),
+        ]
 
     async def _attempt(self, record: DeliveryRecord, attempt: int) -> tuple[AttemptResult, float, datetime] | None:
         may_fall_back = self.fallback_on_open and fallback_applies(self.fallback_rule, record, "breaker_open")
@@ -519,80 +571,170 @@ class DestinationWorker:
             return result, latency_s * 1000, now
 
     # ---- outcomes --------------------------------------------------------------------------------
-    def _retry(self, message: Message, record: DeliveryRecord, state: RetryState, result: AttemptResult,
-               attempt: int, latency_ms: float, tier: int, delay_s: float, now: datetime) -> list[OutRecord]:
+    def _retry(
+        self,
+        message: Message,
+        record: DeliveryRecord,
+        state: RetryState,
+        result: AttemptResult,
+        attempt: int,
+        latency_ms: float,
+        tier: int,
+        delay_s: float,
+        now: datetime,
+    ) -> list[OutRecord]:
         new_state = state.with_failure(
-            tier=tier, due_at_ms=epoch_ms(now) + int(delay_s * 1000), status=result.status,
-            error_class=result.error_class, origin=(message.topic(), message.partition(), message.offset()),
-            attempts=attempt, now=now)
+            tier=tier,
+            due_at_ms=epoch_ms(now) + int(delay_s * 1000),
+            status=result.status,
+            error_class=result.error_class,
+            origin=(message.topic(), message.partition(), message.offset()),
+            attempts=attempt,
+            now=now,
+        )
         topic = self.retry_topics[tier - 1]
         self.stats["retry"] += 1
         self._m_outcomes["retry"].inc()
         metrics.RETRIES.labels(self.name, str(tier)).inc()
         return [
-            OutRecord(topic, message.key(), message.value() or b"",
-                      strip_retry_headers(message.headers()) + new_state.to_headers()),
+            OutRecord(
+                topic,
+                message.key(),
+                message.value() or b"",
+                strip_retry_headers(message.headers()) + new_state.to_headers(),
+            ),
             self._history(record, attempt, result.status, latency_ms, "retry", result.error_message, now),
-            self._trail(record, "retry_scheduled", now, attempt=attempt, status=result.status,
-                        detail={"tier": tier, "delay_s": round(delay_s, 3), "reason": result.reason,
-                                "retry_after_s": result.retry_after_s}),
+            self._trail(
+                record,
+                "retry_scheduled",
+                now,
+                attempt=attempt,
+                status=result.status,
+                detail={
+                    "tier": tier,
+                    "delay_s": round(delay_s, 3),
+                    "reason": result.reason,
+                    "retry_after_s": result.retry_after_s,
+                },
+            ),
         ]
 
-    def _park(self, message: Message, record: DeliveryRecord, state: RetryState,
-              now: datetime) -> list[OutRecord]:
+    def _park(self, message: Message, record: DeliveryRecord, state: RetryState, now: datetime) -> list[OutRecord]:
         """A delayed message (not_before in the future) waits on a retry tier; no attempt is spent."""
         assert record.not_before is not None
         remaining = (record.not_before - now).total_seconds()
         step = parking_tier(self.topology.destinations[self.name].retry, remaining)
-        new_state = replace(state, tier=step.tier, due_at_ms=epoch_ms(now) + int(step.delay_s * 1000),
-                            parked=True)
+        new_state = replace(state, tier=step.tier, due_at_ms=epoch_ms(now) + int(step.delay_s * 1000), parked=True)
         self.stats["parked"] += 1
-        return [OutRecord(self.retry_topics[step.tier - 1], message.key(), message.value() or b"",
-                          strip_retry_headers(message.headers()) + new_state.to_headers())]
+        return [
+            OutRecord(
+                self.retry_topics[step.tier - 1],
+                message.key(),
+                message.value() or b"",
+                strip_retry_headers(message.headers()) + new_state.to_headers(),
+            )
+        ]
 
-    def _dead_letter(self, message: Message, record: DeliveryRecord, state: RetryState, result: AttemptResult,
-                     attempt: int, latency_ms: float | None, *, permanent: bool, now: datetime) -> list[OutRecord]:
+    def _dead_letter(
+        self,
+        message: Message,
+        record: DeliveryRecord,
+        state: RetryState,
+        result: AttemptResult,
+        attempt: int,
+        latency_ms: float | None,
+        *,
+        permanent: bool,
+        now: datetime,
+    ) -> list[OutRecord]:
         reason = result.reason if permanent else "retries_exhausted"
         origin = state.origin(message.topic(), message.partition(), message.offset())
         info = DeadLetterInfo(
-            stage="connectors", reason=reason, permanent=permanent,
-            error_class=result.error_class or "Error", error_message=result.error_message or reason,
-            original_topic=origin[0], original_partition=origin[1], original_offset=origin[2],
-            failed_at=now, first_failed_at=state.first_failed_at or now, destination=self.name,
-            event_id=str(record.event_id), delivery_id=str(record.delivery_id), event_type=record.event_type,
-            attempts=attempt, last_status_code=result.status,
+            stage="connectors",
+            reason=reason,
+            permanent=permanent,
+            error_class=result.error_class or "Error",
+            error_message=result.error_message or reason,
+            original_topic=origin[0],
+            original_partition=origin[1],
+            original_offset=origin[2],
+            failed_at=now,
+            first_failed_at=state.first_failed_at or now,
+            destination=self.name,
+            event_id=str(record.event_id),
+            delivery_id=str(record.delivery_id),
+            event_type=record.event_type,
+            attempts=attempt,
+            last_status_code=result.status,
         )
         self.stats["dead_letter"] += 1
         metrics.OUTCOMES.labels(self.name, "dead_letter").inc()
         metrics.DEAD_LETTERS.labels(self.name, reason).inc()
-        log.warning("dead-lettered", extra={"destination": self.name, "reason": reason, "attempts": attempt,
-                                            "delivery_id": str(record.delivery_id)})
+        log.warning(
+            "dead-lettered",
+            extra={
+                "destination": self.name,
+                "reason": reason,
+                "attempts": attempt,
+                "delivery_id": str(record.delivery_id),
+            },
+        )
         return [
-            OutRecord(self.topology.dead_letter_topic, message.key(), message.value() or b"",
-                      strip_retry_headers(message.headers()) + info.to_headers()),
+            OutRecord(
+                self.topology.dead_letter_topic,
+                message.key(),
+                message.value() or b"",
+                strip_retry_headers(message.headers()) + info.to_headers(),
+            ),
             self._history(record, attempt, result.status, latency_ms, "dead_letter", result.error_message, now),
-            self._trail(record, "dead_lettered", now, attempt=attempt, status=result.status,
-                        detail={"reason": reason, "permanent": permanent}),
+            self._trail(
+                record,
+                "dead_lettered",
+                now,
+                attempt=attempt,
+                status=result.status,
+                detail={"reason": reason, "permanent": permanent},
+            ),
         ]
 
-    def _dead_letter_raw(self, message: Message, state: RetryState, reason: str, error_class: str,
-                         error_message: str) -> OutRecord:
+    def _dead_letter_raw(
+        self, message: Message, state: RetryState, reason: str, error_class: str, error_message: str
+    ) -> OutRecord:
         """A record that is not a DeliveryRecord at all (or a connector bug): dead-letter it as is."""
         now = _utcnow()
         origin = state.origin(message.topic(), message.partition(), message.offset())
         info = DeadLetterInfo(
-            stage="connectors", reason=reason, permanent=True, error_class=error_class,
-            error_message=mask_text(error_message), original_topic=origin[0],
-            original_partition=origin[1], original_offset=origin[2],
-            failed_at=now, first_failed_at=state.first_failed_at or now, destination=self.name,
-            attempts=state.attempts)
+            stage="connectors",
+            reason=reason,
+            permanent=True,
+            error_class=error_class,
+            error_message=mask_text(error_message),
+            original_topic=origin[0],
+            original_partition=origin[1],
+            original_offset=origin[2],
+            failed_at=now,
+            first_failed_at=state.first_failed_at or now,
+            destination=self.name,
+            attempts=state.attempts,
+        )
         self.stats["dead_letter"] += 1
         metrics.DEAD_LETTERS.labels(self.name, reason).inc()
-        return OutRecord(self.topology.dead_letter_topic, message.key(), message.value() or b"",
-                         strip_retry_headers(message.headers()) + info.to_headers())
+        return OutRecord(
+            self.topology.dead_letter_topic,
+            message.key(),
+            message.value() or b"",
+            strip_retry_headers(message.headers()) + info.to_headers(),
+        )
 
-    def _fallback(self, record: DeliveryRecord, attempts: int, reason: str, result: AttemptResult | None,
-                  latency_ms: float | None, now: datetime) -> list[OutRecord]:
+    def _fallback(
+        self,
+        record: DeliveryRecord,
+        attempts: int,
+        reason: str,
+        result: AttemptResult | None,
+        latency_ms: float | None,
+        now: datetime,
+    ) -> list[OutRecord]:
         rule = self.fallback_rule
         assert rule is not None
         sms = fallback_record(record, rule, self.sms_path, now)
@@ -600,23 +742,51 @@ class DestinationWorker:
         metrics.OUTCOMES.labels(self.name, "fallback").inc()
         headers = [*sms.kafka_headers(), ("fallback_from", self.name.encode()), ("fallback_reason", reason.encode())]
         return [
-            OutRecord(self.topology.delivery_topic(rule.destination), sms.entity_key.encode(), sms.to_json(),
-                      headers),
-            self._history(record, attempts, result.status if result else None, latency_ms, "fallback",
-                          result.error_message if result else reason, now),
-            self._trail(record, "fallback", now, attempt=attempts or None,
-                        detail={"to": rule.destination, "reason": reason,
-                                "fallback_delivery_id": str(sms.delivery_id)}),
+            OutRecord(self.topology.delivery_topic(rule.destination), sms.entity_key.encode(), sms.to_json(), headers),
+            self._history(
+                record,
+                attempts,
+                result.status if result else None,
+                latency_ms,
+                "fallback",
+                result.error_message if result else reason,
+                now,
+            ),
+            self._trail(
+                record,
+                "fallback",
+                now,
+                attempt=attempts or None,
+                detail={"to": rule.destination, "reason": reason, "fallback_delivery_id": str(sms.delivery_id)},
+            ),
         ]
 
-    def _history(self, record: DeliveryRecord, attempt: int, status: int | None, latency_ms: float | None,
-                 outcome: Outcome, error: str | None, now: datetime | str, ids: _Ids | None = None) -> OutRecord:
-        key, value = deliveries_record(record, attempt=attempt, status=status, latency_ms=latency_ms,
-                                       outcome=outcome, error=error, at=now, ids=ids.pair if ids else None)
+    def _history(
+        self,
+        record: DeliveryRecord,
+        attempt: int,
+        status: int | None,
+        latency_ms: float | None,
+        outcome: Outcome,
+        error: str | None,
+        now: datetime | str,
+        ids: _Ids | None = None,
+    ) -> OutRecord:
+        key, value = deliveries_record(
+            record,
+            attempt=attempt,
+            status=status,
+            latency_ms=latency_ms,
+            outcome=outcome,
+            error=error,
+            at=now,
+            ids=ids.pair if ids else None,
+        )
         return OutRecord(self.deliveries_topic, key, value)
 
-    def _trail(self, record: DeliveryRecord, hop: str, now: datetime | str, *, ids: _Ids | None = None,
-               **fields: Any) -> OutRecord:
+    def _trail(
+        self, record: DeliveryRecord, hop: str, now: datetime | str, *, ids: _Ids | None = None, **fields: Any
+    ) -> OutRecord:
         key, value = trail_hop(record, hop, at=now, ids=ids.pair if ids else None, **fields)
         return OutRecord(self.trail_topic, key, value)
 

@@ -16,12 +16,17 @@ FALLBACK_VARIANT = "sms-fallback"
 
 
 def fallback_applies(rule: Fallback | None, record: DeliveryRecord, condition: FallbackCondition) -> bool:
-    return (rule is not None and condition in rule.when
-            and record.message_type is not None and record.message_type in rule.message_types)
+    return (
+        rule is not None
+        and condition in rule.when
+        and record.message_type is not None
+        and record.message_type in rule.message_types
+    )
 
 
-def fallback_record(record: DeliveryRecord, rule: Fallback, sms_path: str,
-                    now: datetime | None = None) -> DeliveryRecord:
+def fallback_record(
+    record: DeliveryRecord, rule: Fallback, sms_path: str, now: datetime | None = None
+) -> DeliveryRecord:
     return DeliveryRecord(
         delivery_id=derive_delivery_id(record.event_id, rule.destination, FALLBACK_VARIANT),
         event_id=record.event_id,

@@ -91,8 +91,11 @@ class _Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
-        if self._headers_done and "content-length" not in self._headers \
-                and "chunked" not in self._headers.get("transfer-encoding", ""):
+        if (
+            self._headers_done
+            and "content-length" not in self._headers
+            and "chunked" not in self._headers.get("transfer-encoding", "")
+        ):
             self._complete(keep_alive=False)  # body delimited by the connection close
         elif not self._got_bytes and self.reused:
             self._waiter = None
@@ -197,12 +200,18 @@ class HttpPool:
             self._targets[(method, url)] = target
         return target
 
-    async def request(self, method: str, url: str, *, content: bytes, headers: dict[str, str],
-                      timeout: float) -> Response:  # noqa: ASYNC109 - one deadline for the whole call
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes,
+        headers: dict[str, str],
+        timeout: float,  # noqa: ASYNC109 - one deadline for the whole call
+    ) -> Response:
         return await self.request_raw(method, url, header_block(headers), content, timeout)
 
-    async def request_raw(self, method: str, url: str, headers: str, content: bytes,
-                          timeout: float) -> Response:  # noqa: ASYNC109 - one deadline for the whole call
+    async def request_raw(self, method: str, url: str, headers: str, content: bytes, timeout: float) -> Response:  # noqa: ASYNC109 - one deadline for the whole call
         """`headers`: "Name: value\\r\\n" lines, already checked (see header_block); Host and
         Content-Length are added here."""
         target = self._target(method, url)
@@ -253,8 +262,9 @@ class HttpPool:
             self._discard(conn)
         return None
 
-    async def _acquire(self, origin: Origin, deadline: float,
-                       waiter: asyncio.Future[tuple[Response, bool]]) -> _Connection:
+    async def _acquire(
+        self, origin: Origin, deadline: float, waiter: asyncio.Future[tuple[Response, bool]]
+    ) -> _Connection:
         loop = asyncio.get_running_loop()
         conn = self._idle_connection(origin, loop.time())
         if conn is not None:
@@ -290,8 +300,12 @@ class HttpPool:
         try:
             async with asyncio.timeout_at(deadline):
                 _, protocol = await loop.create_connection(
-                    lambda: _Connection(origin), host, port, ssl=context,
-                    server_hostname=host if context is not None else None)
+                    lambda: _Connection(origin),
+                    host,
+                    port,
+                    ssl=context,
+                    server_hostname=host if context is not None else None,
+                )
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out") from exc
         except OSError as exc:

@@ -49,10 +49,10 @@ class PooledClient:
         else:
             shards = max(1, math.ceil(concurrency / shard_size))
             per_shard = math.ceil(concurrency / shards)
-            limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard,
-                                  keepalive_expiry=30.0)
-            self._clients = [httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
-                             for _ in range(shards)]
+            limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard, keepalive_expiry=30.0)
+            self._clients = [
+                httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False) for _ in range(shards)
+            ]
         self._busy = [0] * len(self._clients)
 
     @property
@@ -64,20 +64,30 @@ class PooledClient:
     def shards(self) -> int:
         return max(1, len(self._clients))
 
-    async def request(self, method: str, url: str, *, content: bytes, headers: dict[str, str],
-                      timeout: float) -> HttpResponse:  # noqa: ASYNC109 - per request
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes,
+        headers: dict[str, str],
+        timeout: float,  # noqa: ASYNC109 - per request
+    ) -> HttpResponse:
         if self._native is not None:
             return await self._native.request(method, url, content=content, headers=headers, timeout=timeout)
         if self._transport is not None:
-            request = httpx.Request(method, url, content=content, headers=headers,
-                                    extensions={"timeout": {"connect": timeout, "read": timeout,
-                                                            "write": timeout, "pool": timeout}})
+            request = httpx.Request(
+                method,
+                url,
+                content=content,
+                headers=headers,
+                extensions={"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}},
+            )
             return await self._transport.handle_async_request(request)
         index = min(range(len(self._busy)), key=self._busy.__getitem__) if len(self._busy) > 1 else 0
         self._busy[index] += 1
         try:
-            return await self._clients[index].request(method, url, content=content, headers=headers,
-                                                      timeout=timeout)
+            return await self._clients[index].request(method, url, content=content, headers=headers, timeout=timeout)
         finally:
             self._busy[index] -= 1
 

@@ -30,32 +30,43 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit,
-                                             keepalive_timeout=self._keepalive_s, enable_cleanup_closed=True,
-                                             ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False,
-                                                  skip_auto_headers=("User-Agent",))
+            connector = aiohttp.TCPConnector(
+                limit=self._limit,
+                limit_per_host=self._limit,
+                keepalive_timeout=self._keepalive_s,
+                enable_cleanup_closed=True,
+                ttl_dns_cache=300,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=True, trust_env=False, skip_auto_headers=("User-Agent",)
+            )
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._get_session()
         body = request.content
         try:
-            async with session.request(request.method, str(request.url), data=body or None,
-                                       headers=[(k, v) for k, v in request.headers.multi_items()
-                                                if k.lower() not in ("host", "content-length")],
-                                       allow_redirects=False, timeout=_timeout(request)) as response:
+            async with session.request(
+                request.method,
+                str(request.url),
+                data=body or None,
+                headers=[
+                    (k, v) for k, v in request.headers.multi_items() if k.lower() not in ("host", "content-length")
+                ],
+                allow_redirects=False,
+                timeout=_timeout(request),
+            ) as response:
                 content = await response.read()
-                return httpx.Response(response.status, headers=list(response.raw_headers), content=content,
-                                      request=request)
+                return httpx.Response(
+                    response.status, headers=list(response.raw_headers), content=content, request=request
+                )
         except aiohttp.ConnectionTimeoutError as exc:  # subclass of ServerTimeoutError: test it first
             raise httpx.ConnectTimeout(str(exc) or "connect timeout", request=request) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise httpx.ReadTimeout(str(exc) or "read timeout", request=request) from exc
         except aiohttp.ClientConnectorError as exc:
             raise httpx.ConnectError(str(exc), request=request) from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
-                aiohttp.ClientResponseError) as exc:
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
             raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__, request=request) from exc
         except aiohttp.ClientError as exc:
             raise httpx.TransportError(str(exc) or type(exc).__name__, request=request) from exc

@@ -5,8 +5,11 @@ from __future__ import annotations
 from hub.metrics import counter, gauge, histogram
 
 ATTEMPTS = counter("connector_attempts_total", "HTTP attempts by result", ("destination", "result"))
-OUTCOMES = counter("connector_outcomes_total", "Final outcome per attempt (delivered, retry, dead_letter, "
-                   "fallback, skipped_duplicate)", ("destination", "outcome"))
+OUTCOMES = counter(
+    "connector_outcomes_total",
+    "Final outcome per attempt (delivered, retry, dead_letter, fallback, skipped_duplicate)",
+    ("destination", "outcome"),
+)
 RETRIES = counter("connector_retries_scheduled_total", "Records moved to a retry tier", ("destination", "tier"))
 DEAD_LETTERS = counter("connector_dead_letters_total", "Records dead-lettered", ("destination", "reason"))
 LATENCY = histogram("connector_attempt_latency_seconds", "HTTP attempt latency", ("destination",))

@@ -43,12 +43,13 @@ def jittered(delay_s: float, jitter: float, rng: random.Random | None = None) ->
 
 @dataclass(frozen=True)
 class RetryStep:
-    tier: int          # 1-based retry tier (topic deliver.<dest>.retry.<tier>)
-    delay_s: float     # wait before the next attempt
+    tier: int  # 1-based retry tier (topic deliver.<dest>.retry.<tier>)
+    delay_s: float  # wait before the next attempt
 
 
-def next_retry(policy: RetryPolicy, attempts_done: int, retry_after_s: float | None = None,
-               rng: random.Random | None = None) -> RetryStep | None:
+def next_retry(
+    policy: RetryPolicy, attempts_done: int, retry_after_s: float | None = None, rng: random.Random | None = None
+) -> RetryStep | None:
     """After `attempts_done` failed attempts (1 = the main-topic attempt), the next tier, or None when the
     schedule is spent (-> dead letter or fallback)."""
     if attempts_done < 1 or attempts_done > len(policy.tiers):

@@ -13,16 +13,16 @@ _INT_FIELDS = ("attempts", "tier", "original_partition", "original_offset", "las
 
 @dataclass(frozen=True)
 class RetryState:
-    attempts: int = 0                       # HTTP attempts already made
-    due_at_ms: int = 0                      # epoch ms before which the record must not be attempted
-    tier: int = 0                           # retry tier it sits on (0 = main topic)
+    attempts: int = 0  # HTTP attempts already made
+    due_at_ms: int = 0  # epoch ms before which the record must not be attempted
+    tier: int = 0  # retry tier it sits on (0 = main topic)
     first_failed_at: datetime | None = None
     last_status: int | None = None
     error_class: str | None = None
     original_topic: str | None = None
     original_partition: int | None = None
     original_offset: int | None = None
-    parked: bool = False                    # waiting for not_before, not a failure
+    parked: bool = False  # waiting for not_before, not a failure
 
     def to_headers(self) -> list[tuple[str, bytes]]:
         out: list[tuple[str, bytes]] = []
@@ -44,7 +44,7 @@ class RetryState:
         for key, raw in headers or []:
             if not key.startswith(PREFIX) or raw is None:
                 continue
-            name, text = key[len(PREFIX):], raw.decode("utf-8", "replace")
+            name, text = key[len(PREFIX) :], raw.decode("utf-8", "replace")
             try:
                 if name in _INT_FIELDS or name == "due_at_ms":
                     values[name] = int(text)
@@ -64,12 +64,27 @@ class RetryState:
             return self.original_topic, self.original_partition, self.original_offset
         return topic, partition, offset
 
-    def with_failure(self, *, tier: int, due_at_ms: int, status: int | None, error_class: str | None,
-                     origin: tuple[str, int, int], attempts: int, now: datetime) -> RetryState:
+    def with_failure(
+        self,
+        *,
+        tier: int,
+        due_at_ms: int,
+        status: int | None,
+        error_class: str | None,
+        origin: tuple[str, int, int],
+        attempts: int,
+        now: datetime,
+    ) -> RetryState:
         topic, partition, offset = origin
         return replace(
-            self, attempts=attempts, tier=tier, due_at_ms=due_at_ms, last_status=status,
-            error_class=error_class, first_failed_at=self.first_failed_at or now, parked=False,
+            self,
+            attempts=attempts,
+            tier=tier,
+            due_at_ms=due_at_ms,
+            last_status=status,
+            error_class=error_class,
+            first_failed_at=self.first_failed_at or now,
+            parked=False,
             original_topic=self.original_topic or topic,
             original_partition=self.original_partition if self.original_topic else partition,
             original_offset=self.original_offset if self.original_topic else offset,

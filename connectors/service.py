@@ -30,9 +30,13 @@ RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0)
 
 
 class ConnectorService:
-    def __init__(self, settings: ConnectorSettings, topology: Topology | None = None,
-                 destinations: Iterable[str] | None = None,
-                 consumer_overrides: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        settings: ConnectorSettings,
+        topology: Topology | None = None,
+        destinations: Iterable[str] | None = None,
+        consumer_overrides: dict[str, Any] | None = None,
+    ):
         self.settings = settings
         self.topology = topology or settings.topology()
         names = list(destinations) if destinations else list(self.topology.destinations)
@@ -56,8 +60,13 @@ class ConnectorService:
             self.clients[name] = client
             sender = build_sender(name, self.topology, self.settings, client)
             self.workers[name] = DestinationWorker(
-                name, self.topology, sender, self.producer, bootstrap=self.settings.kafka_bootstrap_servers,
-                sms_path=self.settings.sms_path, max_buffered=self.settings.max_buffered,
+                name,
+                self.topology,
+                sender,
+                self.producer,
+                bootstrap=self.settings.kafka_bootstrap_servers,
+                sms_path=self.settings.sms_path,
+                max_buffered=self.settings.max_buffered,
                 commit_interval_s=self.settings.commit_interval_ms / 1000,
                 delivered_cache_size=self.settings.delivered_cache_size,
                 on_health_change=lambda w: self._health_dirty.add(w.name),
@@ -84,8 +93,7 @@ class ConnectorService:
             app = StatusApp(self.status, self.healthy)
             server = embedded_server(app, self.settings.status_host, self.settings.status_port)
             server_task = asyncio.create_task(server.serve(), name="status-server")
-        supervisors = [asyncio.create_task(self._supervise(w), name=f"worker-{w.name}")
-                       for w in self.workers.values()]
+        supervisors = [asyncio.create_task(self._supervise(w), name=f"worker-{w.name}") for w in self.workers.values()]
         self.started.set()
         log.info("connectors running", extra={"destinations": self.destinations})
         try:
@@ -142,8 +150,9 @@ class ConnectorService:
     def _publish_health(self, workers: Iterable[DestinationWorker]) -> None:
         topic = self.topology.system_topic("health")
         for worker in workers:
-            self.producer.produce_nowait(OutRecord(topic, f"destination:{worker.name}".encode(),
-                                                   orjson.dumps(worker.health_record())))
+            self.producer.produce_nowait(
+                OutRecord(topic, f"destination:{worker.name}".encode(), orjson.dumps(worker.health_record()))
+            )
 
     def healthy(self) -> bool:
         return bool(self.workers) and all(w.running for w in self.workers.values())

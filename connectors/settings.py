@@ -16,15 +16,18 @@ class ConnectorSettings(HubSettings):
 
     # Where deliveries go. destination_urls wins; else sandbox_url/<destination>.
     destination_urls: dict[str, str] = Field(
-        default_factory=dict, description='CARINHO_DESTINATION_URLS: JSON {"crm": "https://..."}')
+        default_factory=dict, description='CARINHO_DESTINATION_URLS: JSON {"crm": "https://..."}'
+    )
     sandbox_url: str | None = Field(default=None, description="CARINHO_SANDBOX_URL, e.g. http://127.0.0.1:8090")
 
     # Credentials. Auth header per destination (topics.yaml destinations.<d>.auth) gets this token.
     destination_tokens: dict[str, SecretStr] = Field(
-        default_factory=dict, description='CARINHO_DESTINATION_TOKENS: JSON {"crm": "token"}')
+        default_factory=dict, description='CARINHO_DESTINATION_TOKENS: JSON {"crm": "token"}'
+    )
     # HMAC-SHA256 signing per destination; several secrets = rotation (newest first, all sign).
     signing_secrets: dict[str, list[SecretStr]] = Field(
-        default_factory=dict, description='CARINHO_SIGNING_SECRETS: JSON {"crm": ["new", "old"]}')
+        default_factory=dict, description='CARINHO_SIGNING_SECRETS: JSON {"crm": ["new", "old"]}'
+    )
 
     # Z-API (WhatsApp). Base URL defaults to the whatsapp destination URL (sandbox: <sandbox>/whatsapp).
     zapi_base_url: str | None = Field(default=None, description="CARINHO_ZAPI_BASE_URL, e.g. https://api.z-api.io")
@@ -57,8 +60,9 @@ class ConnectorSettings(HubSettings):
             return self.destination_urls[destination].rstrip("/")
         if self.sandbox_url:
             return f"{self.sandbox_url.rstrip('/')}/{destination}"
-        raise ValueError(f"no base URL for destination {destination!r}: set CARINHO_DESTINATION_URLS "
-                         f"or CARINHO_SANDBOX_URL")
+        raise ValueError(
+            f"no base URL for destination {destination!r}: set CARINHO_DESTINATION_URLS or CARINHO_SANDBOX_URL"
+        )
 
     def zapi_credentials(self) -> tuple[str, str, str]:
         """(instance, token, client token); sandbox placeholders when running against the sandbox."""

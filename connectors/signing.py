@@ -25,8 +25,9 @@ def sign(body: bytes, secrets: list[str], timestamp: int | None = None) -> str:
     return ",".join([f"t={ts}", *(f"v1={_mac(s, ts, body)}" for s in secrets)])
 
 
-def verify(body: bytes, header: str | None, secrets: list[str], *, tolerance_s: float = 300.0,
-           now: float | None = None) -> bool:
+def verify(
+    body: bytes, header: str | None, secrets: list[str], *, tolerance_s: float = 300.0, now: float | None = None
+) -> bool:
     if not header or not secrets:
         return False
     timestamp: int | None = None

@@ -33,15 +33,21 @@ class StatusApp:
             await _respond(send, 200, orjson.dumps(self.status(), default=str), "application/json")
         elif path == "/health":
             ok = self.healthy()
-            await _respond(send, 200 if ok else 503, orjson.dumps({"status": "ok" if ok else "degraded"}),
-                           "application/json")
+            await _respond(
+                send, 200 if ok else 503, orjson.dumps({"status": "ok" if ok else "degraded"}), "application/json"
+            )
         else:
             await _respond(send, 404, b'{"error":"not found"}', "application/json")
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -54,6 +60,7 @@ class EmbeddedServer(uvicorn.Server):
 
 
 def embedded_server(app: Any, host: str, port: int) -> EmbeddedServer:
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            lifespan="off", loop="none", http="auto")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off", loop="none", http="auto"
+    )
     return EmbeddedServer(config)

@@ -24,9 +24,13 @@ def router_backlog(bootstrap: str, topology: Topology, timeout_s: float = 10.0) 
         backlog: dict[int, int] = {}
         for level in range(1, 6):
             marks = _watermarks(consumer, topology.priority_topic(level), timeout_s)
-            committed = consumer.committed(
-                [TopicPartition(topology.priority_topic(level), p) for p in marks], timeout=timeout_s
-            ) if marks else []
+            committed = (
+                consumer.committed(
+                    [TopicPartition(topology.priority_topic(level), p) for p in marks], timeout=timeout_s
+                )
+                if marks
+                else []
+            )
             total = 0
             for tp in committed:
                 low, high = marks[tp.partition]

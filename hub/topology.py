@@ -248,7 +248,6 @@ class Sync(_Strict):
         return ZoneInfo(self.timezone) if self.timezone else UTC
 
 
-
 class LeadAutoReply(_Strict):
     event_type: str
     destination: str

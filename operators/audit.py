@@ -48,16 +48,16 @@ class AuditEntry(BaseModel):
 
     kind: str = KIND
     action_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    action: str                       # e.g. "dlq.replay", "dlq.edit", "dlq.show", "report.daily"
+    action: str  # e.g. "dlq.replay", "dlq.edit", "dlq.show", "report.daily"
     operator: str
     os_user: str
     host: str = ""
     at: datetime
     dry_run: bool = False
-    reveal: bool = False              # personal data was shown unmasked
-    count: int = 0                    # how many records the action touched (or would touch)
+    reveal: bool = False  # personal data was shown unmasked
+    count: int = 0  # how many records the action touched (or would touch)
     filters: dict[str, Any] = {}
-    detail: dict[str, Any] = {}       # masked; never payload values
+    detail: dict[str, Any] = {}  # masked; never payload values
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
@@ -69,26 +69,53 @@ class AuditLog:
         self.bootstrap = bootstrap
         self.operator = operator
 
-    def record(self, action: str, *, count: int = 0, filters: dict[str, Any] | None = None,
-               detail: dict[str, Any] | None = None, dry_run: bool = False, reveal: bool = False) -> AuditEntry:
+    def record(
+        self,
+        action: str,
+        *,
+        count: int = 0,
+        filters: dict[str, Any] | None = None,
+        detail: dict[str, Any] | None = None,
+        dry_run: bool = False,
+        reveal: bool = False,
+    ) -> AuditEntry:
         """Write one entry and wait for the broker's acknowledgement: an action that cannot be
         audited must not look audited."""
-        entry = AuditEntry(action=action, operator=self.operator, os_user=os_user(), host=socket.gethostname(),
-                           at=datetime.now(UTC), dry_run=dry_run, reveal=reveal, count=count,
-                           filters={k: v for k, v in (filters or {}).items() if v not in (None, [], "")},
-                           detail=mask_data(detail or {}))
+        entry = AuditEntry(
+            action=action,
+            operator=self.operator,
+            os_user=os_user(),
+            host=socket.gethostname(),
+            at=datetime.now(UTC),
+            dry_run=dry_run,
+            reveal=reveal,
+            count=count,
+            filters={k: v for k, v in (filters or {}).items() if v not in (None, [], "")},
+            detail=mask_data(detail or {}),
+        )
         prod = producer(self.bootstrap)
         errors = DeliveryErrors()
-        prod.produce(self.topic, key=f"operator:{self.operator}".encode(), value=entry.to_json(),
-                     headers=[(KIND_HEADER, KIND.encode()), ("action", action.encode())], on_delivery=errors)
+        prod.produce(
+            self.topic,
+            key=f"operator:{self.operator}".encode(),
+            value=entry.to_json(),
+            headers=[(KIND_HEADER, KIND.encode()), ("action", action.encode())],
+            on_delivery=errors,
+        )
         flush_or_raise(prod, "audit")
         errors.raise_if_any()
         return entry
 
 
-def read_audit(topology: Topology, bootstrap: str, *, since: datetime | None = None,
-               until: datetime | None = None, action: str | None = None,
-               operator: str | None = None) -> Iterator[AuditEntry]:
+def read_audit(
+    topology: Topology,
+    bootstrap: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    action: str | None = None,
+    operator: str | None = None,
+) -> Iterator[AuditEntry]:
     """Operator actions on the audit topic, in topic order per partition (callers sort by `at`)."""
     for record in scan_topic(bootstrap, topology.system_topic("audit"), since=since):
         if record.header(KIND_HEADER) != KIND or record.value is None:

@@ -32,7 +32,9 @@ from operators.progress import ProgressBar, RateLimiter
 ReplayTarget = Literal["retry", "main"]
 BATCH = 200
 AGE_BUCKETS: tuple[tuple[str, timedelta], ...] = (
-    ("< 1h", timedelta(hours=1)), ("1h-24h", timedelta(days=1)), ("1d-7d", timedelta(days=7)),
+    ("< 1h", timedelta(hours=1)),
+    ("1h-24h", timedelta(days=1)),
+    ("1d-7d", timedelta(days=7)),
 )
 
 
@@ -42,8 +44,8 @@ class DlqError(RuntimeError):
 
 @dataclass
 class DlqStats:
-    total: int = 0                       # records matching the filter
-    by_status: Counter[str] = field(default_factory=Counter)   # over the filter without its status part
+    total: int = 0  # records matching the filter
+    by_status: Counter[str] = field(default_factory=Counter)  # over the filter without its status part
     by_destination: Counter[str] = field(default_factory=Counter)
     by_event_type: Counter[str] = field(default_factory=Counter)
     by_reason: Counter[str] = field(default_factory=Counter)
@@ -52,9 +54,13 @@ class DlqStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "total": self.total, "by_status": dict(self.by_status), "by_destination": dict(self.by_destination),
-            "by_event_type": dict(self.by_event_type), "by_reason": dict(self.by_reason),
-            "by_age": dict(self.by_age), "oldest": self.oldest.isoformat() if self.oldest else None,
+            "total": self.total,
+            "by_status": dict(self.by_status),
+            "by_destination": dict(self.by_destination),
+            "by_event_type": dict(self.by_event_type),
+            "by_reason": dict(self.by_reason),
+            "by_age": dict(self.by_age),
+            "oldest": self.oldest.isoformat() if self.oldest else None,
         }
 
 
@@ -62,7 +68,7 @@ class DlqStats:
 class ReplayPlanItem:
     item: DlqItem
     status: Status
-    target_topic: str | None      # None: cannot be replayed as is
+    target_topic: str | None  # None: cannot be replayed as is
     problem: str | None
     key: bytes | None = None
     value: bytes | None = None
@@ -83,8 +89,14 @@ class ReplayResult:
     sample: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"dry_run": self.dry_run, "matched": self.matched, "replayed": self.replayed, "failed": self.failed,
-                "by_target": dict(self.by_target), "not_replayable": dict(self.not_replayable)}
+        return {
+            "dry_run": self.dry_run,
+            "matched": self.matched,
+            "replayed": self.replayed,
+            "failed": self.failed,
+            "by_target": dict(self.by_target),
+            "not_replayable": dict(self.not_replayable),
+        }
 
 
 def age_bucket(failed_at: datetime, now: datetime) -> str:
@@ -96,8 +108,16 @@ def age_bucket(failed_at: datetime, now: datetime) -> str:
 
 
 class DlqTool:
-    def __init__(self, topology: Topology, bootstrap: str, operator: str, *, replay_rate: float = 50.0,
-                 archive_dir: Path | None = None, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        bootstrap: str,
+        operator: str,
+        *,
+        replay_rate: float = 50.0,
+        archive_dir: Path | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.topology = topology
         self.bootstrap = bootstrap
         self.operator = operator
@@ -109,8 +129,9 @@ class DlqTool:
         self.audit = AuditLog(topology, bootstrap, operator)
 
     # ---- reading ----------------------------------------------------------------------------------
-    def iter_items(self, flt: DlqFilter, states: dict[str, DlqState] | None = None,
-                   end_offsets: dict[int, int] | None = None) -> Iterator[tuple[DlqItem, Status]]:
+    def iter_items(
+        self, flt: DlqFilter, states: dict[str, DlqState] | None = None, end_offsets: dict[int, int] | None = None
+    ) -> Iterator[tuple[DlqItem, Status]]:
         """Matching records in topic order, streamed (up to `end_offsets` when given, so a second pass
         sees exactly what the first pass counted even while new records arrive)."""
         current = self.states.load() if states is None else states
@@ -141,8 +162,10 @@ class DlqTool:
         record = read_one(self.bootstrap, self.topic, dlq_id.partition, dlq_id.offset)
         if record is None:
             marks = watermarks(self.bootstrap, self.topic)
-            where = ", ".join(f"partition {p}: offsets {lo}..{hi - 1}" if hi > lo else f"partition {p}: empty"
-                              for p, (lo, hi) in sorted(marks.items()))
+            where = ", ".join(
+                f"partition {p}: offsets {lo}..{hi - 1}" if hi > lo else f"partition {p}: empty"
+                for p, (lo, hi) in sorted(marks.items())
+            )
             raise DlqError(f"no dead-letter record {dlq_id} ({where})")
         item = DlqItem(record)
         state = self.states.load().get(str(dlq_id))
@@ -167,8 +190,9 @@ class DlqTool:
         return view
 
     # ---- replay -----------------------------------------------------------------------------------
-    def plan(self, item: DlqItem, status: Status, state: DlqState | None, to: ReplayTarget,
-             now: datetime) -> ReplayPlanItem:
+    def plan(
+        self, item: DlqItem, status: Status, state: DlqState | None, to: ReplayTarget, now: datetime
+    ) -> ReplayPlanItem:
         """Where a record would go and what would be sent (the correction, when it was edited)."""
         value = state.edited_value if state is not None and status == "edited" else None
         value = value if value is not None else item.record.value
@@ -184,20 +208,46 @@ class DlqTool:
                 return ReplayPlanItem(item, status, None, f"unknown destination {record.destination!r}")
             tiers = self.topology.retry_topics(record.destination)
             target = tiers[0] if to == "retry" and tiers else self.topology.delivery_topic(record.destination)
-            return ReplayPlanItem(item, status, target, None, record.entity_key.encode(), value,
-                                  tuple(record.kafka_headers() + replay_headers), str(record.event_id),
-                                  str(record.delivery_id), record.destination)
+            return ReplayPlanItem(
+                item,
+                status,
+                target,
+                None,
+                record.entity_key.encode(),
+                value,
+                tuple(record.kafka_headers() + replay_headers),
+                str(record.event_id),
+                str(record.delivery_id),
+                record.destination,
+            )
         if kind == "envelope" and isinstance(parsed, EventEnvelope):
             envelope = parsed
             # Events have no retry tier: they go back to their priority topic and through routing.
             target = self.topology.priority_topic(envelope.priority)
-            return ReplayPlanItem(item, status, target, None, envelope.kafka_key(), value,
-                                  tuple(envelope.kafka_headers() + replay_headers), str(envelope.event_id))
-        return ReplayPlanItem(item, status, None, "not a delivery record nor an event envelope: fix it with "
-                              "`carinho dlq edit` first")
+            return ReplayPlanItem(
+                item,
+                status,
+                target,
+                None,
+                envelope.kafka_key(),
+                value,
+                tuple(envelope.kafka_headers() + replay_headers),
+                str(envelope.event_id),
+            )
+        return ReplayPlanItem(
+            item, status, None, "not a delivery record nor an event envelope: fix it with `carinho dlq edit` first"
+        )
 
-    def replay(self, flt: DlqFilter, *, to: ReplayTarget = "retry", execute: bool = False,
-               rate: float | None = None, progress: bool = True, sample_size: int = 20) -> ReplayResult:
+    def replay(
+        self,
+        flt: DlqFilter,
+        *,
+        to: ReplayTarget = "retry",
+        execute: bool = False,
+        rate: float | None = None,
+        progress: bool = True,
+        sample_size: int = 20,
+    ) -> ReplayResult:
         """Dry run (default): what would go where. Execute: send, rate-limited, then mark replayed."""
         result = ReplayResult(dry_run=not execute)
         states = self.states.load()
@@ -211,18 +261,42 @@ class DlqTool:
             else:
                 result.by_target[plan.target_topic] += 1
             if len(result.sample) < sample_size:
-                result.sample.append({**item.summary(), "status": status, "to": plan.target_topic,
-                                      "problem": plan.problem, "edited": status == "edited"})
+                result.sample.append(
+                    {
+                        **item.summary(),
+                        "status": status,
+                        "to": plan.target_topic,
+                        "problem": plan.problem,
+                        "edited": status == "edited",
+                    }
+                )
         if execute and result.by_target.total():
             self._send(flt, to, states, ends, rate or self.replay_rate, result, progress)
-        self.audit.record("dlq.replay", count=result.replayed if execute else result.by_target.total(),
-                          filters=flt.described, dry_run=not execute,
-                          detail={"to": to, "matched": result.matched, "failed": result.failed,
-                                  "by_target": dict(result.by_target), "not_replayable": dict(result.not_replayable)})
+        self.audit.record(
+            "dlq.replay",
+            count=result.replayed if execute else result.by_target.total(),
+            filters=flt.described,
+            dry_run=not execute,
+            detail={
+                "to": to,
+                "matched": result.matched,
+                "failed": result.failed,
+                "by_target": dict(result.by_target),
+                "not_replayable": dict(result.not_replayable),
+            },
+        )
         return result
 
-    def _send(self, flt: DlqFilter, to: ReplayTarget, states: dict[str, DlqState], ends: dict[int, int],
-              rate: float, result: ReplayResult, progress: bool) -> None:
+    def _send(
+        self,
+        flt: DlqFilter,
+        to: ReplayTarget,
+        states: dict[str, DlqState],
+        ends: dict[int, int],
+        rate: float,
+        result: ReplayResult,
+        progress: bool,
+    ) -> None:
         total = result.by_target.total()
         bar = ProgressBar(total, "replay") if progress else None
         limiter = RateLimiter(rate)
@@ -236,18 +310,27 @@ class DlqTool:
             def callback(err: Any, _msg: Any) -> None:
                 if err is not None:
                     failed.add(dlq_id)
+
             return callback
 
         def finish_batch() -> None:
             # Mark replayed only what the broker acknowledged; a failed send stays open.
             flush_or_raise(prod, "replay")
             done = [p for p in batch if str(p.item.id) not in failed]
-            self.states.put(next_state(p.item, states.get(str(p.item.id)), status="replayed", at=now,
-                                       operator=self.operator, action="replay",
-                                       detail={"to": p.target_topic, "edited": p.status == "edited"},
-                                       replay_count=(states[str(p.item.id)].replay_count
-                                                     if str(p.item.id) in states else 0) + 1,
-                                       last_replay_to=p.target_topic) for p in done)
+            self.states.put(
+                next_state(
+                    p.item,
+                    states.get(str(p.item.id)),
+                    status="replayed",
+                    at=now,
+                    operator=self.operator,
+                    action="replay",
+                    detail={"to": p.target_topic, "edited": p.status == "edited"},
+                    replay_count=(states[str(p.item.id)].replay_count if str(p.item.id) in states else 0) + 1,
+                    last_replay_to=p.target_topic,
+                )
+                for p in done
+            )
             result.replayed += len(done)
             result.failed += len(batch) - len(done)
             batch.clear()
@@ -258,15 +341,31 @@ class DlqTool:
                 if plan.target_topic is None:
                     continue
                 limiter.acquire()
-                prod.produce(plan.target_topic, key=plan.key, value=plan.value, headers=list(plan.headers),
-                             on_delivery=on_delivery_for(str(item.id)))
+                prod.produce(
+                    plan.target_topic,
+                    key=plan.key,
+                    value=plan.value,
+                    headers=list(plan.headers),
+                    on_delivery=on_delivery_for(str(item.id)),
+                )
                 if plan.event_id is not None:
-                    hop = TrailHop(event_id=plan.event_id, hop="replayed", at=self.clock(), service="operators",
-                                   destination=plan.destination, delivery_id=plan.delivery_id,
-                                   detail={"dlq_id": str(item.id), "to": plan.target_topic,
-                                           "edited": status == "edited", "operator": self.operator})
-                    prod.produce(trail_topic, key=hop.kafka_key(), value=hop.to_json(),
-                                 on_delivery=on_delivery_for(str(item.id)))
+                    hop = TrailHop(
+                        event_id=plan.event_id,
+                        hop="replayed",
+                        at=self.clock(),
+                        service="operators",
+                        destination=plan.destination,
+                        delivery_id=plan.delivery_id,
+                        detail={
+                            "dlq_id": str(item.id),
+                            "to": plan.target_topic,
+                            "edited": status == "edited",
+                            "operator": self.operator,
+                        },
+                    )
+                    prod.produce(
+                        trail_topic, key=hop.kafka_key(), value=hop.to_json(), on_delivery=on_delivery_for(str(item.id))
+                    )
                 prod.poll(0)
                 batch.append(plan)
                 if bar:
@@ -287,12 +386,24 @@ class DlqTool:
             raise DlqError(f"{dlq_id} is {status}: it is closed and cannot be edited")
         current = state.edited_value if state is not None and state.edited_value is not None else item.record.value
         corrected, paths = apply_edit(current, item.kind, sets=sets, unsets=unsets, replacement=replacement)
-        new = next_state(item, state, status="edited", at=self.clock(), operator=self.operator, action="edit",
-                         detail={"paths": paths}, edited_value_b64=base64.b64encode(corrected).decode(),
-                         edited_paths=sorted(set((state.edited_paths if state else []) + paths)))
+        new = next_state(
+            item,
+            state,
+            status="edited",
+            at=self.clock(),
+            operator=self.operator,
+            action="edit",
+            detail={"paths": paths},
+            edited_value_b64=base64.b64encode(corrected).decode(),
+            edited_paths=sorted(set((state.edited_paths if state else []) + paths)),
+        )
         self.states.put([new])
-        self.audit.record("dlq.edit", count=1, filters={"id": str(dlq_id)},
-                          detail={"changed_paths": paths, "kind": item.kind, "previous_status": status})
+        self.audit.record(
+            "dlq.edit",
+            count=1,
+            filters={"id": str(dlq_id)},
+            detail={"changed_paths": paths, "kind": item.kind, "previous_status": status},
+        )
         return new
 
     def purge(self, flt: DlqFilter, *, execute: bool) -> int:
@@ -303,8 +414,9 @@ class DlqTool:
         count = self._close(flt, "archived", "archive", execute=execute, archive_path=path)
         return count, (path if execute and count else None)
 
-    def _close(self, flt: DlqFilter, status: Status, action: str, *, execute: bool,
-               archive_path: Path | None = None) -> int:
+    def _close(
+        self, flt: DlqFilter, status: Status, action: str, *, execute: bool, archive_path: Path | None = None
+    ) -> int:
         states = self.states.load()
         if not execute:
             count = sum(1 for _ in self.iter_items(flt, states))
@@ -318,9 +430,17 @@ class DlqTool:
             for item, _ in self.iter_items(flt, states):
                 if archive is not None:
                     archive.write(item)
-                pending.append(next_state(item, states.get(str(item.id)), status=status, at=now,
-                                          operator=self.operator, action=action,
-                                          archive_file=str(archive_path) if archive_path else None))
+                pending.append(
+                    next_state(
+                        item,
+                        states.get(str(item.id)),
+                        status=status,
+                        at=now,
+                        operator=self.operator,
+                        action=action,
+                        archive_file=str(archive_path) if archive_path else None,
+                    )
+                )
                 count += 1
                 if len(pending) >= BATCH:
                     if archive is not None:
@@ -332,8 +452,12 @@ class DlqTool:
                 archive.close()
         if pending:
             self.states.put(pending)
-        self.audit.record(f"dlq.{action}", count=count, filters=flt.described,
-                          detail={"archive_file": str(archive_path)} if archive_path and count else {})
+        self.audit.record(
+            f"dlq.{action}",
+            count=count,
+            filters=flt.described,
+            detail={"archive_file": str(archive_path)} if archive_path and count else {},
+        )
         return count
 
     def export(self, flt: DlqFilter, write: Callable[[bytes], Any], *, reveal: bool) -> int:
@@ -360,7 +484,9 @@ class _ArchiveWriter:
     def write(self, item: DlqItem) -> None:
         record = item.record
         line = {
-            "dlq_id": str(item.id), "topic": record.topic, "timestamp_ms": record.timestamp_ms,
+            "dlq_id": str(item.id),
+            "topic": record.topic,
+            "timestamp_ms": record.timestamp_ms,
             "key_b64": base64.b64encode(record.key).decode() if record.key is not None else None,
             "value_b64": base64.b64encode(record.value).decode() if record.value is not None else None,
             "headers": {k: v.decode("utf-8", "replace") for k, v in record.headers},
@@ -376,4 +502,3 @@ class _ArchiveWriter:
         self.flush()
         self._gz.close()
         self._raw.close()
-

@@ -77,7 +77,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     """`path=value`: the value is JSON when it parses as JSON (numbers, true, null, {...}), else a string."""
     path, sep, raw = text.partition("=")
     if not sep:
-        raise EditError(f"--set {text!r}: use path=value, e.g. payload.telefone=\"+55 11 99999-0000\"")
+        raise EditError(f'--set {text!r}: use path=value, e.g. payload.telefone="+55 11 99999-0000"')
     try:
         value: Any = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -97,13 +97,17 @@ def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
                 out.extend(changed_paths(before[key], after[key], path))
         return out
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        return [p for i, (a, b) in enumerate(zip(before, after, strict=True))
-                for p in changed_paths(a, b, f"{prefix}.{i}" if prefix else str(i))]
+        return [
+            p
+            for i, (a, b) in enumerate(zip(before, after, strict=True))
+            for p in changed_paths(a, b, f"{prefix}.{i}" if prefix else str(i))
+        ]
     return [] if before == after else [prefix or "(document)"]
 
 
-def apply_edit(current: bytes | None, kind: ValueKind, *, sets: list[str], unsets: list[str],
-               replacement: bytes | None) -> tuple[bytes, list[str]]:
+def apply_edit(
+    current: bytes | None, kind: ValueKind, *, sets: list[str], unsets: list[str], replacement: bytes | None
+) -> tuple[bytes, list[str]]:
     """The corrected value and the changed field paths; validated so that replay can send it."""
     try:
         before: Any = orjson.loads(current) if current is not None else None

@@ -40,8 +40,10 @@ def parse_time(text: str, *, now: datetime, option: str) -> datetime:
         try:
             parsed = datetime.combine(date.fromisoformat(value), time.min)
         except ValueError:
-            raise ValueError(f"{option} {text!r}: use an ISO date-time (2025-01-31T14:00:00Z), "
-                             f"a date (2025-01-31) or a duration back from now (30m, 24h, 7d)") from None
+            raise ValueError(
+                f"{option} {text!r}: use an ISO date-time (2025-01-31T14:00:00Z), "
+                f"a date (2025-01-31) or a duration back from now (30m, 24h, 7d)"
+            ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -60,12 +62,12 @@ class StatusCodeMatch:
 class DlqFilter:
     destinations: frozenset[str] = frozenset()
     event_types: frozenset[str] = frozenset()
-    reasons: tuple[str, ...] = ()             # glob patterns ("http_4*")
+    reasons: tuple[str, ...] = ()  # glob patterns ("http_4*")
     status_codes: StatusCodeMatch | None = None
     since: datetime | None = None
     until: datetime | None = None
     event_ids: frozenset[str] = frozenset()
-    ids: frozenset[str] = frozenset()         # explicit DLQ ids
+    ids: frozenset[str] = frozenset()  # explicit DLQ ids
     statuses: frozenset[str] = OPEN_STATUSES
     described: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -89,10 +91,20 @@ class DlqFilter:
         return not (self.until is not None and item.failed_at >= self.until)
 
 
-def build_filter(topology: Topology, *, destination: list[str] | None = None, event_type: list[str] | None = None,
-                 reason: list[str] | None = None, status_code: list[str] | None = None, since: str | None = None,
-                 until: str | None = None, event_id: list[str] | None = None, status: list[str] | None = None,
-                 ids: list[str] | None = None, now: datetime | None = None) -> DlqFilter:
+def build_filter(
+    topology: Topology,
+    *,
+    destination: list[str] | None = None,
+    event_type: list[str] | None = None,
+    reason: list[str] | None = None,
+    status_code: list[str] | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    event_id: list[str] | None = None,
+    status: list[str] | None = None,
+    ids: list[str] | None = None,
+    now: datetime | None = None,
+) -> DlqFilter:
     """Validate every filter, collecting all problems before failing."""
     now = now or datetime.now(UTC)
     problems: list[str] = []
@@ -112,8 +124,10 @@ def build_filter(topology: Topology, *, destination: list[str] | None = None, ev
     reasons = split(reason)
     for r in reasons:
         if not _REASON.match(r):
-            problems.append(f"--reason {r!r}: reasons are short machine names like http_400 or retries_exhausted "
-                            "(letters, digits, _ . : -, and * ? as wildcards)")
+            problems.append(
+                f"--reason {r!r}: reasons are short machine names like http_400 or retries_exhausted "
+                "(letters, digits, _ . : -, and * ? as wildcards)"
+            )
     exact: set[int] = set()
     classes: set[int] = set()
     for code in split(status_code):
@@ -164,14 +178,25 @@ def build_filter(topology: Topology, *, destination: list[str] | None = None, ev
     if problems:
         raise FilterError(problems)
     described: dict[str, Any] = {
-        "destination": sorted(dests), "event_type": sorted(types), "reason": reasons,
-        "status_code": split(status_code), "event_id": sorted(event_ids), "id": sorted(dlq_ids),
+        "destination": sorted(dests),
+        "event_type": sorted(types),
+        "reason": reasons,
+        "status_code": split(status_code),
+        "event_id": sorted(event_ids),
+        "id": sorted(dlq_ids),
         "status": sorted(statuses),
-        "since": since_at.isoformat() if since_at else None, "until": until_at.isoformat() if until_at else None,
+        "since": since_at.isoformat() if since_at else None,
+        "until": until_at.isoformat() if until_at else None,
     }
     return DlqFilter(
-        destinations=frozenset(dests), event_types=frozenset(types), reasons=tuple(reasons),
+        destinations=frozenset(dests),
+        event_types=frozenset(types),
+        reasons=tuple(reasons),
         status_codes=StatusCodeMatch(frozenset(exact), frozenset(classes)) if exact or classes else None,
-        since=since_at, until=until_at, event_ids=frozenset(event_ids), ids=frozenset(dlq_ids),
-        statuses=frozenset(statuses), described={k: v for k, v in described.items() if v},
+        since=since_at,
+        until=until_at,
+        event_ids=frozenset(event_ids),
+        ids=frozenset(dlq_ids),
+        statuses=frozenset(statuses),
+        described={k: v for k, v in described.items() if v},
     )

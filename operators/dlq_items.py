@@ -160,16 +160,23 @@ class DlqItem:
         """The show view: summary + headers + the value; personal data masked unless `reveal`."""
         info = self.info
         out = self.summary()
-        out.update({
-            "original": {"topic": info.original_topic, "partition": info.original_partition,
-                         "offset": info.original_offset} if info else None,
-            "first_failed_at": info.first_failed_at.isoformat() if info and info.first_failed_at else None,
-            "permanent": info.permanent if info else None,
-            "error_class": info.error_class if info else None,
-            "error_message": mask_text(info.error_message) if info else None,
-            "key": self.key_text(reveal=reveal),
-            "value": value_view(self.record.value, reveal=reveal),
-        })
+        out.update(
+            {
+                "original": {
+                    "topic": info.original_topic,
+                    "partition": info.original_partition,
+                    "offset": info.original_offset,
+                }
+                if info
+                else None,
+                "first_failed_at": info.first_failed_at.isoformat() if info and info.first_failed_at else None,
+                "permanent": info.permanent if info else None,
+                "error_class": info.error_class if info else None,
+                "error_message": mask_text(info.error_message) if info else None,
+                "key": self.key_text(reveal=reveal),
+                "value": value_view(self.record.value, reveal=reveal),
+            }
+        )
         return out
 
     def key_text(self, *, reveal: bool) -> str | None:

@@ -56,7 +56,7 @@ class DlqState(BaseModel):
     updated_by: str
     replay_count: int = 0
     last_replay_to: str | None = None
-    edited_value_b64: str | None = None   # corrected record (bytes, base64): replay sends this
+    edited_value_b64: str | None = None  # corrected record (bytes, base64): replay sends this
     edited_paths: list[str] = Field(default_factory=list)
     archive_file: str | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
@@ -75,18 +75,33 @@ def effective_status(item: DlqItem, state: DlqState | None) -> Status:
     return state.status
 
 
-def next_state(item: DlqItem, previous: DlqState | None, *, status: Status, at: datetime, operator: str,
-               action: str, detail: dict[str, Any] | None = None, **changes: Any) -> DlqState:
+def next_state(
+    item: DlqItem,
+    previous: DlqState | None,
+    *,
+    status: Status,
+    at: datetime,
+    operator: str,
+    action: str,
+    detail: dict[str, Any] | None = None,
+    **changes: Any,
+) -> DlqState:
     """The state after an action, carrying the edit and the history forward."""
     if previous is not None and previous.record_timestamp_ms != item.record.timestamp_ms:
         previous = None
     base: dict[str, Any] = previous.model_dump() if previous else {}
     history = list(previous.history if previous else [])
     history.append(HistoryEntry(action=action, at=at, operator=operator, detail=detail or {}))
-    base.update({
-        "dlq_id": str(item.id), "record_timestamp_ms": item.record.timestamp_ms, "status": status,
-        "updated_at": at, "updated_by": operator, "history": history[-HISTORY_LIMIT:],
-    })
+    base.update(
+        {
+            "dlq_id": str(item.id),
+            "record_timestamp_ms": item.record.timestamp_ms,
+            "status": status,
+            "updated_at": at,
+            "updated_by": operator,
+            "history": history[-HISTORY_LIMIT:],
+        }
+    )
     base.update(changes)
     return DlqState.model_validate(base)
 

@@ -60,12 +60,16 @@ def parse_attempt(value: bytes | None) -> Attempt | None:
     latency = data.get("latency_ms")
     attempt = data.get("attempt")
     return Attempt(
-        delivery_id=str(data["delivery_id"]), event_id=str(data.get("event_id") or ""),
+        delivery_id=str(data["delivery_id"]),
+        event_id=str(data.get("event_id") or ""),
         event_type=data.get("event_type") if isinstance(data.get("event_type"), str) else None,
-        destination=str(data["destination"]), attempt=attempt if isinstance(attempt, int) else 0,
+        destination=str(data["destination"]),
+        attempt=attempt if isinstance(attempt, int) else 0,
         status=status if isinstance(status, int) else None,
         latency_ms=float(latency) if isinstance(latency, int | float) else None,
-        outcome=outcome, error=data.get("error") if isinstance(data.get("error"), str) else None, at=at,
+        outcome=outcome,
+        error=data.get("error") if isinstance(data.get("error"), str) else None,
+        at=at,
     )
 
 

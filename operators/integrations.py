@@ -22,8 +22,13 @@ class IntegrationIndex:
                 table[(event_type, destination)] = route.integration
         self._table = table
         self.names = {key: integ.name for key, integ in topology.integrations.items()}
-        self.names.update({"automation:lead_auto_reply": "Automation: lead auto-reply",
-                           "automation:feedback_request": "Automation: feedback request", "other": "Other"})
+        self.names.update(
+            {
+                "automation:lead_auto_reply": "Automation: lead auto-reply",
+                "automation:feedback_request": "Automation: feedback request",
+                "other": "Other",
+            }
+        )
 
     def of(self, event_type: str | None, destination: str | None) -> str:
         return self._table.get((event_type or "", destination or ""), "other")

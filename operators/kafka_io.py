@@ -24,8 +24,15 @@ class KafkaUnavailable(RuntimeError):
 
 
 # Errors a just-created topic or a moving leader gives for a few moments.
-_TRANSIENT = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                        KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT, KafkaError._TRANSPORT})
+_TRANSIENT = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -41,8 +48,15 @@ class RawRecord:
     @classmethod
     def from_message(cls, msg: Message) -> RawRecord:
         _, ts = msg.timestamp()
-        return cls(msg.topic(), msg.partition(), msg.offset(), int(ts), msg.key(), msg.value(),
-                   tuple((k, v if v is not None else b"") for k, v in (msg.headers() or [])))
+        return cls(
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            int(ts),
+            msg.key(),
+            msg.value(),
+            tuple((k, v if v is not None else b"") for k, v in (msg.headers() or [])),
+        )
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -56,8 +70,11 @@ def reader(bootstrap: str, **overrides: object) -> Consumer:
     # fetch.wait.max.ms: the broker answers an empty fetch at the end of a partition at once, so a
     # scan sees end-of-partition in milliseconds instead of the default half second.
     settings: dict[str, object] = {"enable.partition.eof": True, "fetch.wait.max.ms": 10, **overrides}
-    return Consumer(consumer_config(bootstrap, group_id=f"carinho.operators.reader.{uuid.uuid4().hex[:8]}",
-                                    client_id=CLIENT_ID, **settings))
+    return Consumer(
+        consumer_config(
+            bootstrap, group_id=f"carinho.operators.reader.{uuid.uuid4().hex[:8]}", client_id=CLIENT_ID, **settings
+        )
+    )
 
 
 def producer(bootstrap: str) -> Producer:
@@ -90,13 +107,21 @@ def retrying(call: Callable[[], T], what: str, timeout: float = 15.0) -> T:
 
 
 def get_watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:
-    low, high = retrying(lambda: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5),
-                          f"offsets of {topic}[{partition}]")
+    low, high = retrying(
+        lambda: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5),
+        f"offsets of {topic}[{partition}]",
+    )
     return int(low), int(high)
 
 
-def scan_topic(bootstrap: str, topic: str, *, since: datetime | None = None, timeout: float = 60.0,
-               end_offsets: dict[int, int] | None = None) -> Iterator[RawRecord]:
+def scan_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    since: datetime | None = None,
+    timeout: float = 60.0,
+    end_offsets: dict[int, int] | None = None,
+) -> Iterator[RawRecord]:
     """Yield every record of `topic` from the beginning (or from the first record at/after `since`)
     up to the end offsets captured at the start (or `end_offsets`, to repeat an earlier pass).
     Memory: one record at a time."""

@@ -35,10 +35,12 @@ def _frequency(topology: Topology, integration_id: str) -> str:
 
 def render_matrix(topology: Topology) -> str:
     lines = [HEADER.rstrip("\n"), ""]
-    lines += ["## Integrations", "",
-              "| Integration | Source(s) | Destination(s) | Event type(s) | Trigger / frequency | Priority "
-              "| SLA | Owner |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "## Integrations",
+        "",
+        "| Integration | Source(s) | Destination(s) | Event type(s) | Trigger / frequency | Priority | SLA | Owner |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     routes_by_integration: dict[str, list[str]] = {}
     for event_type, route in topology.routes.items():
         routes_by_integration.setdefault(route.integration, []).append(event_type)
@@ -47,20 +49,31 @@ def render_matrix(topology: Topology) -> str:
         priorities = sorted({topology.default_priority(et) for et in event_types})
         labels = {p.level: p.label for p in topology.priorities}
         priority = ", ".join(f"p{p} ({labels[p]})" for p in priorities) or "-"
-        lines.append("| " + " | ".join(_cell(c) for c in (
-            f"**{integ.name}** (`{integ_id}`)",
-            ", ".join(integ.sources),
-            ", ".join(integ.destinations),
-            ", ".join(f"`{et}`" for et in event_types) or "-",
-            _frequency(topology, integ_id),
-            priority,
-            format_duration(integ.sla),
-            integ.owner,
-        )) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                _cell(c)
+                for c in (
+                    f"**{integ.name}** (`{integ_id}`)",
+                    ", ".join(integ.sources),
+                    ", ".join(integ.destinations),
+                    ", ".join(f"`{et}`" for et in event_types) or "-",
+                    _frequency(topology, integ_id),
+                    priority,
+                    format_duration(integ.sla),
+                    integ.owner,
+                )
+            )
+            + " |"
+        )
 
-    lines += ["", "## Deliveries and retry schedules", "",
-              "| Integration | Event type | Destination | Method and path | Transform | Retry schedule |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Deliveries and retry schedules",
+        "",
+        "| Integration | Event type | Destination | Method and path | Transform | Retry schedule |",
+        "|---|---|---|---|---|---|",
+    ]
     for event_type, route in topology.routes.items():
         owner = topology.integrations.get(route.integration)
         for dest, target in route.to.items():
@@ -68,44 +81,86 @@ def render_matrix(topology: Topology) -> str:
             schedule = _schedule(topology.retry_policy(dest, event_type))
             if target.retry is not None:
                 schedule += " (route override)"
-            lines.append("| " + " | ".join(_cell(c) for c in (
-                owner.name if owner else route.integration, f"`{event_type}`", dest,
-                f"{target.method} {target.path}", transform, schedule)) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    _cell(c)
+                    for c in (
+                        owner.name if owner else route.integration,
+                        f"`{event_type}`",
+                        dest,
+                        f"{target.method} {target.path}",
+                        transform,
+                        schedule,
+                    )
+                )
+                + " |"
+            )
 
-    lines += ["", "## Automations", "",
-              "| Automation | Event type | Destination | Delay | Fallback | Retry schedule |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Automations",
+        "",
+        "| Automation | Event type | Destination | Delay | Fallback | Retry schedule |",
+        "|---|---|---|---|---|---|",
+    ]
     autos = topology.automations
     for name, event_type, dest, delay in (
         ("Lead auto-reply", autos.lead_auto_reply.event_type, autos.lead_auto_reply.destination, "-"),
-        ("Feedback request", autos.feedback_request.event_type, autos.feedback_request.destination,
-         format_duration(autos.feedback_request.delay)),
+        (
+            "Feedback request",
+            autos.feedback_request.event_type,
+            autos.feedback_request.destination,
+            format_duration(autos.feedback_request.delay),
+        ),
     ):
         fallback = topology.destinations[dest].fallback
         fb = f"{fallback.destination} when {', '.join(fallback.when)}" if fallback else "-"
-        lines.append("| " + " | ".join(_cell(c) for c in (
-            name, f"`{event_type}`", dest, delay, fb, _schedule(topology.retry_policy(dest)))) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                _cell(c) for c in (name, f"`{event_type}`", dest, delay, fb, _schedule(topology.retry_policy(dest)))
+            )
+            + " |"
+        )
 
-    lines += ["", "## Destinations", "",
-              "| Destination | Kind | Timeout (initial / min / max) | Circuit breaker | Rate limit | Concurrency "
-              "| Retry schedule |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Destinations",
+        "",
+        "| Destination | Kind | Timeout (initial / min / max) | Circuit breaker | Rate limit | Concurrency "
+        "| Retry schedule |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for dest_name, spec in topology.destinations.items():
         br = spec.breaker
-        lines.append("| " + " | ".join(_cell(c) for c in (
-            f"{dest_name} ({spec.description})" if spec.description else dest_name,
-            spec.kind,
-            " / ".join(format_duration(x) for x in (spec.timeout.initial, spec.timeout.min, spec.timeout.max)),
-            f"opens after {br.consecutive_failures} consecutive failures or {round(br.error_rate * 100)}% errors "
-            f"(≥{br.min_calls} calls in {format_duration(br.window)}), for {format_duration(br.open_for)}",
-            f"{spec.rate_limit.per_second:g}/s (burst {spec.rate_limit.burst})",
-            str(spec.concurrency),
-            _schedule(spec.retry),
-        )) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                _cell(c)
+                for c in (
+                    f"{dest_name} ({spec.description})" if spec.description else dest_name,
+                    spec.kind,
+                    " / ".join(format_duration(x) for x in (spec.timeout.initial, spec.timeout.min, spec.timeout.max)),
+                    f"opens after {br.consecutive_failures} consecutive failures or "
+                    f"{round(br.error_rate * 100)}% errors "
+                    f"(≥{br.min_calls} calls in {format_duration(br.window)}), for {format_duration(br.open_for)}",
+                    f"{spec.rate_limit.per_second:g}/s (burst {spec.rate_limit.burst})",
+                    str(spec.concurrency),
+                    _schedule(spec.retry),
+                )
+            )
+            + " |"
+        )
 
     alerts = topology.alerts
-    lines += ["", "## Alerts", "",
-              f"- Dead-letter topic holds more than {alerts.dead_letter_over} open records.",
-              f"- An integration's error rate is above {alerts.error_rate_over * 100:g}%.",
-              f"- A sync job fails {alerts.sync_consecutive_failures} times in a row.", ""]
+    lines += [
+        "",
+        "## Alerts",
+        "",
+        f"- Dead-letter topic holds more than {alerts.dead_letter_over} open records.",
+        f"- An integration's error rate is above {alerts.error_rate_over * 100:g}%.",
+        f"- A sync job fails {alerts.sync_consecutive_failures} times in a row.",
+        "",
+    ]
     return "\n".join(lines)

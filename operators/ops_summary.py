@@ -52,8 +52,15 @@ class _Alert:
 
 
 class OpsSummary:
-    def __init__(self, topology: Topology, bootstrap: str, *, cache_seconds: float = 2.0,
-                 window: timedelta = timedelta(hours=1), clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        bootstrap: str,
+        *,
+        cache_seconds: float = 2.0,
+        window: timedelta = timedelta(hours=1),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.topology = topology
         self.bootstrap = bootstrap
         self.cache_seconds = cache_seconds
@@ -77,8 +84,11 @@ class OpsSummary:
     def summary(self) -> dict[str, Any]:
         with self._lock:
             now = self.clock()
-            if self._cached is not None and self._cached_at is not None and \
-                    (now - self._cached_at).total_seconds() < self.cache_seconds:
+            if (
+                self._cached is not None
+                and self._cached_at is not None
+                and (now - self._cached_at).total_seconds() < self.cache_seconds
+            ):
                 return self._cached
             try:
                 self._cached = self._compute(now)
@@ -130,13 +140,15 @@ class OpsSummary:
                 info = DeadLetterInfo.from_headers(list(record.headers))
             except (TypeError, ValueError):
                 info = None
-            failed_at = (info.failed_at if info else datetime.fromtimestamp(record.timestamp_ms / 1000, UTC))
+            failed_at = info.failed_at if info else datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
             self._dead[f"{record.partition}:{record.offset}"] = _DeadLetter(
                 destination=(info.destination if info and info.destination else "(none)"),
                 event_type=(info.event_type if info and info.event_type else "(unknown)"),
-                reason=info.reason if info else "unknown", status_code=info.last_status_code if info else None,
+                reason=info.reason if info else "unknown",
+                status_code=info.last_status_code if info else None,
                 failed_at=failed_at if failed_at.tzinfo else failed_at.replace(tzinfo=UTC),
-                timestamp_ms=record.timestamp_ms)
+                timestamp_ms=record.timestamp_ms,
+            )
         for record in self._tails["dlq_state"].drain():
             if record.key is None:
                 continue
@@ -160,9 +172,16 @@ class OpsSummary:
         """Consumer lag of the processors' router group on events.p1..p5 (= events not yet routed)."""
         backlog = router_backlog(self.bootstrap, self.topology)
         labels = {p.level: p.label for p in self.topology.priorities}
-        return [{"priority": level, "label": labels[level], "topic": self.topology.priority_topic(level),
-                 "pending": backlog[level], "consumer_group": self.topology.router_group}
-                for level in range(1, 6)]
+        return [
+            {
+                "priority": level,
+                "label": labels[level],
+                "topic": self.topology.priority_topic(level),
+                "pending": backlog[level],
+                "consumer_group": self.topology.router_group,
+            }
+            for level in range(1, 6)
+        ]
 
     def _compute(self, now: datetime) -> dict[str, Any]:
         self._refresh(now)
@@ -178,10 +197,19 @@ class OpsSummary:
         integrations: list[dict[str, Any]] = []
         for key in [*self.topology.integrations, *sorted(set(attempts) - set(self.topology.integrations))]:
             rate = failures[key] / attempts[key] if attempts[key] else None
-            alert = rate is not None and rate > alerts_cfg.error_rate_over and \
-                attempts[key] >= MIN_ATTEMPTS_FOR_ERROR_ALERT
-            integrations.append({"integration": key, "name": self.index.name(key), "attempts": attempts[key],
-                                 "failures": failures[key], "failure_rate": rate, "alert": alert})
+            alert = (
+                rate is not None and rate > alerts_cfg.error_rate_over and attempts[key] >= MIN_ATTEMPTS_FOR_ERROR_ALERT
+            )
+            integrations.append(
+                {
+                    "integration": key,
+                    "name": self.index.name(key),
+                    "attempts": attempts[key],
+                    "failures": failures[key],
+                    "failure_rate": rate,
+                    "alert": alert,
+                }
+            )
 
         open_items = [(dlq_id, d) for dlq_id, d in self._dead.items() if self._is_open(dlq_id, d)]
         reasons: Counter[tuple[str, str]] = Counter((d.destination, d.reason) for _, d in open_items)
@@ -191,34 +219,51 @@ class OpsSummary:
         breakers = []
         for name in self.topology.destinations:
             state = self._health.get(("destination", name), {})
-            breakers.append({"destination": name, "breaker_state": state.get("breaker_state", "unknown"),
-                             "last_check_at": state.get("last_check_at"), "last_check_ok": state.get("last_check_ok"),
-                             "last_status": state.get("last_status"), "updated_at": state.get("updated_at")})
+            breakers.append(
+                {
+                    "destination": name,
+                    "breaker_state": state.get("breaker_state", "unknown"),
+                    "last_check_at": state.get("last_check_at"),
+                    "last_check_ok": state.get("last_check_ok"),
+                    "last_status": state.get("last_status"),
+                    "updated_at": state.get("updated_at"),
+                }
+            )
         syncs = []
         for name in sorted(set(self.topology.syncs) | {n for k, n in self._health if k == "sync"}):
             state = self._health.get(("sync", name), {})
             failures_in_row = state.get("consecutive_failures")
             failures_in_row = failures_in_row if isinstance(failures_in_row, int) else 0
             error = state.get("last_error")
-            syncs.append({"sync": name, "last_run_at": state.get("last_run_at"),
-                          "last_success_at": state.get("last_success_at"), "consecutive_failures": failures_in_row,
-                          "last_error": mask_text(str(error))[:200] if error else None,
-                          "alert": failures_in_row >= alerts_cfg.sync_consecutive_failures})
+            syncs.append(
+                {
+                    "sync": name,
+                    "last_run_at": state.get("last_run_at"),
+                    "last_success_at": state.get("last_success_at"),
+                    "consecutive_failures": failures_in_row,
+                    "last_error": mask_text(str(error))[:200] if error else None,
+                    "alert": failures_in_row >= alerts_cfg.sync_consecutive_failures,
+                }
+            )
 
         active: dict[str, str] = {}
         if len(open_items) > alerts_cfg.dead_letter_over:
-            active["dead_letter"] = (f"Dead-letter topic holds {len(open_items)} open records "
-                                     f"(alert above {alerts_cfg.dead_letter_over})")
+            active["dead_letter"] = (
+                f"Dead-letter topic holds {len(open_items)} open records (alert above {alerts_cfg.dead_letter_over})"
+            )
         for row in integrations:
             if row["alert"]:
                 rate_pct = float(row["failure_rate"] or 0) * 100
                 active[f"error_rate:{row['integration']}"] = (
                     f"{row['name']}: error rate {rate_pct:.1f}% over the last "
-                    f"{self.window.total_seconds() / 60:g} min (alert above {alerts_cfg.error_rate_over * 100:g}%)")
+                    f"{self.window.total_seconds() / 60:g} min (alert above {alerts_cfg.error_rate_over * 100:g}%)"
+                )
         for row in syncs:
             if row["alert"]:
-                active[f"sync:{row['sync']}"] = (f"Sync {row['sync']} failed {row['consecutive_failures']} times in a "
-                                                 f"row (alert at {alerts_cfg.sync_consecutive_failures})")
+                active[f"sync:{row['sync']}"] = (
+                    f"Sync {row['sync']} failed {row['consecutive_failures']} times in a "
+                    f"row (alert at {alerts_cfg.sync_consecutive_failures})"
+                )
         for row in breakers:
             if row["breaker_state"] == "open":
                 active[f"breaker:{row['destination']}"] = f"Circuit breaker open for {row['destination']}"
@@ -231,21 +276,38 @@ class OpsSummary:
             "pending": self._pending(),
             "integrations": integrations,
             "dead_letter": {
-                "open": len(open_items), "alert_over": alerts_cfg.dead_letter_over,
+                "open": len(open_items),
+                "alert_over": alerts_cfg.dead_letter_over,
                 "by_destination": dict(by_destination.most_common()),
                 "top_reasons": [{"destination": d, "reason": r, "count": n} for (d, r), n in reasons.most_common(10)],
-                "latest": [{"id": dlq_id, "destination": d.destination, "event_type": d.event_type,
-                            "reason": d.reason, "status_code": d.status_code, "failed_at": d.failed_at.isoformat()}
-                           for dlq_id, d in latest],
+                "latest": [
+                    {
+                        "id": dlq_id,
+                        "destination": d.destination,
+                        "event_type": d.event_type,
+                        "reason": d.reason,
+                        "status_code": d.status_code,
+                        "failed_at": d.failed_at.isoformat(),
+                    }
+                    for dlq_id, d in latest
+                ],
             },
             "breakers": breakers,
             "syncs": syncs,
             "alerts": {
-                "active": [{"key": a.key, "message": a.message, "since": a.raised_at.isoformat()}
-                           for a in self._alerts.values()],
-                "recent": [{"key": a.key, "message": a.message, "raised_at": a.raised_at.isoformat(),
-                            "cleared_at": a.cleared_at.isoformat() if a.cleared_at else None}
-                           for a in reversed(self._alert_log)],
+                "active": [
+                    {"key": a.key, "message": a.message, "since": a.raised_at.isoformat()}
+                    for a in self._alerts.values()
+                ],
+                "recent": [
+                    {
+                        "key": a.key,
+                        "message": a.message,
+                        "raised_at": a.raised_at.isoformat(),
+                        "cleared_at": a.cleared_at.isoformat() if a.cleared_at else None,
+                    }
+                    for a in reversed(self._alert_log)
+                ],
             },
         }
 

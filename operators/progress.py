@@ -54,8 +54,10 @@ class ProgressBar:
         fraction = self.done / self.total if self.total else 1.0
         filled = int(self.width * min(fraction, 1.0))
         elapsed = max(time.monotonic() - self.started, 1e-6)
-        return (f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
-                f"{self.done}/{self.total} {self.done / elapsed:.1f}/s")
+        return (
+            f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
+            f"{self.done}/{self.total} {self.done / elapsed:.1f}/s"
+        )
 
     def _draw(self, final: bool) -> None:
         if self._tty:

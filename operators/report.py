@@ -49,11 +49,11 @@ class IntegrationFigures:
     name: str
     sla_seconds: float | None
     events: set[str] = field(default_factory=set)
-    deliveries: int = 0          # deliveries whose last outcome of the day is final or still retrying
-    delivered: int = 0           # delivered or already delivered (skipped_duplicate)
+    deliveries: int = 0  # deliveries whose last outcome of the day is final or still retrying
+    delivered: int = 0  # delivered or already delivered (skipped_duplicate)
     dead_lettered: int = 0
-    fell_back: int = 0           # handed to the fallback destination (WhatsApp -> SMS)
-    retrying: int = 0            # last outcome of the day was a retry
+    fell_back: int = 0  # handed to the fallback destination (WhatsApp -> SMS)
+    retrying: int = 0  # last outcome of the day was a retry
     attempts: int = 0
     failed_attempts: int = 0
     latencies_ms: list[float] = field(default_factory=list)
@@ -94,8 +94,8 @@ class DailyReport:
     end: datetime
     generated_at: datetime
     integrations: list[IntegrationFigures]
-    failure_reasons: Counter[tuple[str, str]]        # (destination, reason) of failed attempts
-    dead_letter_new: Counter[tuple[str, str]]        # (destination, reason) dead-lettered on the day
+    failure_reasons: Counter[tuple[str, str]]  # (destination, reason) of failed attempts
+    dead_letter_new: Counter[tuple[str, str]]  # (destination, reason) dead-lettered on the day
     dead_letter_open: int
     dead_letter_open_by_destination: Counter[str]
     dead_letter_alert_over: int
@@ -108,20 +108,40 @@ class DailyReport:
     def summary(self) -> dict[str, Any]:
         """Machine-readable figures (the webhook payload's `summary`)."""
         return {
-            "date": self.day.isoformat(), "timezone": self.timezone,
-            "integrations": [{
-                "integration": f.integration, "name": f.name, "events": len(f.events), "deliveries": f.deliveries,
-                "delivered": f.delivered, "dead_lettered": f.dead_lettered, "fallback": f.fell_back,
-                "retrying": f.retrying, "attempts": f.attempts, "failed_attempts": f.failed_attempts,
-                "success_rate": f.success_rate, "p50_ms": f.percentile(50), "p95_ms": f.percentile(95),
-                "p99_ms": f.percentile(99), "sla_seconds": f.sla_seconds, "within_sla": f.within_sla,
-            } for f in self.integrations],
-            "failure_reasons": [{"destination": d, "reason": r, "count": n}
-                                for (d, r), n in self.failure_reasons.most_common()],
-            "dead_letter": {"new": sum(self.dead_letter_new.values()), "open": self.dead_letter_open,
-                            "new_by_reason": [{"destination": d, "reason": r, "count": n}
-                                              for (d, r), n in self.dead_letter_new.most_common()],
-                            "open_by_destination": dict(self.dead_letter_open_by_destination)},
+            "date": self.day.isoformat(),
+            "timezone": self.timezone,
+            "integrations": [
+                {
+                    "integration": f.integration,
+                    "name": f.name,
+                    "events": len(f.events),
+                    "deliveries": f.deliveries,
+                    "delivered": f.delivered,
+                    "dead_lettered": f.dead_lettered,
+                    "fallback": f.fell_back,
+                    "retrying": f.retrying,
+                    "attempts": f.attempts,
+                    "failed_attempts": f.failed_attempts,
+                    "success_rate": f.success_rate,
+                    "p50_ms": f.percentile(50),
+                    "p95_ms": f.percentile(95),
+                    "p99_ms": f.percentile(99),
+                    "sla_seconds": f.sla_seconds,
+                    "within_sla": f.within_sla,
+                }
+                for f in self.integrations
+            ],
+            "failure_reasons": [
+                {"destination": d, "reason": r, "count": n} for (d, r), n in self.failure_reasons.most_common()
+            ],
+            "dead_letter": {
+                "new": sum(self.dead_letter_new.values()),
+                "open": self.dead_letter_open,
+                "new_by_reason": [
+                    {"destination": d, "reason": r, "count": n} for (d, r), n in self.dead_letter_new.most_common()
+                ],
+                "open_by_destination": dict(self.dead_letter_open_by_destination),
+            },
             "syncs": [s.__dict__ for s in self.syncs],
         }
 
@@ -152,16 +172,18 @@ def day_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
     return datetime.combine(day, time.min, tz), datetime.combine(day + timedelta(days=1), time.min, tz)
 
 
-def build_daily_report(topology: Topology, bootstrap: str, day: date, timezone: str = "America/Sao_Paulo",
-                       *, now: datetime | None = None) -> DailyReport:
+def build_daily_report(
+    topology: Topology, bootstrap: str, day: date, timezone: str = "America/Sao_Paulo", *, now: datetime | None = None
+) -> DailyReport:
     start, end = day_bounds(day, timezone)
     index = IntegrationIndex(topology)
     figures: dict[str, IntegrationFigures] = {}
 
     def fig(integration: str) -> IntegrationFigures:
         if integration not in figures:
-            figures[integration] = IntegrationFigures(integration, index.name(integration),
-                                                      index.sla_seconds(integration))
+            figures[integration] = IntegrationFigures(
+                integration, index.name(integration), index.sla_seconds(integration)
+            )
         return figures[integration]
 
     for integration in topology.integrations:  # every integration shows, even with no traffic
@@ -246,13 +268,21 @@ def build_daily_report(topology: Topology, bootstrap: str, day: date, timezone: 
         sync.alert = sync.consecutive_failures >= topology.alerts.sync_consecutive_failures
 
     ordered = [figures[k] for k in topology.integrations] + sorted(
-        (f for k, f in figures.items() if k not in topology.integrations), key=lambda f: f.integration)
+        (f for k, f in figures.items() if k not in topology.integrations), key=lambda f: f.integration
+    )
     return DailyReport(
-        day=day, timezone=timezone, start=start, end=end, generated_at=now or datetime.now(start.tzinfo),
+        day=day,
+        timezone=timezone,
+        start=start,
+        end=end,
+        generated_at=now or datetime.now(start.tzinfo),
         integrations=[f for f in ordered if f.integration in topology.integrations or f.attempts],
-        failure_reasons=failure_reasons, dead_letter_new=dead_new, dead_letter_open=open_stats.total,
+        failure_reasons=failure_reasons,
+        dead_letter_new=dead_new,
+        dead_letter_open=open_stats.total,
         dead_letter_open_by_destination=open_stats.by_destination,
-        dead_letter_alert_over=topology.alerts.dead_letter_over, syncs=sorted(syncs.values(), key=lambda s: s.name),
+        dead_letter_alert_over=topology.alerts.dead_letter_over,
+        syncs=sorted(syncs.values(), key=lambda s: s.name),
     )
 
 
@@ -275,37 +305,81 @@ def _sla(seconds: float | None) -> str:
 
 def _tables(report: DailyReport) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) for both renderers, so Markdown and HTML always show the same figures."""
-    integrations = [[
-        f.name, str(len(f.events)), str(f.deliveries), str(f.delivered), str(f.dead_lettered + f.fell_back),
-        str(f.retrying), _pct(f.success_rate), _ms(f.percentile(50)), _ms(f.percentile(95)),
-        _ms(f.percentile(99)), _sla(f.sla_seconds), _pct(f.within_sla),
-    ] for f in report.integrations]
+    integrations = [
+        [
+            f.name,
+            str(len(f.events)),
+            str(f.deliveries),
+            str(f.delivered),
+            str(f.dead_lettered + f.fell_back),
+            str(f.retrying),
+            _pct(f.success_rate),
+            _ms(f.percentile(50)),
+            _ms(f.percentile(95)),
+            _ms(f.percentile(99)),
+            _sla(f.sla_seconds),
+            _pct(f.within_sla),
+        ]
+        for f in report.integrations
+    ]
     failures = [[d, r, str(n)] for (d, r), n in report.failure_reasons.most_common(10)]
     dead = [[d, r, str(n)] for (d, r), n in report.dead_letter_new.most_common(10)]
     open_dest = [[d, str(n)] for d, n in report.dead_letter_open_by_destination.most_common()]
-    syncs = [[s.name, str(s.runs_seen), str(s.failures_seen), s.last_run_at or "-", s.last_success_at or "-",
-              str(s.consecutive_failures), ("ALERT: " if s.alert else "") + (s.last_error or "-")]
-             for s in report.syncs]
+    syncs = [
+        [
+            s.name,
+            str(s.runs_seen),
+            str(s.failures_seen),
+            s.last_run_at or "-",
+            s.last_success_at or "-",
+            str(s.consecutive_failures),
+            ("ALERT: " if s.alert else "") + (s.last_error or "-"),
+        ]
+        for s in report.syncs
+    ]
     return [
-        ("Integrations", ["Integration", "Events", "Deliveries", "Delivered", "Failed (DLQ/fallback)",
-                          "Retrying", "Success", "p50", "p95", "p99", "SLA", "Within SLA"], integrations),
+        (
+            "Integrations",
+            [
+                "Integration",
+                "Events",
+                "Deliveries",
+                "Delivered",
+                "Failed (DLQ/fallback)",
+                "Retrying",
+                "Success",
+                "p50",
+                "p95",
+                "p99",
+                "SLA",
+                "Within SLA",
+            ],
+            integrations,
+        ),
         ("Failed attempts: top reasons", ["Destination", "Reason", "Attempts"], failures),
         ("Dead-lettered today: top reasons", ["Destination", "Reason", "Records"], dead),
         ("Dead-letter items still open, by destination", ["Destination", "Open"], open_dest),
-        ("Sync jobs", ["Sync", "Runs", "Failed runs", "Last run", "Last success", "Failing in a row",
-                       "Last error"], syncs),
+        (
+            "Sync jobs",
+            ["Sync", "Runs", "Failed runs", "Last run", "Last success", "Failing in a row", "Last error"],
+            syncs,
+        ),
     ]
 
 
 def _headline(report: DailyReport) -> list[str]:
     new_dead = sum(report.dead_letter_new.values())
     generated = report.generated_at.isoformat(timespec="seconds")
-    lines = [f"Day {report.day.isoformat()} ({report.timezone}); generated {generated}.",
-             f"Events processed: {report.events_total}. Dead-lettered today: {new_dead}. "
-             f"Dead-letter items open: {report.dead_letter_open}."]
+    lines = [
+        f"Day {report.day.isoformat()} ({report.timezone}); generated {generated}.",
+        f"Events processed: {report.events_total}. Dead-lettered today: {new_dead}. "
+        f"Dead-letter items open: {report.dead_letter_open}.",
+    ]
     if report.dead_letter_open > report.dead_letter_alert_over:
-        lines.append(f"ALERT: more than {report.dead_letter_alert_over} open dead-letter items — "
-                     "run the daily DLQ review (docs/operators.md).")
+        lines.append(
+            f"ALERT: more than {report.dead_letter_alert_over} open dead-letter items — "
+            "run the daily DLQ review (docs/operators.md)."
+        )
     return lines
 
 
@@ -327,15 +401,17 @@ def render_markdown(report: DailyReport) -> str:
 def render_html(report: DailyReport) -> str:
     from html import escape
 
-    parts = ["<!doctype html><html lang=\"pt-BR\"><head><meta charset=\"utf-8\">",
-             f"<title>Carinho Integrações — daily report {report.day.isoformat()}</title>",
-             "<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}"
-             "table{border-collapse:collapse;margin:.5rem 0 1.5rem}th,td{border:1px solid #ccc;"
-             "padding:.3rem .6rem;text-align:left}th{background:#f3f3f3}.alert{color:#b00020;font-weight:bold}"
-             "</style></head><body>",
-             f"<h1>Carinho Integrações — daily report {report.day.isoformat()}</h1>"]
+    parts = [
+        '<!doctype html><html lang="pt-BR"><head><meta charset="utf-8">',
+        f"<title>Carinho Integrações — daily report {report.day.isoformat()}</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}"
+        "table{border-collapse:collapse;margin:.5rem 0 1.5rem}th,td{border:1px solid #ccc;"
+        "padding:.3rem .6rem;text-align:left}th{background:#f3f3f3}.alert{color:#b00020;font-weight:bold}"
+        "</style></head><body>",
+        f"<h1>Carinho Integrações — daily report {report.day.isoformat()}</h1>",
+    ]
     for line in _headline(report):
-        css = " class=\"alert\"" if line.startswith("ALERT") else ""
+        css = ' class="alert"' if line.startswith("ALERT") else ""
         parts.append(f"<p{css}>{escape(line)}</p>")
     for title, header, rows in _tables(report):
         parts.append(f"<h2>{escape(title)}</h2>")
@@ -355,15 +431,31 @@ def render(report: DailyReport, fmt: ReportFormat) -> str:
 
 def post_report(url: str, report: DailyReport, timeout: float = 10.0) -> int:
     """POST {date, markdown, html, summary} as JSON; raise on a non-2xx answer."""
-    response = httpx.post(url, json={"date": report.day.isoformat(), "markdown": render_markdown(report),
-                                     "html": render_html(report), "summary": report.summary()}, timeout=timeout)
+    response = httpx.post(
+        url,
+        json={
+            "date": report.day.isoformat(),
+            "markdown": render_markdown(report),
+            "html": render_html(report),
+            "summary": report.summary(),
+        },
+        timeout=timeout,
+    )
     response.raise_for_status()
     return response.status_code
 
 
-def publish_report(topology: Topology, bootstrap: str, day: date, settings: OperatorSettings, *,
-                   fmt: ReportFormat = "md", out: Path | None = None, post_url: str | None = None,
-                   operator: str = "scheduler") -> str:
+def publish_report(
+    topology: Topology,
+    bootstrap: str,
+    day: date,
+    settings: OperatorSettings,
+    *,
+    fmt: ReportFormat = "md",
+    out: Path | None = None,
+    post_url: str | None = None,
+    operator: str = "scheduler",
+) -> str:
     """Build, render, optionally write and POST; audited (who produced which day's report, and where)."""
     from operators.audit import AuditLog
 
@@ -374,9 +466,11 @@ def publish_report(topology: Topology, bootstrap: str, day: date, settings: Oper
         out.write_text(text, encoding="utf-8")
     status = post_report(post_url, report) if post_url else None
     AuditLog(topology, bootstrap, operator).record(
-        "report.daily", count=report.events_total,
+        "report.daily",
+        count=report.events_total,
         filters={"date": day.isoformat(), "timezone": settings.report_timezone},
-        detail={"format": fmt, "out": str(out) if out else None, "posted": bool(post_url), "post_status": status})
+        detail={"format": fmt, "out": str(out) if out else None, "posted": bool(post_url), "post_status": status},
+    )
     return text
 
 
@@ -416,8 +510,9 @@ def day_to_report(settings: ReportSchedule, now: datetime, last_reported: date |
     return latest
 
 
-def run_scheduled_report(topology: Topology, bootstrap: str, settings: ReportSchedule,
-                         now: datetime | None = None, day: date | None = None) -> Path:
+def run_scheduled_report(
+    topology: Topology, bootstrap: str, settings: ReportSchedule, now: datetime | None = None, day: date | None = None
+) -> Path:
     """The processors' daily job: report `day` (default: the previous day in the report timezone),
     write Markdown and HTML to CARINHO_REPORT_DIR, POST to CARINHO_REPORT_WEBHOOK_URL when set.
     Blocking: call it in a thread."""
@@ -433,6 +528,9 @@ def run_scheduled_report(topology: Topology, bootstrap: str, settings: ReportSch
     from operators.audit import AuditLog
 
     AuditLog(topology, bootstrap, "scheduler").record(
-        "report.daily", count=report.events_total, filters={"date": day.isoformat()},
-        detail={"out": str(path), "posted": bool(url), "post_status": status})
+        "report.daily",
+        count=report.events_total,
+        filters={"date": day.isoformat()},
+        detail={"out": str(path), "posted": bool(url), "post_status": status},
+    )
     return path

@@ -24,8 +24,14 @@ class OpsRouter(APIRouter):
     summary: OpsSummary
 
 
-def ops_router(topology: Topology, bootstrap: str, *, cache_seconds: float = 2.0,
-               window: timedelta = timedelta(hours=1), prefix: str = "/ops") -> OpsRouter:
+def ops_router(
+    topology: Topology,
+    bootstrap: str,
+    *,
+    cache_seconds: float = 2.0,
+    window: timedelta = timedelta(hours=1),
+    prefix: str = "/ops",
+) -> OpsRouter:
     """`topology` as the hub uses it (namespaced when the hub is); `bootstrap` = Kafka servers.
     The summary is recomputed at most once per `cache_seconds`, whatever the number of viewers."""
     summary = OpsSummary(topology, bootstrap, cache_seconds=cache_seconds, window=window)
@@ -48,7 +54,6 @@ def ops_router(topology: Topology, bootstrap: str, *, cache_seconds: float = 2.0
     def ops_summary() -> JSONResponse:
         # Sync endpoint: FastAPI runs it in a worker thread, so Kafka calls never block the loop.
         data: dict[str, Any] = summary.summary()
-        return JSONResponse(data, status_code=503 if "error" in data else 200,
-                            headers={"Cache-Control": "no-store"})
+        return JSONResponse(data, status_code=503 if "error" in data else 200, headers={"Cache-Control": "no-store"})
 
     return router

@@ -444,7 +444,10 @@ class Processors:
         metrics.OFFSET_HOLES.labels(tp.topic).inc()
         log.warning(
             "records %s[%s] offsets %d-%d were skipped before routing: reading them from Kafka",
-            tp.topic, tp.partition, hole.expected, hole.got - 1,
+            tp.topic,
+            tp.partition,
+            hole.expected,
+            hole.got - 1,
         )
         try:
             records = await asyncio.to_thread(
@@ -463,7 +466,12 @@ class Processors:
             log.error(
                 "offsets %s[%s] %d-%d: %d of %d do not exist in the log (transactional producer or "
                 "compaction on an events topic?)",
-                tp.topic, tp.partition, hole.expected, hole.got - 1, hole.size - len(records), hole.size,
+                tp.topic,
+                tp.partition,
+                hole.expected,
+                hole.got - 1,
+                hole.size - len(records),
+                hole.size,
             )
         self.offset_guard.filled(hole)
 
@@ -680,8 +688,14 @@ class Processors:
 
         async def report() -> None:
             await asyncio.to_thread(
-                run_due_report, self.topology, settings.kafka_bootstrap_servers, settings, self.sync_states,
-                datetime.now(UTC), settings.sync_retry_after)
+                run_due_report,
+                self.topology,
+                settings.kafka_bootstrap_servers,
+                settings,
+                self.sync_states,
+                datetime.now(UTC),
+                settings.sync_retry_after,
+            )
 
         if settings.report_enabled:
             app.timer(settings.report_check_interval, on_leader=True, name="daily-report")(report)

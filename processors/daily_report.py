@@ -21,8 +21,14 @@ log = logging.getLogger("processors.daily_report")
 REPORT_STATE = "report.daily"
 
 
-def run_due_report(topology: Topology, bootstrap: str, settings: ReportSchedule, store: SyncStateStore,
-                   now: datetime, retry_after: timedelta) -> SyncState | None:
+def run_due_report(
+    topology: Topology,
+    bootstrap: str,
+    settings: ReportSchedule,
+    store: SyncStateStore,
+    now: datetime,
+    retry_after: timedelta,
+) -> SyncState | None:
     """Report the due day, if any, and record the outcome; returns the new state (None: nothing due).
     Blocking (Kafka reads, file writes, an HTTP POST): the worker calls it in a thread."""
     state = store.load_all().get(REPORT_STATE) or SyncState(sync=REPORT_STATE)
@@ -36,13 +42,26 @@ def run_due_report(topology: Topology, bootstrap: str, settings: ReportSchedule,
         path = run_scheduled_report(topology, bootstrap, settings, now=now, day=day)
     except Exception as exc:  # any failure is recorded and retried; it never crashes the worker
         log.warning("daily report failed", extra={"day": day.isoformat(), "error": repr(exc)})
-        new = state.model_copy(update={
-            "last_run_at": now, "consecutive_failures": state.consecutive_failures + 1,
-            "last_error": f"{type(exc).__name__}: {exc}", "updated_at": now})
+        new = state.model_copy(
+            update={
+                "last_run_at": now,
+                "consecutive_failures": state.consecutive_failures + 1,
+                "last_error": f"{type(exc).__name__}: {exc}",
+                "updated_at": now,
+            }
+        )
     else:
         log.info("daily report written", extra={"day": day.isoformat(), "out": str(path)})
-        new = state.model_copy(update={
-            "watermark": day.isoformat(), "last_run_at": now, "last_success_at": now, "consecutive_failures": 0,
-            "last_error": None, "last_result": {"day": day.isoformat(), "out": str(path)}, "updated_at": now})
+        new = state.model_copy(
+            update={
+                "watermark": day.isoformat(),
+                "last_run_at": now,
+                "last_success_at": now,
+                "consecutive_failures": 0,
+                "last_error": None,
+                "last_result": {"day": day.isoformat(), "out": str(path)},
+                "updated_at": now,
+            }
+        )
     store.save(new)
     return new

@@ -47,9 +47,7 @@ async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
         await asyncio.wait(callback_coros)
     assignment = consumer.assignment()
     if self.app.consumer_generation_id != generation_id:
-        self.log.warning(
-            f"Recovery rebalancing again app id {self.app.consumer_generation_id} param {generation_id}"
-        )
+        self.log.warning(f"Recovery rebalancing again app id {self.app.consumer_generation_id} param {generation_id}")
         return
     await _seek_then_resume(self, assignment, standbys_ready=not self.app.assignor.assigned_standbys())
 

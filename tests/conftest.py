@@ -88,9 +88,7 @@ def _deep_merge(target: dict[str, Any], changes: dict[str, Any]) -> None:
             target[key] = value
 
 
-def create_topics(
-    topology: Topology, bootstrap: str, only: set[str] | None = None, profile: str = "local"
-) -> Topology:
+def create_topics(topology: Topology, bootstrap: str, only: set[str] | None = None, profile: str = "local") -> Topology:
     """Create the namespace's topics (or only those whose un-namespaced name is in `only`)."""
     result = apply_topics(topology, profile, bootstrap, only=_only(topology, only))
     assert not result.problems, result.problems

@@ -25,8 +25,16 @@ class Sender(Protocol):
 class BaseHttpSender:
     """Builds the request, sends it on the destination's keep-alive pool, classifies the answer."""
 
-    def __init__(self, destination: str, client: PooledClient, *, base_url: str,
-                 auth: Auth | None = None, token: str | None = None, signing_secrets: list[str] | None = None):
+    def __init__(
+        self,
+        destination: str,
+        client: PooledClient,
+        *,
+        base_url: str,
+        auth: Auth | None = None,
+        token: str | None = None,
+        signing_secrets: list[str] | None = None,
+    ):
         self.destination = destination
         self.client = client
         self.base_url = base_url.rstrip("/")
@@ -61,8 +69,10 @@ class BaseHttpSender:
         static = self._static_block
         if static is None:
             static = self._static_block = header_block(self._static_headers)
-        lines = (f"{static}{IDEMPOTENCY_HEADER}: {record.delivery_id}\r\n{EVENT_ID_HEADER}: {record.event_id}\r\n"
-                 f"X-Delivery-Attempt: {attempt}\r\n")
+        lines = (
+            f"{static}{IDEMPOTENCY_HEADER}: {record.delivery_id}\r\n{EVENT_ID_HEADER}: {record.event_id}\r\n"
+            f"X-Delivery-Attempt: {attempt}\r\n"
+        )
         if self.signing_secrets:
             lines += f"{SIGNATURE_HEADER}: {sign(body, self.signing_secrets, int(time.time()))}\r\n"
         return lines
@@ -79,12 +89,19 @@ class BaseHttpSender:
         try:
             if self._native is not None:  # the default transport: no header dict, one coroutine less
                 response: HttpResponse = await self._native.request_raw(
-                    self.method_for(record), self.url_for(record), self.header_lines(record, body, attempt), body,
-                    timeout_s)
+                    self.method_for(record),
+                    self.url_for(record),
+                    self.header_lines(record, body, attempt),
+                    body,
+                    timeout_s,
+                )
             else:
                 response = await self.client.request(
-                    self.method_for(record), self.url_for(record), content=body,
-                    headers=self.headers_for(record, body, attempt), timeout=timeout_s,
+                    self.method_for(record),
+                    self.url_for(record),
+                    content=body,
+                    headers=self.headers_for(record, body, attempt),
+                    timeout=timeout_s,
                 )
         except Exception as exc:
             return classify_exception(exc)

@@ -33,8 +33,10 @@ def message_text(payload: dict[str, object]) -> str:
 
 class SmsSender(BaseHttpSender):
     def body_for(self, record: DeliveryRecord) -> bytes:
-        return orjson.dumps({
-            "to": digits_only(record.payload.get("phone")),
-            "message": message_text(record.payload),
-            "reference": str(record.delivery_id),
-        })
+        return orjson.dumps(
+            {
+                "to": digits_only(record.payload.get("phone")),
+                "message": message_text(record.payload),
+                "reference": str(record.delivery_id),
+            }
+        )

@@ -19,8 +19,16 @@ from connectors.destinations.sms import digits_only, message_text
 from connectors.http_pool import HttpResponse, PooledClient
 from hub.delivery import DeliveryRecord
 
-_DISCONNECTED = ("not connected", "restore the session", "disconnected", "qrcode", "qr code",
-                 "instance not found", "instance is not", "timeout")
+_DISCONNECTED = (
+    "not connected",
+    "restore the session",
+    "disconnected",
+    "qrcode",
+    "qr code",
+    "instance not found",
+    "instance is not",
+    "timeout",
+)
 
 
 def is_channel_down(error_text: str) -> bool:
@@ -49,8 +57,9 @@ def classify_zapi(status: int, headers: HeaderLookup, body: bytes) -> AttemptRes
 
 
 class ZapiSender(BaseHttpSender):
-    def __init__(self, destination: str, client: PooledClient, *, base_url: str, instance: str,
-                 token: str, client_token: str):
+    def __init__(
+        self, destination: str, client: PooledClient, *, base_url: str, instance: str, token: str, client_token: str
+    ):
         super().__init__(destination, client, base_url=base_url)
         self._url = f"{self.base_url}/instances/{instance}/token/{token}/send-text"
         self._static_headers["Client-Token"] = client_token
@@ -62,8 +71,9 @@ class ZapiSender(BaseHttpSender):
         return "POST"
 
     def body_for(self, record: DeliveryRecord) -> bytes:
-        return orjson.dumps({"phone": digits_only(record.payload.get("phone")),
-                             "message": message_text(record.payload)})
+        return orjson.dumps(
+            {"phone": digits_only(record.payload.get("phone")), "message": message_text(record.payload)}
+        )
 
     def classify(self, response: HttpResponse) -> AttemptResult:
         return classify_zapi(response.status_code, response.headers, response.content)

@@ -1,19 +1,19 @@
 """The sandbox ASGI app (raw ASGI: benchmarks drive it at thousands of requests/s).
 
-    POST|PUT|PATCH /<destination>/<path...>            generic HTTP/JSON destination (crm, financeiro, ...)
-    POST /whatsapp/instances/<i>/token/<t>/send-text    Z-API send-text (Client-Token header required)
-    POST /sms/<path...>                                 generic SMS provider ({"to", "message"} required)
-    GET  /sources/<source><sync path>?since&cursor&limit   sync changes feed
+POST|PUT|PATCH /<destination>/<path...>            generic HTTP/JSON destination (crm, financeiro, ...)
+POST /whatsapp/instances/<i>/token/<t>/send-text    Z-API send-text (Client-Token header required)
+POST /sms/<path...>                                 generic SMS provider ({"to", "message"} required)
+GET  /sources/<source><sync path>?since&cursor&limit   sync changes feed
 
-    GET  /_control/health                               liveness
-    POST /_control/reset                                forget everything (faults, received, sources)
-    GET  /_control/<name>                               faults + counters
-    POST /_control/<name>                               change faults (JSON, partial)
-    POST /_control/<name>/reset  (or DELETE /_control/<name>)   reset one destination
-    GET  /_control/<name>/received?offset=&limit=       what it received (deduplicated) and failures
-    POST /_control/sources/<source>/items               seed feed items {"path", "items": [...]}
-    DELETE /_control/sources/<source>/items             clear a source's feed
-    POST /_control/sources/<source>                     faults of a source feed
+GET  /_control/health                               liveness
+POST /_control/reset                                forget everything (faults, received, sources)
+GET  /_control/<name>                               faults + counters
+POST /_control/<name>                               change faults (JSON, partial)
+POST /_control/<name>/reset  (or DELETE /_control/<name>)   reset one destination
+GET  /_control/<name>/received?offset=&limit=       what it received (deduplicated) and failures
+POST /_control/sources/<source>/items               seed feed items {"path", "items": [...]}
+DELETE /_control/sources/<source>/items             clear a source's feed
+POST /_control/sources/<source>                     faults of a source feed
 """
 
 from __future__ import annotations
@@ -39,10 +39,17 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
 _OK: dict[str, Any] = {"ok": True}
-Result = tuple[int, Any, dict[str, str]]      # status, JSON-able payload, extra headers
-Answer = tuple[int, bytes, dict[str, str]]    # status, serialized body, extra headers
-_KEPT_HEADERS = ("x-event-id", "x-delivery-attempt", "x-carinho-signature", "authorization", "client-token",
-                 "x-api-key", "content-type")
+Result = tuple[int, Any, dict[str, str]]  # status, JSON-able payload, extra headers
+Answer = tuple[int, bytes, dict[str, str]]  # status, serialized body, extra headers
+_KEPT_HEADERS = (
+    "x-event-id",
+    "x-delivery-attempt",
+    "x-carinho-signature",
+    "authorization",
+    "client-token",
+    "x-api-key",
+    "content-type",
+)
 
 
 class HttpError(Exception):
@@ -111,8 +118,9 @@ class SandboxApp:
         return finish()
 
     # ---- the server-independent core (ASGI above, the lean protocol server in server.py) -----------
-    def begin(self, method: str, path: str, query_string: bytes, headers: dict[str, str],
-              body: bytes) -> tuple[float, Callable[[], Answer]]:
+    def begin(
+        self, method: str, path: str, query_string: bytes, headers: dict[str, str], body: bytes
+    ) -> tuple[float, Callable[[], Answer]]:
         """(latency to inject, then the call that produces the answer). `headers` has lower-case names.
         Split in two so a server can wait the injected latency without a task per request."""
         parts = [p for p in path.split("/") if p]
@@ -148,8 +156,9 @@ class SandboxApp:
         raise HttpError(405, {"error": "method not allowed"})
 
     # ---- destinations ----------------------------------------------------------------------------
-    def _destination(self, name: str, method: str, path: str, rest: list[str], body: bytes,
-                     headers: dict[str, str]) -> Result:
+    def _destination(
+        self, name: str, method: str, path: str, rest: list[str], body: bytes, headers: dict[str, str]
+    ) -> Result:
         """After the injected latency (begin() counted the request)."""
         key = headers.get("idempotency-key")
         store = self.store(name)
@@ -191,8 +200,9 @@ class SandboxApp:
         if len(rest) != 5 or rest[0] != "instances" or rest[2] != "token" or rest[4] != "send-text":
             raise HttpError(404, {"error": "NOT_FOUND", "message": "Unable to find matching target resource method"})
         if not headers.get("client-token"):
-            raise HttpError(400, {"error": "your client-token is not configured",
-                                  "message": "Client-Token header is required"})
+            raise HttpError(
+                400, {"error": "your client-token is not configured", "message": "Client-Token header is required"}
+            )
         if not isinstance(body, dict) or not body.get("phone") or not body.get("message"):
             raise HttpError(400, {"error": "phone and message are required", "message": "invalid body"})
         if not str(body["phone"]).isdigit():
@@ -222,16 +232,21 @@ class SandboxApp:
         return 200, page, {}
 
     # ---- control API -----------------------------------------------------------------------------
-    def control(self, method: str, parts: list[str], body: bytes,
-                query: dict[str, str]) -> Result:
+    def control(self, method: str, parts: list[str], body: bytes, query: dict[str, str]) -> Result:
         if parts == ["health"]:
             return 200, {"ok": True}, {}
         if parts == ["reset"] and method == "POST":
             self.reset()
             return 200, {"reset": "all"}, {}
         if not parts:
-            return 200, {"destinations": {n: self._counts(n) for n in sorted(self.received)},
-                         "faults": {n: f.to_dict() for n, f in self.faults.items()}}, {}
+            return (
+                200,
+                {
+                    "destinations": {n: self._counts(n) for n in sorted(self.received)},
+                    "faults": {n: f.to_dict() for n, f in self.faults.items()},
+                },
+                {},
+            )
         data = _json_body(body)
         if parts[0] == "sources" and len(parts) >= 2:
             source = parts[1]
@@ -273,8 +288,12 @@ class SandboxApp:
 
     def _counts(self, name: str) -> dict[str, int]:
         store = self.received.get(name) or Received()
-        return {"unique": len(store.items), "duplicates": store.duplicates, "requests": store.requests,
-                "failed": store.failed}
+        return {
+            "unique": len(store.items),
+            "duplicates": store.duplicates,
+            "requests": store.requests,
+            "failed": store.failed,
+        }
 
 
 def _query(query_string: bytes) -> dict[str, str]:

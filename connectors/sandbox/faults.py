@@ -11,12 +11,12 @@ _FIELDS = {"error_rate", "status_code", "latency_ms", "down", "retry_after", "fa
 
 @dataclass
 class FaultConfig:
-    error_rate: float = 0.0            # share of requests answered with status_code
-    status_code: int = 500             # status of injected failures
-    latency_ms: float = 0.0            # added to every answer
-    down: bool = False                 # every request -> 503 (service unavailable)
-    retry_after: float | None = None   # Retry-After seconds on injected 429/503 answers
-    fail_next: int = 0                 # the next N requests fail with status_code (deterministic tests)
+    error_rate: float = 0.0  # share of requests answered with status_code
+    status_code: int = 500  # status of injected failures
+    latency_ms: float = 0.0  # added to every answer
+    down: bool = False  # every request -> 503 (service unavailable)
+    retry_after: float | None = None  # Retry-After seconds on injected 429/503 answers
+    fail_next: int = 0  # the next N requests fail with status_code (deterministic tests)
     body: dict[str, Any] | None = field(default=None)  # JSON body of injected failures
 
     def update(self, changes: dict[str, Any]) -> None:
@@ -50,6 +50,7 @@ class FaultConfig:
             return None
         headers = {}
         if self.retry_after is not None and status in (429, 503):
-            headers["retry-after"] = str(int(self.retry_after)) if float(self.retry_after).is_integer() \
-                else str(self.retry_after)
+            headers["retry-after"] = (
+                str(int(self.retry_after)) if float(self.retry_after).is_integer() else str(self.retry_after)
+            )
         return status, body, headers

@@ -33,8 +33,10 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 def _response(status: int, body: bytes, headers: dict[str, str], keep_alive: bool) -> bytes:
     extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     connection = "" if keep_alive else "connection: close\r\n"
-    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\n{connection}{extra}\r\n")
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n{connection}{extra}\r\n"
+    )
     return head.encode("latin-1") + body
 
 
@@ -107,12 +109,14 @@ class SandboxProtocol(asyncio.Protocol):
             try:
                 url = httptools.parse_url(request.url)
                 path = url.path.decode("latin-1") if url.path else "/"
-                delay_s, finish = self.app.begin(request.method, path, url.query or b"", request.headers,
-                                                 b"".join(request.body))
+                delay_s, finish = self.app.begin(
+                    request.method, path, url.query or b"", request.headers, b"".join(request.body)
+                )
             except Exception:  # a bug in the sandbox must not kill the connection silently
                 log.exception("sandbox request failed")
-                self._write(_response(500, b'{"error": "sandbox error"}', {}, request.keep_alive),
-                            close=not request.keep_alive)
+                self._write(
+                    _response(500, b'{"error": "sandbox error"}', {}, request.keep_alive), close=not request.keep_alive
+                )
                 continue
             if delay_s > 0:
                 self.busy = True

@@ -52,7 +52,7 @@ class SourceFeeds:
         offset = 0
         if cursor:
             offset = int(orjson.loads(base64.urlsafe_b64decode(cursor.encode()))["o"])
-        page = items[offset:offset + limit]
+        page = items[offset : offset + limit]
         more = offset + limit < len(items)
         next_cursor = base64.urlsafe_b64encode(orjson.dumps({"o": offset + limit})).decode() if more else None
         return {"items": page, "next_cursor": next_cursor}

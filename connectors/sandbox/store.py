@@ -13,10 +13,10 @@ MAX_FAILURES_KEPT = 2000
 
 @dataclass
 class Received:
-    requests: int = 0                  # every request, failed or not
-    failed: int = 0                    # answered with an injected fault
-    duplicates: int = 0                # accepted again with an Idempotency-Key already seen
-    items: list[dict[str, Any]] = field(default_factory=list)   # first acceptance of each key, in order
+    requests: int = 0  # every request, failed or not
+    failed: int = 0  # answered with an injected fault
+    duplicates: int = 0  # accepted again with an Idempotency-Key already seen
+    items: list[dict[str, Any]] = field(default_factory=list)  # first acceptance of each key, in order
     seen: set[str] = field(default_factory=set)
     duplicate_keys: dict[str, int] = field(default_factory=dict)
     failures: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_FAILURES_KEPT))

@@ -94,4 +94,3 @@ def outside_quiet_hours(moment: datetime, config: FeedbackRequest) -> datetime:
     if now >= end:  # in the evening part of a window that wraps midnight: release tomorrow morning
         release += timedelta(days=1)
     return release.replace(tzinfo=zone).astimezone(UTC)
-

@@ -101,9 +101,16 @@ def item_envelope(name: str, sync: Sync, topology: Topology, item: dict[str, Any
 
 
 class SyncRunner:
-    def __init__(self, topology: Topology, bootstrap: str, base_url: Callable[[str], str], *,
-                 http_timeout: float = 10.0, tokens: dict[str, str] | None = None,
-                 state_store: SyncStateStore | None = None):
+    def __init__(
+        self,
+        topology: Topology,
+        bootstrap: str,
+        base_url: Callable[[str], str],
+        *,
+        http_timeout: float = 10.0,
+        tokens: dict[str, str] | None = None,
+        state_store: SyncStateStore | None = None,
+    ):
         self.topology = topology
         self.base_url = base_url
         self.http_timeout = http_timeout
@@ -126,11 +133,22 @@ class SyncRunner:
             failures = state.consecutive_failures + 1
             error = f"{type(exc).__name__}: {exc}"[:500]
             duration = (time.monotonic() - started) * 1000
-            self.states.save(state.model_copy(update={
-                "last_run_at": run_at, "consecutive_failures": failures, "last_error": error,
-                "updated_at": datetime.now(UTC),
-                "last_result": {"outcome": "failed", "items": items, "pages": pages, "duration_ms": round(duration)},
-            }))
+            self.states.save(
+                state.model_copy(
+                    update={
+                        "last_run_at": run_at,
+                        "consecutive_failures": failures,
+                        "last_error": error,
+                        "updated_at": datetime.now(UTC),
+                        "last_result": {
+                            "outcome": "failed",
+                            "items": items,
+                            "pages": pages,
+                            "duration_ms": round(duration),
+                        },
+                    }
+                )
+            )
             metrics.SYNC_RUNS.labels(name, "failed").inc()
             metrics.SYNC_FAILURES.labels(name).set(failures)
             log.warning("sync failed", extra={"sync": name, "consecutive_failures": failures, "error": error})
@@ -138,11 +156,19 @@ class SyncRunner:
         items, pages = progress["items"], progress["pages"]
         duration = (time.monotonic() - started) * 1000
         finished = datetime.now(UTC)
-        self.states.save(state.model_copy(update={
-            "watermark": watermark, "last_run_at": run_at, "last_success_at": finished,
-            "consecutive_failures": 0, "last_error": None, "updated_at": finished,
-            "last_result": {"outcome": "ok", "items": items, "pages": pages, "duration_ms": round(duration)},
-        }))
+        self.states.save(
+            state.model_copy(
+                update={
+                    "watermark": watermark,
+                    "last_run_at": run_at,
+                    "last_success_at": finished,
+                    "consecutive_failures": 0,
+                    "last_error": None,
+                    "updated_at": finished,
+                    "last_result": {"outcome": "ok", "items": items, "pages": pages, "duration_ms": round(duration)},
+                }
+            )
+        )
         metrics.SYNC_RUNS.labels(name, "ok").inc()
         metrics.SYNC_FAILURES.labels(name).set(0)
         metrics.SYNC_LAST_SUCCESS.labels(name).set(finished.timestamp())
@@ -187,9 +213,13 @@ class SyncRunner:
         return watermark
 
     def _emit(self, envelope: EventEnvelope) -> None:
-        self._producer.produce(self.topology.priority_topic(envelope.priority), key=envelope.kafka_key(),
-                               value=envelope.to_json(), headers=envelope.kafka_headers(),
-                               on_delivery=self._on_delivery)
+        self._producer.produce(
+            self.topology.priority_topic(envelope.priority),
+            key=envelope.kafka_key(),
+            value=envelope.to_json(),
+            headers=envelope.kafka_headers(),
+            on_delivery=self._on_delivery,
+        )
         self._producer.poll(0)
 
     def _on_delivery(self, err: Any, _msg: Any) -> None:

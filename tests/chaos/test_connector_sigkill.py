@@ -34,15 +34,25 @@ def sandbox() -> Iterator[Sandbox]:
 
 def _start_connector(bootstrap: str, sandbox: Sandbox, topology_file: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARINHO_")}
-    env.update({"CARINHO_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CARINHO_SANDBOX_URL": sandbox.url,
-                "CARINHO_TOPOLOGY_FILE": str(topology_file), "CARINHO_STATUS_PORT": "0",
-                "CARINHO_COMMIT_INTERVAL_MS": "100", "CARINHO_LOG_LEVEL": "WARNING"})
-    return subprocess.Popen([sys.executable, "-m", "cli.main", "connectors", "--destinations", "crm"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    env.update(
+        {
+            "CARINHO_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "CARINHO_SANDBOX_URL": sandbox.url,
+            "CARINHO_TOPOLOGY_FILE": str(topology_file),
+            "CARINHO_STATUS_PORT": "0",
+            "CARINHO_COMMIT_INTERVAL_MS": "100",
+            "CARINHO_LOG_LEVEL": "WARNING",
+        }
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "connectors", "--destinations", "crm"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
-def test_sigkill_mid_load_loses_nothing(kafka_bootstrap: str, hub: Topology, sandbox: Sandbox,
-                                        tmp_path: Path) -> None:
+def test_sigkill_mid_load_loses_nothing(kafka_bootstrap: str, hub: Topology, sandbox: Sandbox, tmp_path: Path) -> None:
     topology = fast_topology(hub, tiers=("1s", "2s", "2s"), consecutive_failures=1000, concurrency=32)
     topology_file = tmp_path / "topics.yaml"
     topology_file.write_text(yaml.safe_dump(topology.model_dump(mode="json"), allow_unicode=True))
@@ -63,8 +73,12 @@ def test_sigkill_mid_load_loses_nothing(kafka_bootstrap: str, hub: Topology, san
 
     second = _start_connector(kafka_bootstrap, sandbox, topology_file)
     try:
-        got = wait_for(lambda: (r := sandbox.received("crm"))["unique"] >= TOTAL and r, timeout=90,
-                       message="every record delivered after the restart", interval=0.5)
+        got = wait_for(
+            lambda: (r := sandbox.received("crm"))["unique"] >= TOTAL and r,
+            timeout=90,
+            message="every record delivered after the restart",
+            interval=0.5,
+        )
     finally:
         second.send_signal(signal.SIGTERM)
         try:

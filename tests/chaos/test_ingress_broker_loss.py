@@ -68,8 +68,11 @@ def test_one_broker_killed_mid_load_loses_nothing_accepted(
         kafka_cluster.start_node(2)
 
     assert len(accepted) >= 500
-    keys = [r.key.decode() for r in read_topic(kafka_cluster.bootstrap, topology.priority_topic(2),
-                                                expect=len(accepted), timeout=60) if r.key]
+    keys = [
+        r.key.decode()
+        for r in read_topic(kafka_cluster.bootstrap, topology.priority_topic(2), expect=len(accepted), timeout=60)
+        if r.key
+    ]
     missing = set(accepted) - set(keys)
     assert not missing, f"{len(missing)} accepted events lost, e.g. {sorted(missing)[:5]}"
     assert len(keys) == len(set(keys)), "the idempotent producer wrote a duplicate"
@@ -87,8 +90,9 @@ def test_without_min_insync_replicas_the_ingress_refuses_and_refused_events_neve
         assert ok.status_code == 202, ok.text
         kafka_cluster.stop_node(2)
         kafka_cluster.stop_node(3)
-        refused = httpx.post(f"{ingress.url}/v1/events", json=lead("while-degraded"), headers={"X-API-Key": key},
-                             timeout=30)
+        refused = httpx.post(
+            f"{ingress.url}/v1/events", json=lead("while-degraded"), headers={"X-API-Key": key}, timeout=30
+        )
         assert refused.status_code == 503, refused.text
         assert refused.headers["retry-after"]
     finally:
@@ -106,8 +110,11 @@ def test_without_min_insync_replicas_the_ingress_refuses_and_refused_events_neve
         time.sleep(3)
     finally:
         ingress.stop()
-    keys = sorted(r.key.decode() for r in read_topic(kafka_cluster.bootstrap, topology.priority_topic(2),
-                                                     timeout=20, idle=3) if r.key)
+    keys = sorted(
+        r.key.decode()
+        for r in read_topic(kafka_cluster.bootstrap, topology.priority_topic(2), timeout=20, idle=3)
+        if r.key
+    )
     assert keys == ["after", "before"]
 
 

@@ -37,8 +37,11 @@ DUPLICATES = 100  # records re-sent with the same envelope: dropped by dedupe, n
 ROUTE = ("crm", "marketing", "whatsapp")  # lead.created: CRM, Marketing and the auto-reply
 
 
-def test_sigkill_mid_routing_loses_nothing(kafka_bootstrap: str, workers: WorkerFactory,  # noqa: F811
-                                           short_topology_file: Path) -> None:  # noqa: F811
+def test_sigkill_mid_routing_loses_nothing(
+    kafka_bootstrap: str,
+    workers: WorkerFactory,  # noqa: F811
+    short_topology_file: Path,  # noqa: F811
+) -> None:
     topology = make_hub(short_topology_file, kafka_bootstrap)
     events = [lead("site") for _ in range(KILL_TOTAL)]
     # Duplicates of some events, sent before the kill: they must be dropped, before or after it.
@@ -49,15 +52,17 @@ def test_sigkill_mid_routing_loses_nothing(kafka_bootstrap: str, workers: Worker
         return records_in - router_backlog(kafka_bootstrap, topology)[2]
 
     # Small batches settle often, so commits (every 0.5 s) follow the routing closely.
-    first = workers.start(topology, CARINHO_SYNC_ENABLED="false", CARINHO_COMMIT_INTERVAL="0.5",
-                          CARINHO_BATCH_SIZE="200")
+    first = workers.start(
+        topology, CARINHO_SYNC_ENABLED="false", CARINHO_COMMIT_INTERVAL="0.5", CARINHO_BATCH_SIZE="200"
+    )
     wait_until(lambda: committed() >= KILL_TOTAL // 20, timeout=120, message="some committed", interval=0.1)
     first.stop(signal.SIGKILL)
     time.sleep(1)  # the killed worker's last produce requests land (or not)
     committed_at_kill = committed()
     # Per destination: at a SIGKILL some of an event's outputs may have left the producer and others not.
-    routed_by_first = {d: len({str(r.event_id) for r in deliveries(kafka_bootstrap, topology, d, timeout=5)})
-                       for d in ROUTE}
+    routed_by_first = {
+        d: len({str(r.event_id) for r in deliveries(kafka_bootstrap, topology, d, timeout=5)}) for d in ROUTE
+    }
     print(f"killed with {routed_by_first} events routed and {committed_at_kill} records committed")
     assert routed_by_first["crm"] < KILL_TOTAL, "routing finished before the kill; nothing was tested"
 
@@ -65,9 +70,15 @@ def test_sigkill_mid_routing_loses_nothing(kafka_bootstrap: str, workers: Worker
     try:
         for destination in ROUTE:
             try:
-                wait_until(lambda d=destination: len({str(r.event_id) for r in deliveries(
-                    kafka_bootstrap, topology, d, timeout=5)}) >= KILL_TOTAL, timeout=180,
-                    message=f"every event routed to {destination} after the restart", interval=1)
+                wait_until(
+                    lambda d=destination: (
+                        len({str(r.event_id) for r in deliveries(kafka_bootstrap, topology, d, timeout=5)})
+                        >= KILL_TOTAL
+                    ),
+                    timeout=180,
+                    message=f"every event routed to {destination} after the restart",
+                    interval=1,
+                )
             except AssertionError as exc:  # say whether the worker stalled, lost records or is slow
                 raise AssertionError(f"{exc}; worker health: {second.health()}") from None
     finally:
@@ -76,12 +87,20 @@ def test_sigkill_mid_routing_loses_nothing(kafka_bootstrap: str, workers: Worker
     # Every committed record was routed by the first worker (outputs are flushed before a commit) and
     # is not read again; at most DUPLICATES of them carried no delivery. So the events routed twice
     # are at most those the first worker routed past its last commit.
-    assert_routed_once_per_identity(kafka_bootstrap, topology, events, max_rerouted={
-        d: routed - committed_at_kill + DUPLICATES for d, routed in routed_by_first.items()})
+    assert_routed_once_per_identity(
+        kafka_bootstrap,
+        topology,
+        events,
+        max_rerouted={d: routed - committed_at_kill + DUPLICATES for d, routed in routed_by_first.items()},
+    )
 
 
-def test_broker_killed_mid_routing_loses_nothing(kafka_cluster: LocalKafka, short_topology_file: Path,  # noqa: F811
-                                                 fake_sources: FakeSources, tmp_path: Path) -> None:  # noqa: F811
+def test_broker_killed_mid_routing_loses_nothing(
+    kafka_cluster: LocalKafka,
+    short_topology_file: Path,  # noqa: F811
+    fake_sources: FakeSources,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     bootstrap = kafka_cluster.bootstrap
     warm_up_group_coordinator(bootstrap)
     topology = load_topology(short_topology_file).with_namespace(unique("pc"))
@@ -92,15 +111,24 @@ def test_broker_killed_mid_routing_loses_nothing(kafka_cluster: LocalKafka, shor
 
     factory.start(topology, CARINHO_SYNC_ENABLED="false", CARINHO_CLUSTER_PROFILE="cluster3")
     try:
-        wait_until(lambda: topic_size(bootstrap, topology.delivery_topic("crm")) >= TOTAL // 4, timeout=120,
-                   message="a quarter routed", interval=0.2)
+        wait_until(
+            lambda: topic_size(bootstrap, topology.delivery_topic("crm")) >= TOTAL // 4,
+            timeout=120,
+            message="a quarter routed",
+            interval=0.2,
+        )
         kafka_cluster.kill_node(2)  # leaders on it move; min.insync.replicas=2 still holds
         try:
             assert topic_size(bootstrap, topology.delivery_topic("crm")) < TOTAL, "finished before the kill"
             for destination in ROUTE:
-                wait_until(lambda d=destination: len({str(r.event_id) for r in deliveries(
-                    bootstrap, topology, d, timeout=5)}) >= TOTAL, timeout=240,
-                    message=f"every event routed to {destination} with a broker down", interval=1)
+                wait_until(
+                    lambda d=destination: (
+                        len({str(r.event_id) for r in deliveries(bootstrap, topology, d, timeout=5)}) >= TOTAL
+                    ),
+                    timeout=240,
+                    message=f"every event routed to {destination} with a broker down",
+                    interval=1,
+                )
         finally:
             kafka_cluster.start_node(2)
     finally:
@@ -109,8 +137,9 @@ def test_broker_killed_mid_routing_loses_nothing(kafka_cluster: LocalKafka, shor
     assert_routed_once_per_identity(bootstrap, topology, events, max_rerouted=dict.fromkeys(ROUTE, TOTAL // 2))
 
 
-def assert_routed_once_per_identity(bootstrap: str, topology: Topology, events: list[EventEnvelope], *,
-                                    max_rerouted: dict[str, int]) -> None:
+def assert_routed_once_per_identity(
+    bootstrap: str, topology: Topology, events: list[EventEnvelope], *, max_rerouted: dict[str, int]
+) -> None:
     expected = {str(e.event_id) for e in events}
     for destination in ROUTE:
         records = deliveries(bootstrap, topology, destination, timeout=10)

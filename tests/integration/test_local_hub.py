@@ -62,8 +62,13 @@ def local_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or not can_run_local_kafka():
         pytest.skip("the local hub starts its own broker with deploy/local/kafka.sh (Java + Maven)")
     run_dir = tmp_path_factory.mktemp("hub")
-    ports = {"kafka": TEST_KAFKA_PORT + 5000, "ingress": free_port(), "sandbox": free_port(),
-             "processors": free_port(), "connectors": free_port()}
+    ports = {
+        "kafka": TEST_KAFKA_PORT + 5000,
+        "ingress": free_port(),
+        "sandbox": free_port(),
+        "processors": free_port(),
+        "connectors": free_port(),
+    }
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CARINHO_")},
         "HUB_RUN_DIR": str(run_dir),
@@ -84,35 +89,43 @@ def local_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
 
 
 def readme_event(key: str) -> dict[str, Any]:
-    return {"type": "lead.created",
-            "data": {"name": "Maria Souza", "phone": "+55 11 98765-4321", "origin": "site"},
-            "metadata": {"utm": {"source": "google", "campaign": "cuidado-idosos"}},
-            "idempotency_key": key}
+    return {
+        "type": "lead.created",
+        "data": {"name": "Maria Souza", "phone": "+55 11 98765-4321", "origin": "site"},
+        "metadata": {"utm": {"source": "google", "campaign": "cuidado-idosos"}},
+        "idempotency_key": key,
+    }
 
 
 def test_readme_example_is_delivered_once_per_destination(local_hub: LocalHub) -> None:
     api_key = (local_hub.run_dir / "dev-api-key").read_text().strip()
     headers = {"X-API-Key": api_key}
-    first = httpx.post(f"{local_hub.url('ingress')}/v1/events", json=readme_event("first-lead-001"),
-                       headers=headers, timeout=30)
+    first = httpx.post(
+        f"{local_hub.url('ingress')}/v1/events", json=readme_event("first-lead-001"), headers=headers, timeout=30
+    )
     assert first.status_code == 202, first.text
     event_id = first.json()["event_id"]
-    retried = httpx.post(f"{local_hub.url('ingress')}/v1/events", json=readme_event("first-lead-001"),
-                         headers=headers, timeout=30)
+    retried = httpx.post(
+        f"{local_hub.url('ingress')}/v1/events", json=readme_event("first-lead-001"), headers=headers, timeout=30
+    )
     assert retried.status_code == 202 and retried.json()["event_id"] == event_id
 
     def delivered_to(destination: str) -> list[dict[str, Any]]:
-        return [i for i in local_hub.received(destination)["items"]
-                if i.get("headers", {}).get("x-event-id") == event_id]
+        return [
+            i for i in local_hub.received(destination)["items"] if i.get("headers", {}).get("x-event-id") == event_id
+        ]
 
-    wait_until(lambda: delivered_to("crm") and delivered_to("marketing") and delivered_to("whatsapp"),
-               timeout=90, message="the lead at CRM, Marketing and the WhatsApp auto-reply")
+    wait_until(
+        lambda: delivered_to("crm") and delivered_to("marketing") and delivered_to("whatsapp"),
+        timeout=90,
+        message="the lead at CRM, Marketing and the WhatsApp auto-reply",
+    )
     time.sleep(2)  # anything duplicated would arrive now
     crm, marketing, whatsapp = delivered_to("crm"), delivered_to("marketing"), delivered_to("whatsapp")
     assert len(crm) == 1 and len(marketing) == 1 and len(whatsapp) == 1
-    assert crm[0]["body"]["utm"]["campaign"] == "cuidado-idosos"          # UTM attribution travels
+    assert crm[0]["body"]["utm"]["campaign"] == "cuidado-idosos"  # UTM attribution travels
     assert marketing[0]["body"]["utm"]["source"] == "google"
-    assert "Maria" in whatsapp[0]["body"]["message"]                       # personalized auto-reply
+    assert "Maria" in whatsapp[0]["body"]["message"]  # personalized auto-reply
     for name in ("crm", "marketing", "whatsapp"):
         assert local_hub.received(name)["duplicates"] == 0
 
@@ -131,18 +144,27 @@ def test_readme_example_is_delivered_once_per_destination(local_hub: LocalHub) -
 def test_internal_producer_writes_straight_to_kafka(local_hub: LocalHub) -> None:
     topology = load_topology(ROOT / "topics.yaml")
     envelope = new_envelope(
-        type="servico.completed", source="operacao", priority=topology.default_priority("servico.completed"),
+        type="servico.completed",
+        source="operacao",
+        priority=topology.default_priority("servico.completed"),
         idempotency_key="servico-99812-done",
         data={"servico_id": "99812", "cliente_id": "C-120", "completed_at": "2026-11-29T17:00:00Z", "hours": 6},
     )
     producer = Producer(producer_config(f"127.0.0.1:{local_hub.ports['kafka']}", client_id="operacao-batch"))
-    producer.produce(topology.priority_topic(envelope.priority), value=envelope.to_json(),
-                     key=envelope.kafka_key(), headers=envelope.kafka_headers())
+    producer.produce(
+        topology.priority_topic(envelope.priority),
+        value=envelope.to_json(),
+        key=envelope.kafka_key(),
+        headers=envelope.kafka_headers(),
+    )
     assert producer.flush(15) == 0
 
     def billed() -> list[dict[str, Any]]:
-        return [i for i in local_hub.received("financeiro")["items"]
-                if i.get("headers", {}).get("x-event-id") == str(envelope.event_id)]
+        return [
+            i
+            for i in local_hub.received("financeiro")["items"]
+            if i.get("headers", {}).get("x-event-id") == str(envelope.event_id)
+        ]
 
     wait_until(lambda: billed(), timeout=90, message="the service at Financeiro")
     assert billed()[0]["body"]["servico_id"] == "99812" and billed()[0]["body"]["horas"] == 6

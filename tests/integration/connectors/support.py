@@ -34,8 +34,11 @@ class Sandbox:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Sandbox:
-        self.proc = subprocess.Popen([sys.executable, "-m", "connectors.sandbox", "--port", str(self.port),
-                                      "--seed", "7"], cwd=ROOT, stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "connectors.sandbox", "--port", str(self.port), "--seed", "7"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
         wait_ready(self.url)
         return self
 
@@ -57,8 +60,9 @@ class Sandbox:
         return dict(response.json())
 
     def heal(self, name: str) -> None:
-        self.faults(name, down=False, error_rate=0.0, fail_next=0, latency_ms=0, retry_after=None, body=None,
-                    status_code=500)
+        self.faults(
+            name, down=False, error_rate=0.0, fail_next=0, latency_ms=0, retry_after=None, body=None, status_code=500
+        )
 
     def received(self, name: str) -> dict[str, Any]:
         response = httpx.get(f"{self.url}/_control/{name}/received", timeout=10)
@@ -86,8 +90,9 @@ class ConnectorThread:
     def _main(self) -> None:
         async def amain() -> None:
             self.loop = asyncio.get_running_loop()
-            self.service = ConnectorService(self.settings, self.topology, self.destinations,
-                                            consumer_overrides=FAST_CONSUMER)
+            self.service = ConnectorService(
+                self.settings, self.topology, self.destinations, consumer_overrides=FAST_CONSUMER
+            )
             self._ready.set()
             await self.service.run()
 
@@ -120,28 +125,47 @@ class ConnectorThread:
     def call(self, fn: Any) -> Any:
         """Run fn() on the service's loop thread (worker state is loop-owned) and return its result."""
         assert self.loop is not None
+
         async def run() -> Any:
             return fn()
+
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
 
 
 def settings_for(bootstrap: str, sandbox: Sandbox, **overrides: Any) -> ConnectorSettings:
-    values: dict[str, Any] = {"kafka_bootstrap_servers": bootstrap, "sandbox_url": sandbox.url, "status_port": 0,
-                              "commit_interval_ms": 100, "health_interval_s": 2.0, "shutdown_grace_s": 5.0}
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": bootstrap,
+        "sandbox_url": sandbox.url,
+        "status_port": 0,
+        "commit_interval_ms": 100,
+        "health_interval_s": 2.0,
+        "shutdown_grace_s": 5.0,
+    }
     values.update(overrides)
     return ConnectorSettings(**values)
 
 
-def fast_topology(hub: Topology, *, tiers: tuple[str, ...] = ("1s", "2s"), open_for: str = "2s",
-                  consecutive_failures: int = 3, jitter: float = 0.0, concurrency: int | None = None,
-                  rate: float = 10_000) -> Topology:
+def fast_topology(
+    hub: Topology,
+    *,
+    tiers: tuple[str, ...] = ("1s", "2s"),
+    open_for: str = "2s",
+    consecutive_failures: int = 3,
+    jitter: float = 0.0,
+    concurrency: int | None = None,
+    rate: float = 10_000,
+) -> Topology:
     """The test hub's topology with short retry tiers and breaker windows (same topics: tiers are cut to
     the destination's real number of retry topics)."""
     raw = hub.model_dump(mode="json")
     for name, dest in raw["destinations"].items():
-        dest["retry"] = {"tiers": list(tiers[:len(hub.destinations[name].retry.tiers)]), "jitter": jitter}
-        dest["breaker"] = {**dest["breaker"], "open_for": open_for, "consecutive_failures": consecutive_failures,
-                           "min_calls": 1000}
+        dest["retry"] = {"tiers": list(tiers[: len(hub.destinations[name].retry.tiers)]), "jitter": jitter}
+        dest["breaker"] = {
+            **dest["breaker"],
+            "open_for": open_for,
+            "consecutive_failures": consecutive_failures,
+            "min_calls": 1000,
+        }
         dest["rate_limit"] = {"per_second": rate, "burst": int(rate)}
         if concurrency is not None:
             dest["concurrency"] = concurrency
@@ -151,15 +175,31 @@ def fast_topology(hub: Topology, *, tiers: tuple[str, ...] = ("1s", "2s"), open_
     return Topology.model_validate(raw)
 
 
-def delivery(destination: str, *, key: str | None = None, payload: dict[str, Any] | None = None,
-             path: str = "/api/leads", message_type: str | None = None, event_type: str = "lead.created",
-             not_before: datetime | None = None) -> DeliveryRecord:
+def delivery(
+    destination: str,
+    *,
+    key: str | None = None,
+    payload: dict[str, Any] | None = None,
+    path: str = "/api/leads",
+    message_type: str | None = None,
+    event_type: str = "lead.created",
+    not_before: datetime | None = None,
+) -> DeliveryRecord:
     event_id = uuid.uuid4()
     return DeliveryRecord(
-        delivery_id=derive_delivery_id(event_id, destination), event_id=event_id, event_type=event_type,
-        source="site", destination=destination, priority=2, entity_key=key or f"lead-{event_id.hex[:8]}",
-        path=path, payload=payload if payload is not None else {"nome": "Maria", "seq": 0},
-        message_type=message_type, created_at=datetime.now(UTC), not_before=not_before)  # type: ignore[arg-type]
+        delivery_id=derive_delivery_id(event_id, destination),
+        event_id=event_id,
+        event_type=event_type,
+        source="site",
+        destination=destination,
+        priority=2,
+        entity_key=key or f"lead-{event_id.hex[:8]}",
+        path=path,
+        payload=payload if payload is not None else {"nome": "Maria", "seq": 0},
+        message_type=message_type,
+        created_at=datetime.now(UTC),
+        not_before=not_before,
+    )  # type: ignore[arg-type]
 
 
 def send(bootstrap: str, topology: Topology, records: list[DeliveryRecord]) -> None:
@@ -169,8 +209,12 @@ def send(bootstrap: str, topology: Topology, records: list[DeliveryRecord]) -> N
 
     producer = Producer(producer_config(bootstrap, client_id="tests"))
     for r in records:
-        producer.produce(topology.delivery_topic(r.destination), value=r.to_json(), key=r.entity_key.encode(),
-                         headers=r.kafka_headers())
+        producer.produce(
+            topology.delivery_topic(r.destination),
+            value=r.to_json(),
+            key=r.entity_key.encode(),
+            headers=r.kafka_headers(),
+        )
     assert producer.flush(15) == 0
 
 
@@ -185,5 +229,15 @@ def wait_for(predicate: Any, timeout: float = 20.0, message: str = "condition", 
     raise AssertionError(f"timed out after {timeout}s waiting for {message} (last={last!r})")
 
 
-__all__ = ["ConnectorThread", "Sandbox", "delivery", "fast_topology", "free_port", "os", "produce", "send",
-           "settings_for", "wait_for"]
+__all__ = [
+    "ConnectorThread",
+    "Sandbox",
+    "delivery",
+    "fast_topology",
+    "free_port",
+    "os",
+    "produce",
+    "send",
+    "settings_for",
+    "wait_for",
+]

@@ -36,7 +36,8 @@ def _health(bootstrap: str, topology: Topology, name: str) -> dict[str, object] 
 
 
 def test_breaker_pauses_destination_without_spending_attempts_and_drains_after_recovery(
-        kafka_bootstrap: str, hub: Topology, sandbox: Sandbox) -> None:
+    kafka_bootstrap: str, hub: Topology, sandbox: Sandbox
+) -> None:
     # Five 1 s tiers: the probes alone can never spend a record's schedule during this outage.
     topology = fast_topology(hub, tiers=("1s",) * 5, open_for="1500ms", consecutive_failures=3, concurrency=1)
     port = free_port(19408)
@@ -46,18 +47,24 @@ def test_breaker_pauses_destination_without_spending_attempts_and_drains_after_r
     financeiro = [delivery("financeiro", path="/api/clientes") for _ in range(30)]
     with ConnectorThread(settings, topology, ["crm", "financeiro"]) as connector:
         send(kafka_bootstrap, topology, crm + financeiro)
-        wait_for(lambda: connector.call(lambda: connector.worker("crm").breaker.state) == "open",
-                 message="crm breaker open")
+        wait_for(
+            lambda: connector.call(lambda: connector.worker("crm").breaker.state) == "open", message="crm breaker open"
+        )
         # The other destination is not slowed down by the outage.
         wait_for(lambda: sandbox.received("financeiro")["unique"] == 30, timeout=10, message="financeiro flowing")
 
         status = httpx.get(f"http://127.0.0.1:{port}/status").json()["destinations"]["crm"]
         assert status["breaker_state"] in ("open", "half_open")
-        assert connector.call(lambda: len(connector.worker("crm").pauses.paused)) > 0 or \
-            status["breaker_state"] == "half_open"
+        assert (
+            connector.call(lambda: len(connector.worker("crm").pauses.paused)) > 0
+            or status["breaker_state"] == "half_open"
+        )
         assert "carinho_connector_breaker_state" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
-        assert wait_for(lambda: (_health(kafka_bootstrap, topology, "crm") or {}).get("breaker_state") == "open"
-                        or None, timeout=10, message="health topic shows the open breaker")
+        assert wait_for(
+            lambda: (_health(kafka_bootstrap, topology, "crm") or {}).get("breaker_state") == "open" or None,
+            timeout=10,
+            message="health topic shows the open breaker",
+        )
 
         # While open, only half-open probes reach the destination (1 per 1.5 s at most).
         before = sandbox.received("crm")["requests"]
@@ -67,12 +74,19 @@ def test_breaker_pauses_destination_without_spending_attempts_and_drains_after_r
         assert sandbox.received("crm")["unique"] == 0
 
         sandbox.heal("crm")
-        got = wait_for(lambda: (r := sandbox.received("crm"))["unique"] == 30 and r, timeout=25,
-                       message="crm drained after recovery")
-        wait_for(lambda: connector.call(lambda: connector.worker("crm").breaker.state) == "closed",
-                 message="breaker closed")
-        assert wait_for(lambda: (_health(kafka_bootstrap, topology, "crm") or {}).get("breaker_state") == "closed"
-                        or None, timeout=10, message="health topic shows the closed breaker")
+        got = wait_for(
+            lambda: (r := sandbox.received("crm"))["unique"] == 30 and r,
+            timeout=25,
+            message="crm drained after recovery",
+        )
+        wait_for(
+            lambda: connector.call(lambda: connector.worker("crm").breaker.state) == "closed", message="breaker closed"
+        )
+        assert wait_for(
+            lambda: (_health(kafka_bootstrap, topology, "crm") or {}).get("breaker_state") == "closed" or None,
+            timeout=10,
+            message="health topic shows the closed breaker",
+        )
     assert got["duplicates"] == 0
     assert {i["idempotency_key"] for i in got["items"]} == {str(r.delivery_id) for r in crm}
     # Attempts overall: the 3 that opened the breaker + the probes + one success each; nothing else.
@@ -87,8 +101,9 @@ def test_per_key_order_is_kept_on_the_main_path(kafka_bootstrap: str, hub: Topol
     records = [delivery("crm", key=keys[i % 6], payload={"seq": i // 6, "key": keys[i % 6]}) for i in range(180)]
     with ConnectorThread(settings_for(kafka_bootstrap, sandbox), topology, ["crm"]):
         send(kafka_bootstrap, topology, records)
-        got = wait_for(lambda: (r := sandbox.received("crm"))["unique"] >= 180 and r, timeout=30,
-                       message="180 deliveries")
+        got = wait_for(
+            lambda: (r := sandbox.received("crm"))["unique"] >= 180 and r, timeout=30, message="180 deliveries"
+        )
     seen: dict[str, list[int]] = {}
     for item in got["items"]:
         seen.setdefault(item["body"]["key"], []).append(item["body"]["seq"])

@@ -24,11 +24,16 @@ pytestmark = pytest.mark.integration
 
 
 def test_records_are_delivered_once_with_idempotency_key_and_history(
-        kafka_bootstrap: str, hub: Topology, sandbox: Sandbox) -> None:
+    kafka_bootstrap: str, hub: Topology, sandbox: Sandbox
+) -> None:
     topology = fast_topology(hub)
     records = [delivery("crm", payload={"nome": "Maria", "seq": i}) for i in range(20)]
-    settings = settings_for(kafka_bootstrap, sandbox, signing_secrets={"crm": ["new-secret", "old-secret"]},
-                            destination_tokens={"crm": "crm-token"})
+    settings = settings_for(
+        kafka_bootstrap,
+        sandbox,
+        signing_secrets={"crm": ["new-secret", "old-secret"]},
+        destination_tokens={"crm": "crm-token"},
+    )
     with ConnectorThread(settings, topology, ["crm"]):
         send(kafka_bootstrap, topology, records)
         got = wait_for(lambda: (r := sandbox.received("crm"))["unique"] >= 20 and r, message="20 deliveries")
@@ -51,7 +56,9 @@ def test_records_are_delivered_once_with_idempotency_key_and_history(
     assert all(row["outcome"] == "delivered" and row["status"] == 200 and row["attempt"] == 1 for row in rows)
     assert all(h.key == row["delivery_id"].encode() for h, row in zip(history, rows, strict=True))
 
-    trail = [TrailHop.from_json(t.value or b"") for t in read_topic(kafka_bootstrap, topology.system_topic("trail"),
-                                                                    expect=40)]
+    trail = [
+        TrailHop.from_json(t.value or b"")
+        for t in read_topic(kafka_bootstrap, topology.system_topic("trail"), expect=40)
+    ]
     assert sorted(h.hop for h in trail) == ["attempt"] * 20 + ["delivered"] * 20
     assert {h.event_id for h in trail} == {r.event_id for r in records}

@@ -26,8 +26,9 @@ pytestmark = pytest.mark.integration
 
 
 def _history(bootstrap: str, topology: Topology, expect: int) -> list[dict[str, object]]:
-    rows = [orjson.loads(r.value or b"") for r in read_topic(bootstrap, topology.system_topic("deliveries"),
-                                                              expect=expect)]
+    rows = [
+        orjson.loads(r.value or b"") for r in read_topic(bootstrap, topology.system_topic("deliveries"), expect=expect)
+    ]
     return sorted(rows, key=lambda r: int(r["attempt"]))  # type: ignore[call-overload]
 
 
@@ -49,8 +50,10 @@ def test_500_then_success_via_retry_tier(kafka_bootstrap: str, hub: Topology, sa
 
     rows = [r for r in _history(kafka_bootstrap, topology, 7) if r["delivery_id"] == retried_key]
     assert [(r["attempt"], r["outcome"], r["status"]) for r in rows] == [(1, "retry", 500), (2, "delivered", 200)]
-    hops = [TrailHop.from_json(t.value or b"") for t in read_topic(kafka_bootstrap, topology.system_topic("trail"),
-                                                                   expect=14)]
+    hops = [
+        TrailHop.from_json(t.value or b"")
+        for t in read_topic(kafka_bootstrap, topology.system_topic("trail"), expect=14)
+    ]
     mine = [h.hop for h in hops if str(h.delivery_id) == retried_key]
     assert mine == ["attempt", "retry_scheduled", "attempt", "delivered"]
     assert topic_size(kafka_bootstrap, topology.retry_topics("crm")[0]) == 1
@@ -63,22 +66,28 @@ def test_429_retry_after_is_honored(kafka_bootstrap: str, hub: Topology, sandbox
     record = delivery("financeiro", path="/api/clientes")
     with ConnectorThread(settings_for(kafka_bootstrap, sandbox), topology, ["financeiro"]):
         send(kafka_bootstrap, topology, [record])
-        got = wait_for(lambda: (r := sandbox.received("financeiro"))["unique"] >= 1 and r, timeout=20,
-                       message="delivery after Retry-After")
+        got = wait_for(
+            lambda: (r := sandbox.received("financeiro"))["unique"] >= 1 and r,
+            timeout=20,
+            message="delivery after Retry-After",
+        )
     waited = got["items"][0]["received_at"] - got["failures"][0]["at"]
     assert got["failures"][0]["status"] == 429
     assert waited >= 2.9, f"Retry-After 3 s not honored (retried after {waited:.2f}s)"
     assert waited < 8
-    trail = [TrailHop.from_json(t.value or b"") for t in read_topic(kafka_bootstrap, topology.system_topic("trail"),
-                                                                    expect=4)]
+    trail = [
+        TrailHop.from_json(t.value or b"")
+        for t in read_topic(kafka_bootstrap, topology.system_topic("trail"), expect=4)
+    ]
     scheduled = next(h for h in trail if h.hop == "retry_scheduled")
     assert scheduled.detail["retry_after_s"] == 3.0 and scheduled.detail["delay_s"] >= 3.0
 
 
 def test_permanent_400_goes_straight_to_dead_letter(kafka_bootstrap: str, hub: Topology, sandbox: Sandbox) -> None:
     topology = fast_topology(hub)
-    sandbox.faults("crm", fail_next=1, status_code=400,
-                   body={"error": "invalid phone", "message": "telefone 11987654321 invalido"})
+    sandbox.faults(
+        "crm", fail_next=1, status_code=400, body={"error": "invalid phone", "message": "telefone 11987654321 invalido"}
+    )
     record = delivery("crm")
     with ConnectorThread(settings_for(kafka_bootstrap, sandbox), topology, ["crm"]):
         send(kafka_bootstrap, topology, [record])
@@ -114,15 +123,15 @@ def test_spent_schedule_dead_letters_as_transient(kafka_bootstrap: str, hub: Top
     assert outcomes == ["retry", "retry", "dead_letter"]
 
 
-def test_not_before_is_honored_without_spending_attempts(kafka_bootstrap: str, hub: Topology,
-                                                         sandbox: Sandbox) -> None:
+def test_not_before_is_honored_without_spending_attempts(kafka_bootstrap: str, hub: Topology, sandbox: Sandbox) -> None:
     topology = fast_topology(hub, tiers=("1s", "2s"))
     due = datetime.now(UTC) + timedelta(seconds=3)
     record = delivery("crm", not_before=due)
     with ConnectorThread(settings_for(kafka_bootstrap, sandbox), topology, ["crm"]):
         send(kafka_bootstrap, topology, [record])
-        got = wait_for(lambda: (r := sandbox.received("crm"))["unique"] >= 1 and r, timeout=20,
-                       message="delayed delivery")
+        got = wait_for(
+            lambda: (r := sandbox.received("crm"))["unique"] >= 1 and r, timeout=20, message="delayed delivery"
+        )
     assert got["items"][0]["received_at"] >= due.timestamp() - 0.05
     assert got["items"][0]["headers"]["x-delivery-attempt"] == "1"
     rows = _history(kafka_bootstrap, topology, 1)

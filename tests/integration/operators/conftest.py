@@ -29,8 +29,13 @@ def seeder(hub: Topology, kafka_bootstrap: str) -> Seeder:
     return Seeder(kafka_bootstrap, hub)
 
 
-def _runner(namespace: str, bootstrap: str, monkeypatch: pytest.MonkeyPatch,
-            capsys: pytest.CaptureFixture[str], tmp_path: object) -> RunCli:
+def _runner(
+    namespace: str,
+    bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: object,
+) -> RunCli:
     monkeypatch.setenv("CARINHO_TOPIC_NAMESPACE", namespace)
     monkeypatch.setenv("CARINHO_KAFKA_BOOTSTRAP_SERVERS", bootstrap)
     monkeypatch.setenv("CARINHO_OPERATOR", "ana.operadora")
@@ -50,8 +55,13 @@ def _runner(namespace: str, bootstrap: str, monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.fixture
-def carinho(hub: Topology, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
-            capsys: pytest.CaptureFixture[str], tmp_path: object) -> RunCli:
+def carinho(
+    hub: Topology,
+    kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: object,
+) -> RunCli:
     """Run `carinho ...` in-process against the test hub's namespace; returns exit code and output."""
     return _runner(hub.namespace, kafka_bootstrap, monkeypatch, capsys, tmp_path)
 

@@ -23,9 +23,18 @@ CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 
 # Flags for a root user in a container: no sandbox, no GPU, no background traffic to Google.
 BASE_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio", "--window-size=1280,900",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--window-size=1280,900",
 )
 
 
@@ -58,10 +67,13 @@ class HeadlessChromium:
             os.dup2(out, 4)
 
         self.process = subprocess.Popen(
-            [executable, *BASE_FLAGS, f"--user-data-dir={self._profile}", "--remote-debugging-pipe",
-             "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=wire_fds, close_fds=True, pass_fds=(3, 4),
+            [executable, *BASE_FLAGS, f"--user-data-dir={self._profile}", "--remote-debugging-pipe", "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=wire_fds,
+            close_fds=True,
+            pass_fds=(3, 4),
         )
         os.close(to_child_r)
         os.close(from_child_w)
@@ -92,8 +104,14 @@ class HeadlessChromium:
         parsed: dict[str, Any] = json.loads(raw)
         return parsed
 
-    def call(self, method: str, params: dict[str, Any] | None = None, *, session: str | None = None,
-             timeout: float | None = None) -> dict[str, Any]:
+    def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        session: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
         request_id = self._send(method, params, session)
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:

@@ -30,8 +30,12 @@ def test_list_filters_and_stats(seeder: Seeder, carinho: RunCli) -> None:
     now = datetime.now(UTC)
     crm_400 = seeder.dead_letter(delivery("crm"), reason="http_400", status=400)
     crm_503 = seeder.dead_letter(delivery("crm"), reason="retries_exhausted", status=503)
-    old_fin = seeder.dead_letter(delivery("financeiro", "cliente.created", path="/api/clientes"),
-                                 reason="http_422", status=422, failed_at=now - timedelta(days=3))
+    old_fin = seeder.dead_letter(
+        delivery("financeiro", "cliente.created", path="/api/clientes"),
+        reason="http_422",
+        status=422,
+        failed_at=now - timedelta(days=3),
+    )
     target = delivery("marketing", path="/api/attributions")
     mkt = seeder.dead_letter(target, reason="retries_exhausted", status=None)
     invalid = seeder.dead_letter(b"\x00not json", reason="invalid_envelope", status=None, stage="processors")
@@ -75,17 +79,20 @@ def test_list_filters_and_stats(seeder: Seeder, carinho: RunCli) -> None:
     assert "dead-letter records matching: 2" in text.out
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--destination", "crn"], "unknown destination; known: atendimento, crm"),
-    (["--event-type", "lead.criado"], "unknown event type"),
-    (["--status-code", "999"], "HTTP status 100-599"),
-    (["--since", "last tuesday"], "--since 'last tuesday'"),
-    (["--event-id", "abc"], "not a UUID"),
-    (["--status", "done"], "--status 'done'"),
-    (["--reason", "http 400"], "--reason 'http 400'"),
-    (["--since", "1h", "--until", "2h"], "must be before --until"),
-    (["--id", "3-4"], "is not a DLQ id"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--destination", "crn"], "unknown destination; known: atendimento, crm"),
+        (["--event-type", "lead.criado"], "unknown event type"),
+        (["--status-code", "999"], "HTTP status 100-599"),
+        (["--since", "last tuesday"], "--since 'last tuesday'"),
+        (["--event-id", "abc"], "not a UUID"),
+        (["--status", "done"], "--status 'done'"),
+        (["--reason", "http 400"], "--reason 'http 400'"),
+        (["--since", "1h", "--until", "2h"], "must be before --until"),
+        (["--id", "3-4"], "is not a DLQ id"),
+    ],
+)
 def test_bad_filters_fail_clearly(carinho_offline: RunCli, args: list[str], message: str) -> None:
     """Validated before any Kafka call (the broker here is unreachable on purpose)."""
     for command in ("list", "stats", "replay", "purge", "export"):
@@ -125,12 +132,16 @@ def test_show_masks_unless_reveal_which_is_audited(seeder: Seeder, carinho: RunC
 
 
 def _deliveries_on(bootstrap: str, topic: str, expect: int | None = None) -> list[DeliveryRecord]:
-    return [DeliveryRecord.from_json(r.value) for r in read_topic(bootstrap, topic, expect=expect, timeout=10)
-            if r.value is not None]
+    return [
+        DeliveryRecord.from_json(r.value)
+        for r in read_topic(bootstrap, topic, expect=expect, timeout=10)
+        if r.value is not None
+    ]
 
 
 def test_replay_dry_run_then_retry_tier_then_idempotent(
-        seeder: Seeder, carinho: RunCli, hub: Topology, kafka_bootstrap: str) -> None:
+    seeder: Seeder, carinho: RunCli, hub: Topology, kafka_bootstrap: str
+) -> None:
     records = [delivery("crm") for _ in range(3)]
     ids = [seeder.dead_letter(r) for r in records]
     other = seeder.dead_letter(delivery("financeiro", "cliente.created", path="/api/clientes"), reason="http_409")
@@ -147,8 +158,9 @@ def test_replay_dry_run_then_retry_tier_then_idempotent(
     assert "replay [" in done.err  # the progress bar, on stderr
 
     replayed = read_topic(kafka_bootstrap, retry_topic, expect=3)
-    assert sorted(str(DeliveryRecord.from_json(r.value or b"").delivery_id) for r in replayed) == \
-        sorted(str(r.delivery_id) for r in records)
+    assert sorted(str(DeliveryRecord.from_json(r.value or b"").delivery_id) for r in replayed) == sorted(
+        str(r.delivery_id) for r in records
+    )
     for raw in replayed:
         assert raw.headers["replayed_from"].decode().endswith(tuple(ids))
         assert raw.headers["replayed_by"] == b"ana.operadora"
@@ -179,11 +191,12 @@ def test_replay_dry_run_then_retry_tier_then_idempotent(
 
 
 def test_edit_keeps_original_and_replay_sends_correction(
-        seeder: Seeder, carinho: RunCli, hub: Topology, kafka_bootstrap: str, tmp_path: Path) -> None:
+    seeder: Seeder, carinho: RunCli, hub: Topology, kafka_bootstrap: str, tmp_path: Path
+) -> None:
     record = delivery("crm", payload={"nome": NAME, "telefone": "not-a-phone", "email": EMAIL})
     dlq_id = seeder.dead_letter(record, reason="http_422", status=422)
 
-    edited = carinho("dlq", "edit", dlq_id, "--set", f"payload.telefone={PHONE}", "--set", "payload.origem=\"site\"")
+    edited = carinho("dlq", "edit", dlq_id, "--set", f"payload.telefone={PHONE}", "--set", 'payload.origem="site"')
     assert edited.code == 0, edited.err
     assert "payload.origem, payload.telefone" in edited.out
 
@@ -214,12 +227,19 @@ def test_edit_keeps_original_and_replay_sends_correction(
     sent = _deliveries_on(kafka_bootstrap, hub.retry_topics("crm")[0], expect=1)
     assert len(sent) == 1
     assert sent[0].delivery_id == record.delivery_id
-    assert sent[0].payload == {"nome": NAME, "telefone": PHONE, "email": EMAIL, "origem": "site",
-                               "mensagem": "corrigido"}
+    assert sent[0].payload == {
+        "nome": NAME,
+        "telefone": PHONE,
+        "email": EMAIL,
+        "origem": "site",
+        "mensagem": "corrigido",
+    }
 
     edits = carinho("audit", "--json", "--action", "dlq.edit").json_lines()
-    assert [e["detail"]["changed_paths"] for e in edits] == [["payload.origem", "payload.telefone"],
-                                                             ["payload.mensagem"]]
+    assert [e["detail"]["changed_paths"] for e in edits] == [
+        ["payload.origem", "payload.telefone"],
+        ["payload.mensagem"],
+    ]
     assert PHONE not in str(edits)
 
 
@@ -237,11 +257,14 @@ def test_envelope_and_garbage_replay(seeder: Seeder, carinho: RunCli, hub: Topol
 
 
 def test_purge_and_archive_need_confirmation(seeder: Seeder, carinho: RunCli, tmp_path: Path) -> None:
-    purge_ids = [seeder.dead_letter(delivery("marketing", path="/api/attributions"), reason="http_410", status=410)
-                 for _ in range(2)]
+    purge_ids = [
+        seeder.dead_letter(delivery("marketing", path="/api/attributions"), reason="http_410", status=410)
+        for _ in range(2)
+    ]
     keep = seeder.dead_letter(delivery("crm"), reason="http_400")
-    archive_id = seeder.dead_letter(delivery("operacao", "agenda.updated", path="/api/agenda"), reason="http_404",
-                                    status=404)
+    archive_id = seeder.dead_letter(
+        delivery("operacao", "agenda.updated", path="/api/agenda"), reason="http_404", status=404
+    )
 
     unconfirmed = carinho("dlq", "purge", "--destination", "marketing")
     assert unconfirmed.code == 0 and "would purge 2 record(s); nothing changed" in unconfirmed.out

@@ -15,28 +15,51 @@ from tests.kafka_support import produce, wait_until
 pytestmark = pytest.mark.integration
 
 
-def test_summary_figures_alerts_and_cache(ops_server: OpsServer, seeder: Seeder, hub: Topology,
-                                          kafka_bootstrap: str) -> None:
+def test_summary_figures_alerts_and_cache(
+    ops_server: OpsServer, seeder: Seeder, hub: Topology, kafka_bootstrap: str
+) -> None:
     now = datetime.now(UTC)
     # 12 open dead letters (> 10: alert), 1 of them purged later -> 11.
     crm = [seeder.dead_letter(delivery("crm"), reason="http_422", status=422) for _ in range(8)]
     for _ in range(4):
-        seeder.dead_letter(delivery("financeiro", "cliente.created", path="/api/clientes"),
-                           reason="retries_exhausted", status=503)
+        seeder.dead_letter(
+            delivery("financeiro", "cliente.created", path="/api/clientes"), reason="retries_exhausted", status=503
+        )
     # Lead -> CRM: 20 attempts, 4 failed (20% > 5%); Cliente -> Financeiro: 10 ok.
     for i in range(20):
-        seeder.attempt(delivery("crm"), outcome="retry" if i < 4 else "delivered", status=503 if i < 4 else 201,
-                       at=now - timedelta(minutes=5))
+        seeder.attempt(
+            delivery("crm"),
+            outcome="retry" if i < 4 else "delivered",
+            status=503 if i < 4 else 201,
+            at=now - timedelta(minutes=5),
+        )
     for _ in range(10):
-        seeder.attempt(delivery("financeiro", "cliente.created"), outcome="delivered", status=201,
-                       at=now - timedelta(minutes=5))
+        seeder.attempt(
+            delivery("financeiro", "cliente.created"), outcome="delivered", status=201, at=now - timedelta(minutes=5)
+        )
     seeder.attempt(delivery("crm"), outcome="retry", status=500, at=now - timedelta(hours=3))  # outside window
-    seeder.health("destination:crm", {"destination": "crm", "breaker_state": "open", "last_check_at": now.isoformat(),
-                                      "last_check_ok": False, "last_status": 503, "updated_at": now.isoformat()})
-    seeder.health("sync:agenda-operacao", {"sync": "agenda-operacao", "last_run_at": now.isoformat(),
-                                           "last_success_at": (now - timedelta(hours=2)).isoformat(),
-                                           "watermark": "", "consecutive_failures": 2,
-                                           "last_error": f"HTTP 500 (contact {EMAIL})"})
+    seeder.health(
+        "destination:crm",
+        {
+            "destination": "crm",
+            "breaker_state": "open",
+            "last_check_at": now.isoformat(),
+            "last_check_ok": False,
+            "last_status": 503,
+            "updated_at": now.isoformat(),
+        },
+    )
+    seeder.health(
+        "sync:agenda-operacao",
+        {
+            "sync": "agenda-operacao",
+            "last_run_at": now.isoformat(),
+            "last_success_at": (now - timedelta(hours=2)).isoformat(),
+            "watermark": "",
+            "consecutive_failures": 2,
+            "last_error": f"HTTP 500 (contact {EMAIL})",
+        },
+    )
     # 3 events waiting for the router on events.p2, none on the others (no committed offsets yet).
     for _ in range(3):
         env = envelope()
@@ -44,6 +67,7 @@ def test_summary_figures_alerts_and_cache(ops_server: OpsServer, seeder: Seeder,
     seeder.flush()
 
     with httpx.Client(base_url=ops_server.url, timeout=20) as client:
+
         def summary() -> dict:  # type: ignore[type-arg]
             response = client.get("/ops/api/summary")
             assert response.status_code == 200, response.text
@@ -73,6 +97,7 @@ def test_summary_figures_alerts_and_cache(ops_server: OpsServer, seeder: Seeder,
         # Purging 2 records (through the tool) brings the count to 10: the DLQ alert clears.
         from operators.dlq import DlqTool
         from operators.dlq_filters import build_filter
+
         DlqTool(hub, kafka_bootstrap, "tests").purge(build_filter(hub, ids=crm[:2]), execute=True)
         wait_until(lambda: summary()["dead_letter"]["open"] == 10, timeout=20, message="purge seen")
         s = summary()

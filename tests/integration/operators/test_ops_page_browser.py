@@ -22,14 +22,16 @@ def test_ops_page_in_headless_chromium(ops_server: OpsServer, seeder: Seeder) ->
     chromium = find_chromium()
     if chromium is None:
         pytest.fail("Chromium is not installed: run deploy/ci/install-browser.sh (Debian's chromium package)")
-    record = delivery("financeiro", "cliente.created", path="/api/clientes",
-                      payload={"nome": NAME, "telefone": PHONE, "email": EMAIL})
+    record = delivery(
+        "financeiro", "cliente.created", path="/api/clientes", payload={"nome": NAME, "telefone": PHONE, "email": EMAIL}
+    )
     dlq_id = seeder.dead_letter(record, reason="http_422", status=422)
 
     with HeadlessChromium(chromium) as browser:
         browser.navigate(f"{ops_server.url}/ops")
-        latest = browser.wait_for(f"document.body && document.body.dataset.loaded === 'true' && ({LATEST_TABLE})",
-                                  timeout=20)
+        latest = browser.wait_for(
+            f"document.body && document.body.dataset.loaded === 'true' && ({LATEST_TABLE})", timeout=20
+        )
         assert dlq_id in latest and "financeiro" in latest and "http_422" in latest and "422" in latest
         reasons = browser.evaluate("document.querySelector('#reasons tbody').innerText")
         assert "financeiro" in reasons and "http_422" in reasons

@@ -16,8 +16,10 @@ from tests.kafka_support import read_topic
 
 pytestmark = pytest.mark.integration
 
-HAVE_CONNECTORS = importlib.util.find_spec("connectors.service") is not None and \
-    importlib.util.find_spec("tests.integration.connectors.support") is not None
+HAVE_CONNECTORS = (
+    importlib.util.find_spec("connectors.service") is not None
+    and importlib.util.find_spec("tests.integration.connectors.support") is not None
+)
 
 
 def _replay_twice(carinho: RunCli, ids: list[str]) -> None:
@@ -29,7 +31,8 @@ def _replay_twice(carinho: RunCli, ids: list[str]) -> None:
 
 
 def test_replay_twice_same_delivery_ids_on_the_retry_tier(
-        seeder: Seeder, carinho: RunCli, hub: Topology, kafka_bootstrap: str) -> None:
+    seeder: Seeder, carinho: RunCli, hub: Topology, kafka_bootstrap: str
+) -> None:
     records = [delivery("crm") for _ in range(3)]
     ids = [seeder.dead_letter(r, reason="retries_exhausted", status=503) for r in records]
     _replay_twice(carinho, ids)
@@ -40,7 +43,8 @@ def test_replay_twice_same_delivery_ids_on_the_retry_tier(
 
 @pytest.mark.skipif(not HAVE_CONNECTORS, reason="connectors package not available: topic-level test above covers it")
 def test_replay_twice_is_delivered_once_at_the_sandbox(
-        seeder: Seeder, carinho: RunCli, hub: Topology, kafka_bootstrap: str) -> None:
+    seeder: Seeder, carinho: RunCli, hub: Topology, kafka_bootstrap: str
+) -> None:
     from tests.integration.connectors.support import (
         ConnectorThread,
         Sandbox,
@@ -57,11 +61,17 @@ def test_replay_twice_is_delivered_once_at_the_sandbox(
         topology = fast_topology(hub)
         with ConnectorThread(settings_for(kafka_bootstrap, sandbox), topology, ["crm"]):
             _replay_twice(carinho, ids)
-            got = wait_for(lambda: (r := sandbox.received("crm"))["unique"] >= 3 and r, timeout=40,
-                           message="3 deliveries at the sandbox")
+            got = wait_for(
+                lambda: (r := sandbox.received("crm"))["unique"] >= 3 and r,
+                timeout=40,
+                message="3 deliveries at the sandbox",
+            )
             # Give the second replay time to arrive too, then check nothing was delivered twice.
-            wait_for(lambda: len(read_topic(kafka_bootstrap, topology.system_topic("deliveries"), timeout=3)) >= 6,
-                     timeout=40, message="both replays attempted")
+            wait_for(
+                lambda: len(read_topic(kafka_bootstrap, topology.system_topic("deliveries"), timeout=3)) >= 6,
+                timeout=40,
+                message="both replays attempted",
+            )
             got = sandbox.received("crm")
         assert got["unique"] == 3
         assert {item["idempotency_key"] for item in got["items"]} == {str(r.delivery_id) for r in records}

@@ -34,8 +34,13 @@ def _seed_day(seeder: Seeder, day_start: datetime) -> dict[str, Any]:
         accepted = base + timedelta(minutes=i)
         if i == 3:  # one retry first
             seeder.attempt(record, outcome="retry", status=503, at=accepted + timedelta(seconds=30))
-        seeder.attempt(record, outcome="delivered", status=201, attempt=2 if i == 3 else 1,
-                       at=accepted + timedelta(seconds=latency_s[i]))
+        seeder.attempt(
+            record,
+            outcome="delivered",
+            status=201,
+            attempt=2 if i == 3 else 1,
+            at=accepted + timedelta(seconds=latency_s[i]),
+        )
     mkt = [delivery("marketing", event_id=e, path="/api/attributions") for e in events[:2]]
     seeder.attempt(mkt[0], outcome="delivered", status=200, at=base + timedelta(seconds=40))
     seeder.attempt(mkt[1], outcome="retry", status=500, at=base + timedelta(minutes=1, seconds=10))
@@ -43,28 +48,54 @@ def _seed_day(seeder: Seeder, day_start: datetime) -> dict[str, Any]:
     seeder.dead_letter(mkt[1], reason="retries_exhausted", status=500, failed_at=base + timedelta(minutes=2))
     seeder.dead_letter(delivery("crm"), reason="http_400", status=400, failed_at=day_start - timedelta(days=2))
     # Lead auto-reply (an automation, not an integration): shows as its own line.
-    reply = DeliveryRecord.model_validate({**delivery("whatsapp", event_id=events[0]).model_dump(),
-                                           "path": "/send-text", "message_type": "lead_auto_reply"})
+    reply = DeliveryRecord.model_validate(
+        {
+            **delivery("whatsapp", event_id=events[0]).model_dump(),
+            "path": "/send-text",
+            "message_type": "lead_auto_reply",
+        }
+    )
     seeder.attempt(reply, outcome="delivered", status=200, at=base + timedelta(seconds=5))
     # Cliente -> Financeiro: one delivered today, one the day before (not counted).
     cliente = uuid.uuid4()
     seeder.hop(TrailHop(event_id=cliente, hop="accepted", at=base, service="ingress"))
-    seeder.attempt(delivery("financeiro", "cliente.created", event_id=cliente, path="/api/clientes"),
-                   outcome="delivered", status=201, at=base + timedelta(seconds=5))
-    seeder.attempt(delivery("financeiro", "cliente.created", path="/api/clientes"), outcome="delivered",
-                   status=201, at=day_start - timedelta(hours=3))
+    seeder.attempt(
+        delivery("financeiro", "cliente.created", event_id=cliente, path="/api/clientes"),
+        outcome="delivered",
+        status=201,
+        at=base + timedelta(seconds=5),
+    )
+    seeder.attempt(
+        delivery("financeiro", "cliente.created", path="/api/clientes"),
+        outcome="delivered",
+        status=201,
+        at=day_start - timedelta(hours=3),
+    )
     # agenda-operacao sync: ok, then failed twice in a row.
     for hours, ok_hours, fails, error in ((1, 1, 0, None), (2, 1, 1, "HTTP 500"), (3, 1, 2, f"timeout {PHONE}")):
-        seeder.health("sync:agenda-operacao", {
-            "sync": "agenda-operacao", "last_run_at": (base + timedelta(hours=hours)).isoformat(),
-            "last_success_at": (base + timedelta(hours=ok_hours)).isoformat(), "watermark": "",
-            "consecutive_failures": fails, "last_error": error})
+        seeder.health(
+            "sync:agenda-operacao",
+            {
+                "sync": "agenda-operacao",
+                "last_run_at": (base + timedelta(hours=hours)).isoformat(),
+                "last_success_at": (base + timedelta(hours=ok_hours)).isoformat(),
+                "watermark": "",
+                "consecutive_failures": fails,
+                "last_error": error,
+            },
+        )
     seeder.flush()
     return {"events": events}
 
 
-def test_daily_report_figures(seeder: Seeder, hub: Topology, kafka_bootstrap: str, carinho: RunCli,
-                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_daily_report_figures(
+    seeder: Seeder,
+    hub: Topology,
+    kafka_bootstrap: str,
+    carinho: RunCli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     day = (datetime.now(UTC) - timedelta(days=1)).date()
     day_start = datetime.combine(day, time.min, UTC)
     _seed_day(seeder, day_start)
@@ -115,8 +146,16 @@ def test_daily_report_figures(seeder: Seeder, hub: Topology, kafka_bootstrap: st
     monkeypatch.setenv("CARINHO_REPORT_TIMEZONE", "UTC")
     try:
         out = tmp_path / "report.md"
-        result = carinho("report", "daily", "--date", day.isoformat(), "--out", str(out),
-                         "--post", f"http://127.0.0.1:{server.server_port}/hook")
+        result = carinho(
+            "report",
+            "daily",
+            "--date",
+            day.isoformat(),
+            "--out",
+            str(out),
+            "--post",
+            f"http://127.0.0.1:{server.server_port}/hook",
+        )
         assert result.code == 0, result.err
     finally:
         server.shutdown()
@@ -137,4 +176,3 @@ def test_daily_report_figures(seeder: Seeder, hub: Topology, kafka_bootstrap: st
     path = run_scheduled_report(hub, kafka_bootstrap, settings, now=day_start + timedelta(days=1, hours=6))
     assert path.name == f"daily-{day.isoformat()}.md" and path.with_suffix(".html").exists()
     assert "| Lead -> CRM | 4 |" in path.read_text()
-

@@ -35,9 +35,9 @@ FEEDBACK_DELAY_S = 6
 class FakeSources:
     """Serves GET /sources/<source><path>?since=&cursor=&limit= from in-memory item lists."""
 
-    items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)   # path -> items
+    items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # path -> items
     requests: list[dict[str, str]] = field(default_factory=list)
-    fail_pages: set[int] = field(default_factory=set)   # 1-based page numbers answering 500
+    fail_pages: set[int] = field(default_factory=set)  # 1-based page numbers answering 500
     url: str = ""
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
@@ -62,7 +62,7 @@ class FakeSources:
                     self.send_response(500)
                     self.end_headers()
                     return
-                page = items[start:start + limit]
+                page = items[start : start + limit]
                 nxt = str(start + limit) if start + limit < len(items) else None
                 body = json.dumps({"items": page, "next_cursor": nxt}).encode()
                 self.send_response(200)
@@ -162,8 +162,9 @@ class WorkerFactory:
             "CARINHO_REPORT_ENABLED": "false",  # tests that want the daily report turn it on
             **env,
         }
-        proc = subprocess.Popen([sys.executable, "-m", "processors"], env=environ, cwd=ROOT,
-                                stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "processors"], env=environ, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT
+        )
         worker = Worker(proc, port, log)
         self.started.append(worker)
         if wait:
@@ -204,18 +205,19 @@ def warm_up_group_coordinator(bootstrap: str, timeout: float = 90) -> None:
 
 
 @pytest.fixture(scope="session")
-def workers(kafka_bootstrap: str, short_topology_file: Path, tmp_path_factory: pytest.TempPathFactory,
-            fake_sources: FakeSources) -> Iterator[WorkerFactory]:
+def workers(
+    kafka_bootstrap: str, short_topology_file: Path, tmp_path_factory: pytest.TempPathFactory, fake_sources: FakeSources
+) -> Iterator[WorkerFactory]:
     warm_up_group_coordinator(kafka_bootstrap)
-    factory = WorkerFactory(kafka_bootstrap, short_topology_file, tmp_path_factory.mktemp("workers"),
-                            fake_sources.url)
+    factory = WorkerFactory(kafka_bootstrap, short_topology_file, tmp_path_factory.mktemp("workers"), fake_sources.url)
     yield factory
     factory.stop_all()
 
 
 @pytest.fixture(scope="module")
-def shared(workers: WorkerFactory, short_topology_file: Path,
-           kafka_bootstrap: str) -> Iterator[tuple[Topology, Worker]]:
+def shared(
+    workers: WorkerFactory, short_topology_file: Path, kafka_bootstrap: str
+) -> Iterator[tuple[Topology, Worker]]:
     """One hub namespace + one worker shared by the independent routing tests of a module."""
     topology = make_hub(short_topology_file, kafka_bootstrap)
     worker = workers.start(topology, CARINHO_SYNC_ENABLED="false")

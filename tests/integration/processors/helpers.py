@@ -17,8 +17,14 @@ from tests.kafka_support import read_topic, unique
 def lead(source: str = "site", key: str | None = None, campaign: str | None = None, **data: Any) -> EventEnvelope:
     fields = {"name": "maria da silva", "phone": "+5511999990000", "origin": source, **data}
     utm = Utm(source="google", medium="cpc", campaign=campaign) if campaign else None
-    return new_envelope(type="lead.created", source=source, priority=2, idempotency_key=key or unique("form"),
-                        data=fields, metadata=Metadata(utm=utm))
+    return new_envelope(
+        type="lead.created",
+        source=source,
+        priority=2,
+        idempotency_key=key or unique("form"),
+        data=fields,
+        metadata=Metadata(utm=utm),
+    )
 
 
 def event(type_: str, source: str, priority: int, data: dict[str, Any], key: str | None = None) -> EventEnvelope:
@@ -28,14 +34,14 @@ def event(type_: str, source: str, priority: int, data: dict[str, Any], key: str
 def send(bootstrap: str, topology: Topology, *envelopes: EventEnvelope, producer: Producer | None = None) -> None:
     p = producer or Producer(producer_config(bootstrap, client_id="tests"))
     for e in envelopes:
-        p.produce(topology.priority_topic(e.priority), key=e.kafka_key(), value=e.to_json(),
-                  headers=e.kafka_headers())
+        p.produce(topology.priority_topic(e.priority), key=e.kafka_key(), value=e.to_json(), headers=e.kafka_headers())
         p.poll(0)
     assert p.flush(30) == 0
 
 
-def deliveries(bootstrap: str, topology: Topology, dest: str, expect: int | None = None,
-               timeout: float = 20.0) -> list[DeliveryRecord]:
+def deliveries(
+    bootstrap: str, topology: Topology, dest: str, expect: int | None = None, timeout: float = 20.0
+) -> list[DeliveryRecord]:
     records = read_topic(bootstrap, topology.delivery_topic(dest), expect=expect, timeout=timeout)
     return [DeliveryRecord.from_json(r.value) for r in records if r.value]
 

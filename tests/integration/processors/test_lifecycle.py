@@ -22,41 +22,68 @@ pytestmark = pytest.mark.integration
 
 
 def test_dedupe_and_delayed_feedback_survive_a_restart(
-        kafka_bootstrap: str, workers: WorkerFactory, short_topology_file: Path) -> None:
+    kafka_bootstrap: str, workers: WorkerFactory, short_topology_file: Path
+) -> None:
     topology = make_hub(short_topology_file, kafka_bootstrap)
     first = workers.start(topology, CARINHO_SYNC_ENABLED="false")
     e = lead("site")
-    servico = event("servico.completed", "operacao", 3, {
-        "servico_id": unique("S"), "cliente_id": "C1", "phone": "+5511977776666",
-        "completed_at": datetime.now(UTC).isoformat()})
+    servico = event(
+        "servico.completed",
+        "operacao",
+        3,
+        {
+            "servico_id": unique("S"),
+            "cliente_id": "C1",
+            "phone": "+5511977776666",
+            "completed_at": datetime.now(UTC).isoformat(),
+        },
+    )
     send(kafka_bootstrap, topology, e, servico)
-    wait_until(lambda: "scheduled" in [h["hop"] for h in first.trail(str(servico.event_id))], timeout=60,
-               message="feedback scheduled")
-    wait_until(lambda: len(by_event(deliveries(kafka_bootstrap, topology, "crm", timeout=3), e.event_id)) == 1,
-               timeout=20, message="lead routed")
+    wait_until(
+        lambda: "scheduled" in [h["hop"] for h in first.trail(str(servico.event_id))],
+        timeout=60,
+        message="feedback scheduled",
+    )
+    wait_until(
+        lambda: len(by_event(deliveries(kafka_bootstrap, topology, "crm", timeout=3), e.event_id)) == 1,
+        timeout=20,
+        message="lead routed",
+    )
     first.stop()  # the delayed message is waiting only in Kafka now
     assert not by_event(deliveries(kafka_bootstrap, topology, "whatsapp", timeout=2), servico.event_id)
 
     second = workers.start(topology, CARINHO_SYNC_ENABLED="false")
     send(kafka_bootstrap, topology, e)  # duplicate after the restart: dedupe state came back from the changelog
-    wait_until(lambda: "duplicate_dropped" in [h["hop"] for h in second.trail(str(e.event_id))], timeout=30,
-               message="duplicate dropped after restart")
-    wait_until(lambda: len(by_event(deliveries(kafka_bootstrap, topology, "whatsapp", timeout=3),
-                                    servico.event_id)) == 1, timeout=30, message="feedback after restart")
+    wait_until(
+        lambda: "duplicate_dropped" in [h["hop"] for h in second.trail(str(e.event_id))],
+        timeout=30,
+        message="duplicate dropped after restart",
+    )
+    wait_until(
+        lambda: len(by_event(deliveries(kafka_bootstrap, topology, "whatsapp", timeout=3), servico.event_id)) == 1,
+        timeout=30,
+        message="feedback after restart",
+    )
     time.sleep(2)  # nothing fires twice
     assert len(by_event(deliveries(kafka_bootstrap, topology, "whatsapp", timeout=3), servico.event_id)) == 1
     assert len(by_event(deliveries(kafka_bootstrap, topology, "crm", timeout=3), e.event_id)) == 1
     second.stop()
 
 
-def test_two_workers_route_every_event_once(kafka_bootstrap: str, workers: WorkerFactory,
-                                            short_topology_file: Path) -> None:
+def test_two_workers_route_every_event_once(
+    kafka_bootstrap: str, workers: WorkerFactory, short_topology_file: Path
+) -> None:
     topology = make_hub(short_topology_file, kafka_bootstrap)
     a = workers.start(topology, CARINHO_SYNC_ENABLED="false", CARINHO_STANDBY_REPLICAS="0")
     b = workers.start(topology, CARINHO_SYNC_ENABLED="false", CARINHO_STANDBY_REPLICAS="0")
-    wait_until(lambda: all((w.health() or {}).get("status") == "ok" for w in (a, b))
-               and sum((w.health() or {}).get("assigned_partitions", 0) for w in (a, b)) > 0, timeout=60,
-               message="both workers balanced")
+    wait_until(
+        lambda: (
+            all((w.health() or {}).get("status") == "ok" for w in (a, b))
+            and sum((w.health() or {}).get("assigned_partitions", 0) for w in (a, b)) > 0
+        ),
+        timeout=60,
+        message="both workers balanced",
+    )
     time.sleep(3)
     events = [lead("site") for _ in range(300)]
     send(kafka_bootstrap, topology, *events)
@@ -70,24 +97,32 @@ def test_two_workers_route_every_event_once(kafka_bootstrap: str, workers: Worke
     assert all(s > 0 for s in shares), shares  # both took partitions
     # the trail of an event is served by either worker (proxied to the owner when not local)
     for w in (a, b):
-        wait_until(lambda w=w: [h["hop"] for h in w.trail(str(events[0].event_id))] == ["routed"], timeout=15,
-                   message=f"trail served by {w.url}")
+        wait_until(
+            lambda w=w: [h["hop"] for h in w.trail(str(events[0].event_id))] == ["routed"],
+            timeout=15,
+            message=f"trail served by {w.url}",
+        )
     a.stop()
     b.stop()
 
 
-def test_p1_goes_first_under_a_p5_backlog(kafka_bootstrap: str, workers: WorkerFactory,
-                                          short_topology_file: Path) -> None:
+def test_p1_goes_first_under_a_p5_backlog(
+    kafka_bootstrap: str, workers: WorkerFactory, short_topology_file: Path
+) -> None:
     topology = make_hub(short_topology_file, kafka_bootstrap)
     producer = Producer(producer_config(kafka_bootstrap, client_id="tests", linger_ms=20))
-    backlog = [event("cuidador.updated", "cuidadores", 5, {"cuidador_id": f"K{i}", "status": "ativo"})
-               for i in range(4_000)]
+    backlog = [
+        event("cuidador.updated", "cuidadores", 5, {"cuidador_id": f"K{i}", "status": "ativo"}) for i in range(4_000)
+    ]
     send(kafka_bootstrap, topology, *backlog, producer=producer)
     # A small lane: the p5 lane fills on every poll, so its partitions pause and resume all along.
     worker = workers.start(topology, CARINHO_SYNC_ENABLED="false", CARINHO_STREAM_BUFFER="16", wait=False)
     workers.wait_ready(worker)
-    wait_until(lambda: len(read_topic(kafka_bootstrap, topology.delivery_topic("crm"), expect=300, timeout=5)) >= 300,
-               timeout=60, message="backlog being processed")
+    wait_until(
+        lambda: len(read_topic(kafka_bootstrap, topology.delivery_topic("crm"), expect=300, timeout=5)) >= 300,
+        timeout=60,
+        message="backlog being processed",
+    )
     urgent = [event("cliente.created", "crm", 1, {"cliente_id": f"U{i}", "name": "Ana"}) for i in range(20)]
     sent_at = time.time()
     send(kafka_bootstrap, topology, *urgent)
@@ -107,19 +142,29 @@ def test_p1_goes_first_under_a_p5_backlog(kafka_bootstrap: str, workers: WorkerF
     after_p1 = sum(1 for at in backlog_routed if at > datetime.fromisoformat(routed_at).timestamp())
     assert after_p1 >= len(backlog) // 4, f"only {after_p1} backlog events routed after p1: p1 waited for them"
     assert latency < 2.0, f"p1 waited {latency:.2f}s behind the p5 backlog"
-    print(f"p1 latency under backlog: {latency * 1000:.0f} ms; backlog finished "
-          f"{backlog_done_at - sent_at:.1f} s after the p1 events were sent")
+    print(
+        f"p1 latency under backlog: {latency * 1000:.0f} ms; backlog finished "
+        f"{backlog_done_at - sent_at:.1f} s after the p1 events were sent"
+    )
     worker.stop()
 
 
 def test_sync_resumes_from_its_watermark_after_a_failure_and_runs_on_the_worker(
-        kafka_bootstrap: str, workers: WorkerFactory, short_topology_file: Path, fake_sources: FakeSources) -> None:
+    kafka_bootstrap: str, workers: WorkerFactory, short_topology_file: Path, fake_sources: FakeSources
+) -> None:
     topology = make_hub(short_topology_file, kafka_bootstrap)
     path = topology.syncs["agenda-operacao"].path
     base = datetime(2026, 1, 1, tzinfo=UTC)
     fake_sources.items[path] = [
-        {"id": f"A{i}", "updated_at": (base + timedelta(minutes=i)).isoformat(), "agenda_id": f"A{i}",
-         "cliente_id": "C1", "status": "confirmada"} for i in range(450)]  # 3 pages of 200
+        {
+            "id": f"A{i}",
+            "updated_at": (base + timedelta(minutes=i)).isoformat(),
+            "agenda_id": f"A{i}",
+            "cliente_id": "C1",
+            "status": "confirmada",
+        }
+        for i in range(450)
+    ]  # 3 pages of 200
     runner = SyncRunner(topology, kafka_bootstrap, lambda source: f"{fake_sources.url}/sources/{source}")
     fake_sources.fail_pages = {2}
     failed = runner.run("agenda-operacao")  # crashes on page 2: page 1 already emitted, watermark not moved
@@ -135,13 +180,23 @@ def test_sync_resumes_from_its_watermark_after_a_failure_and_runs_on_the_worker(
     assert last["consecutive_failures"] == 0 and last["watermark"] == ok.watermark
 
     # new changes; the worker's leader timer runs the sync and asks only for changes since the watermark
-    fake_sources.items[path].append({"id": "A999", "updated_at": (base + timedelta(days=1)).isoformat(),
-                                     "agenda_id": "A999", "cliente_id": "C1", "status": "nova"})
+    fake_sources.items[path].append(
+        {
+            "id": "A999",
+            "updated_at": (base + timedelta(days=1)).isoformat(),
+            "agenda_id": "A999",
+            "cliente_id": "C1",
+            "status": "nova",
+        }
+    )
     fake_sources.requests.clear()
     worker = workers.start(topology, CARINHO_SYNC_RETRY_AFTER="1s")
     # re-emitted page 1 items were deduplicated: every agenda routed exactly once
-    wait_until(lambda: len(deliveries(kafka_bootstrap, topology, "operacao", timeout=3)) >= 451, timeout=60,
-               message="agenda items routed")
+    wait_until(
+        lambda: len(deliveries(kafka_bootstrap, topology, "operacao", timeout=3)) >= 451,
+        timeout=60,
+        message="agenda items routed",
+    )
     time.sleep(2)
     ops = deliveries(kafka_bootstrap, topology, "operacao", timeout=3)
     counts = Counter(d.payload["agenda_id"] for d in ops)
@@ -151,19 +206,28 @@ def test_sync_resumes_from_its_watermark_after_a_failure_and_runs_on_the_worker(
     worker.stop()
 
 
-def test_daily_report_runs_once_per_day_on_the_leader(kafka_bootstrap: str, workers: WorkerFactory,
-                                                      short_topology_file: Path, tmp_path: Path) -> None:
+def test_daily_report_runs_once_per_day_on_the_leader(
+    kafka_bootstrap: str, workers: WorkerFactory, short_topology_file: Path, tmp_path: Path
+) -> None:
     topology = make_hub(short_topology_file, kafka_bootstrap)
     send(kafka_bootstrap, topology, lead("site"))
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
-    env = {"CARINHO_SYNC_ENABLED": "false", "CARINHO_REPORT_ENABLED": "true", "CARINHO_REPORT_DAILY_AT": "00:00",
-           "CARINHO_REPORT_TIMEZONE": "UTC", "CARINHO_REPORT_CHECK_INTERVAL": "1",
-           "CARINHO_REPORT_DIR": str(tmp_path / "reports")}
+    env = {
+        "CARINHO_SYNC_ENABLED": "false",
+        "CARINHO_REPORT_ENABLED": "true",
+        "CARINHO_REPORT_DAILY_AT": "00:00",
+        "CARINHO_REPORT_TIMEZONE": "UTC",
+        "CARINHO_REPORT_CHECK_INTERVAL": "1",
+        "CARINHO_REPORT_DIR": str(tmp_path / "reports"),
+    }
     report = tmp_path / "reports" / f"daily-{yesterday.isoformat()}.md"
     first = workers.start(topology, **env)
     states = SyncStateStore(topology, kafka_bootstrap)
-    wait_until(lambda: states.load("report.daily").watermark == yesterday.isoformat(), timeout=60,
-               message="yesterday's report done by the leader and recorded on sync.state")
+    wait_until(
+        lambda: states.load("report.daily").watermark == yesterday.isoformat(),
+        timeout=60,
+        message="yesterday's report done by the leader and recorded on sync.state",
+    )
     assert report.exists() and report.with_suffix(".html").exists() and "| Lead -> CRM |" in report.read_text()
     assert states.load("report.daily").consecutive_failures == 0
     first.stop()
@@ -173,6 +237,7 @@ def test_daily_report_runs_once_per_day_on_the_leader(kafka_bootstrap: str, work
     time.sleep(4)
     second.stop()
     assert report.stat().st_mtime_ns == written
-    audit = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, topology.system_topic("audit"), timeout=5)
-             if r.value]
+    audit = [
+        orjson.loads(r.value) for r in read_topic(kafka_bootstrap, topology.system_topic("audit"), timeout=5) if r.value
+    ]
     assert [a["filters"]["date"] for a in audit if a.get("action") == "report.daily"] == [yesterday.isoformat()]

@@ -28,15 +28,19 @@ def produce_to_one_partition(bootstrap: str, topic: str, count: int) -> list[str
     ids = []
     for _ in range(count):
         envelope = lead("site")
-        producer.produce(topic, value=envelope.to_json(), key=envelope.kafka_key(),
-                         headers=envelope.kafka_headers(), partition=PARTITION)
+        producer.produce(
+            topic,
+            value=envelope.to_json(),
+            key=envelope.kafka_key(),
+            headers=envelope.kafka_headers(),
+            partition=PARTITION,
+        )
         ids.append(str(envelope.event_id))
     assert producer.flush(30) == 0
     return ids
 
 
-def test_read_range_returns_the_records_of_the_range_in_order(kafka_bootstrap: str,
-                                                              short_topology_file: Path) -> None:  # noqa: F811
+def test_read_range_returns_the_records_of_the_range_in_order(kafka_bootstrap: str, short_topology_file: Path) -> None:  # noqa: F811
     topology = make_hub(short_topology_file, kafka_bootstrap)
     topic = topology.priority_topic(2)
     produce_to_one_partition(kafka_bootstrap, topic, 10)
@@ -47,14 +51,20 @@ def test_read_range_returns_the_records_of_the_range_in_order(kafka_bootstrap: s
     assert [r.offset for r in read_range(kafka_bootstrap, topic, PARTITION, 8, 50, timeout=20)] == [8, 9]
 
 
-def test_a_hole_is_read_from_kafka_and_routed_before_the_record_in_hand(kafka_bootstrap: str, tmp_path: Path,
-                                                                         short_topology_file: Path) -> None:  # noqa: F811
+def test_a_hole_is_read_from_kafka_and_routed_before_the_record_in_hand(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    short_topology_file: Path,  # noqa: F811
+) -> None:
     topology = make_hub(short_topology_file, kafka_bootstrap)
     topic = topology.priority_topic(2)
     ids = produce_to_one_partition(kafka_bootstrap, topic, 6)
     settings = ProcessorSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=topology.namespace.rstrip("."),
-        topology_file=short_topology_file, data_dir=tmp_path, report_enabled=False,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_namespace=topology.namespace.rstrip("."),
+        topology_file=short_topology_file,
+        data_dir=tmp_path,
+        report_enabled=False,
     )
     processors = Processors(settings)
     processors.ensure_topics()
@@ -77,8 +87,9 @@ def test_a_hole_is_read_from_kafka_and_routed_before_the_record_in_hand(kafka_bo
             return TP(self.topic, self.partition)
 
     # Faust lost offsets 0..3: the router is handed 4 and 5 only.
-    handed = [Message(r.topic, r.partition, r.offset, r.key, r.value, r.headers, 0.0)
-              for r in consumed if r.offset >= 4]
+    handed = [
+        Message(r.topic, r.partition, r.offset, r.key, r.value, r.headers, 0.0) for r in consumed if r.offset >= 4
+    ]
     assert processors.offset_guard.settled() == {key: 0}  # nothing routed yet: no commit past 0
 
     routed_offsets: list[int] = []
@@ -103,4 +114,3 @@ def test_a_hole_is_read_from_kafka_and_routed_before_the_record_in_hand(kafka_bo
     assert routed_offsets == [0, 1, 2, 3, 4, 5]  # the partition's order: the hole's records first
     crm = deliveries(kafka_bootstrap, topology, "crm", expect=6)
     assert sorted(str(r.event_id) for r in crm) == sorted(ids)  # every event, once
-

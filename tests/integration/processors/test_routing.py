@@ -25,8 +25,9 @@ from tests.kafka_support import ROOT, produce, read_topic, unique, wait_until
 pytestmark = pytest.mark.integration
 
 
-def wait_deliveries(bootstrap: str, topology: Topology, dest: str, event_id: Any, n: int = 1,
-                    timeout: float = 30) -> list[Any]:
+def wait_deliveries(
+    bootstrap: str, topology: Topology, dest: str, event_id: Any, n: int = 1, timeout: float = 30
+) -> list[Any]:
     found: list[Any] = []
 
     def ready() -> bool:
@@ -39,7 +40,8 @@ def wait_deliveries(bootstrap: str, topology: Topology, dest: str, event_id: Any
 
 
 def test_lead_from_site_with_campaign_goes_to_crm_marketing_and_auto_reply(
-        kafka_bootstrap: str, shared: tuple[Topology, Worker]) -> None:
+    kafka_bootstrap: str, shared: tuple[Topology, Worker]
+) -> None:
     topology, _ = shared
     e = lead("site", campaign="inverno", email="maria@example.com", message="quero cuidadora")
     send(kafka_bootstrap, topology, e)
@@ -47,16 +49,24 @@ def test_lead_from_site_with_campaign_goes_to_crm_marketing_and_auto_reply(
     [crm] = wait_deliveries(kafka_bootstrap, topology, "crm", e.event_id)
     assert crm.delivery_id == derive_delivery_id(e.event_id, "crm")
     assert crm.path == "/api/leads" and crm.entity_key == f"site:{e.idempotency_key}"
-    assert crm.payload == {"nome": "maria da silva", "telefone": "+5511999990000", "email": "maria@example.com",
-                           "mensagem": "quero cuidadora", "origem": "site", "event_id": str(e.event_id),
-                           "utm": {"source": "google", "medium": "cpc", "campaign": "inverno"}}
+    assert crm.payload == {
+        "nome": "maria da silva",
+        "telefone": "+5511999990000",
+        "email": "maria@example.com",
+        "mensagem": "quero cuidadora",
+        "origem": "site",
+        "event_id": str(e.event_id),
+        "utm": {"source": "google", "medium": "cpc", "campaign": "inverno"},
+    }
     [mkt] = wait_deliveries(kafka_bootstrap, topology, "marketing", e.event_id)
     assert mkt.payload["utm"]["campaign"] == "inverno" and mkt.payload["lead_event_id"] == str(e.event_id)
     assert mkt.payload["received_at"].startswith(e.received_at.strftime("%Y-%m-%dT%H:%M"))
     [reply] = wait_deliveries(kafka_bootstrap, topology, "whatsapp", e.event_id)
     assert reply.message_type == "lead_auto_reply"
-    assert reply.payload == {"phone": "+5511999990000", "message":
-                             "Olá, Maria! Que bom ter você aqui pela campanha inverno. Em breve falamos com você."}
+    assert reply.payload == {
+        "phone": "+5511999990000",
+        "message": "Olá, Maria! Que bom ter você aqui pela campanha inverno. Em breve falamos com você.",
+    }
 
 
 def test_lead_from_whatsapp_gets_whatsapp_template(kafka_bootstrap: str, shared: tuple[Topology, Worker]) -> None:
@@ -71,24 +81,51 @@ def test_lead_from_whatsapp_gets_whatsapp_template(kafka_bootstrap: str, shared:
 
 def test_other_integrations_route_with_maps_and_hooks(kafka_bootstrap: str, shared: tuple[Topology, Worker]) -> None:
     topology, _ = shared
-    cliente = event("cliente.created", "crm", 2, {"cliente_id": "C1", "name": "Ana Souza", "cpf": "123.456.789-09",
-                                                  "phone": "(11) 98888-7777", "plan": "premium"})
-    agenda = event("agenda.updated", "crm", 3, {"agenda_id": "A1", "cliente_id": "C1", "status": "confirmada",
-                                                "starts_at": "2026-01-02T10:00:00Z"})
+    cliente = event(
+        "cliente.created",
+        "crm",
+        2,
+        {
+            "cliente_id": "C1",
+            "name": "Ana Souza",
+            "cpf": "123.456.789-09",
+            "phone": "(11) 98888-7777",
+            "plan": "premium",
+        },
+    )
+    agenda = event(
+        "agenda.updated",
+        "crm",
+        3,
+        {"agenda_id": "A1", "cliente_id": "C1", "status": "confirmada", "starts_at": "2026-01-02T10:00:00Z"},
+    )
     cuidador = event("cuidador.updated", "cuidadores", 4, {"cuidador_id": "K1", "name": "Bia", "skills": ["idosos"]})
-    servico = event("servico.completed", "operacao", 3, {"servico_id": "S1", "cliente_id": "C1",
-                                                         "completed_at": "2026-01-02T12:00:00Z", "hours": 4.5})
+    servico = event(
+        "servico.completed",
+        "operacao",
+        3,
+        {"servico_id": "S1", "cliente_id": "C1", "completed_at": "2026-01-02T12:00:00Z", "hours": 4.5},
+    )
     send(kafka_bootstrap, topology, cliente, agenda, cuidador, servico)
 
     [fin] = wait_deliveries(kafka_bootstrap, topology, "financeiro", cliente.event_id)
-    assert fin.payload == {"cliente_id": "C1", "nome": "Ana", "sobrenome": "Souza",
-                           "origem_evento": str(cliente.event_id),
-                           "documento": {"tipo": "CPF", "numero": "12345678909"}, "telefone": "+5511988887777",
-                           "plano": "PREMIUM"}
+    assert fin.payload == {
+        "cliente_id": "C1",
+        "nome": "Ana",
+        "sobrenome": "Souza",
+        "origem_evento": str(cliente.event_id),
+        "documento": {"tipo": "CPF", "numero": "12345678909"},
+        "telefone": "+5511988887777",
+        "plano": "PREMIUM",
+    }
     assert fin.entity_key == "cliente:C1"
     [op] = wait_deliveries(kafka_bootstrap, topology, "operacao", agenda.event_id)
-    assert op.payload == {"agenda_id": "A1", "cliente_id": "C1", "status": "confirmada",
-                          "inicio": "2026-01-02T10:00:00Z"}
+    assert op.payload == {
+        "agenda_id": "A1",
+        "cliente_id": "C1",
+        "status": "confirmada",
+        "inicio": "2026-01-02T10:00:00Z",
+    }
     assert op.entity_key == "agenda:A1"
     [crm] = wait_deliveries(kafka_bootstrap, topology, "crm", cuidador.event_id)
     assert crm.payload == {"cuidador_id": "K1", "nome": "Bia", "habilidades": ["idosos"]}
@@ -104,14 +141,18 @@ def test_duplicates_are_dropped_and_trailed(kafka_bootstrap: str, shared: tuple[
     send(kafka_bootstrap, topology, e)
     wait_deliveries(kafka_bootstrap, topology, "crm", e.event_id)
     send(kafka_bootstrap, topology, e, e)  # a client retry, twice
-    wait_until(lambda: sum(h["hop"] == "duplicate_dropped" for h in worker.trail(str(e.event_id))) == 2,
-               timeout=20, message="two duplicate_dropped hops")
+    wait_until(
+        lambda: sum(h["hop"] == "duplicate_dropped" for h in worker.trail(str(e.event_id))) == 2,
+        timeout=20,
+        message="two duplicate_dropped hops",
+    )
     for dest in ("crm", "marketing", "whatsapp"):
         assert len(by_event(deliveries(kafka_bootstrap, topology, dest, timeout=3), e.event_id)) == 1, dest
 
 
 def test_invalid_records_dead_lettered_while_valid_ones_flow(
-        kafka_bootstrap: str, shared: tuple[Topology, Worker]) -> None:
+    kafka_bootstrap: str, shared: tuple[Topology, Worker]
+) -> None:
     topology, _ = shared
     p3 = topology.priority_topic(3)
     good_before, good_after = lead("site"), lead("site")
@@ -137,7 +178,11 @@ def test_invalid_records_dead_lettered_while_valid_ones_flow(
     assert reasons[huge.kafka_key()].reason == "too_large"
     info = reasons[bad_cpf.kafka_key()]
     assert (info.reason, info.destination, info.stage, info.event_id) == (
-        "transform_failed", "financeiro", "processors", str(bad_cpf.event_id))
+        "transform_failed",
+        "financeiro",
+        "processors",
+        str(bad_cpf.event_id),
+    )
     assert info.original_topic == topology.priority_topic(2) and info.permanent
     original = {r.key: r.value for r in dlq}
     assert original[b"garbage"] == b"\x00\xffnot json at all"  # value = original bytes, unchanged
@@ -149,12 +194,20 @@ def test_invalid_records_dead_lettered_while_valid_ones_flow(
 def test_trail_is_complete_masked_and_traceable(kafka_bootstrap: str, shared: tuple[Topology, Worker]) -> None:
     topology, worker = shared
     e = lead("site", name="Maria Souza", phone="+5511912345678")
-    accepted = TrailHop(event_id=e.event_id, hop="accepted", at=e.received_at, service="ingress",
-                        detail={"topic": topology.priority_topic(2), "phone": "+5511912345678"})
+    accepted = TrailHop(
+        event_id=e.event_id,
+        hop="accepted",
+        at=e.received_at,
+        service="ingress",
+        detail={"topic": topology.priority_topic(2), "phone": "+5511912345678"},
+    )
     produce(kafka_bootstrap, topology.system_topic("trail"), accepted.to_json(), key=accepted.kafka_key())
     send(kafka_bootstrap, topology, e)
-    wait_until(lambda: [h["hop"] for h in worker.trail(str(e.event_id))] == ["accepted", "routed"],
-               timeout=20, message="accepted + routed hops")
+    wait_until(
+        lambda: [h["hop"] for h in worker.trail(str(e.event_id))] == ["accepted", "routed"],
+        timeout=20,
+        message="accepted + routed hops",
+    )
     hops = worker.trail(str(e.event_id))
     routed = hops[1]
     assert sorted(routed["detail"]["destinations"]) == ["crm", "marketing", "whatsapp"]
@@ -162,8 +215,13 @@ def test_trail_is_complete_masked_and_traceable(kafka_bootstrap: str, shared: tu
     assert "12345678" not in orjson.dumps(hops).decode()  # masked
     missing = httpx.get(f"{worker.url}/v1/trail/{uuid.uuid4()}", timeout=5)
     assert missing.status_code == 404
-    out = subprocess.run([sys.executable, "-m", "cli.main", "trace", str(e.event_id), "--url", worker.url],
-                         capture_output=True, text=True, cwd=ROOT, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "cli.main", "trace", str(e.event_id), "--url", worker.url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     assert "accepted" in out.stdout and "routed" in out.stdout and "12345678" not in out.stdout
     metrics = httpx.get(f"{worker.url}/metrics", timeout=5).text
@@ -173,12 +231,24 @@ def test_trail_is_complete_masked_and_traceable(kafka_bootstrap: str, shared: tu
 def test_feedback_request_fires_after_the_delay(kafka_bootstrap: str, shared: tuple[Topology, Worker]) -> None:
     topology, worker = shared
     completed = time.time()
-    servico = event("servico.completed", "operacao", 3, {
-        "servico_id": unique("S"), "cliente_id": "C1", "phone": "+5511977776666", "client_name": "dona lurdes",
-        "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(completed))})
+    servico = event(
+        "servico.completed",
+        "operacao",
+        3,
+        {
+            "servico_id": unique("S"),
+            "cliente_id": "C1",
+            "phone": "+5511977776666",
+            "client_name": "dona lurdes",
+            "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(completed)),
+        },
+    )
     send(kafka_bootstrap, topology, servico)
-    wait_until(lambda: "scheduled" in [h["hop"] for h in worker.trail(str(servico.event_id))], timeout=20,
-               message="scheduled hop")
+    wait_until(
+        lambda: "scheduled" in [h["hop"] for h in worker.trail(str(servico.event_id))],
+        timeout=20,
+        message="scheduled hop",
+    )
     assert not by_event(deliveries(kafka_bootstrap, topology, "whatsapp", timeout=2), servico.event_id)
     [msg] = wait_deliveries(kafka_bootstrap, topology, "whatsapp", servico.event_id, timeout=30)
     assert time.time() - int(completed) >= 6 - 0.5  # FEEDBACK_DELAY_S, completed_at has 1 s resolution

@@ -15,8 +15,9 @@ class Clock:
 
 
 def make(clock: Clock, **overrides: object) -> tuple[CircuitBreaker, list[tuple[str, str]]]:
-    policy = BreakerPolicy.model_validate({"consecutive_failures": 3, "error_rate": 0.5, "window": "30s",
-                                           "min_calls": 10, "open_for": "5s", **overrides})
+    policy = BreakerPolicy.model_validate(
+        {"consecutive_failures": 3, "error_rate": 0.5, "window": "30s", "min_calls": 10, "open_for": "5s", **overrides}
+    )
     changes: list[tuple[str, str]] = []
     return CircuitBreaker("crm", policy, clock=clock, on_change=lambda a, b: changes.append((a, b))), changes
 

@@ -7,12 +7,27 @@ from connectors.classify import classify_exception, classify_response, kind_for_
 from connectors.destinations.zapi import classify_zapi
 
 
-@pytest.mark.parametrize(("status", "kind"), [
-    (200, "success"), (201, "success"), (204, "success"),
-    (408, "transient"), (429, "transient"), (500, "transient"), (502, "transient"), (503, "transient"),
-    (504, "transient"), (400, "permanent"), (401, "permanent"), (403, "permanent"), (404, "permanent"),
-    (409, "permanent"), (422, "permanent"), (301, "transient"),
-])
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (200, "success"),
+        (201, "success"),
+        (204, "success"),
+        (408, "transient"),
+        (429, "transient"),
+        (500, "transient"),
+        (502, "transient"),
+        (503, "transient"),
+        (504, "transient"),
+        (400, "permanent"),
+        (401, "permanent"),
+        (403, "permanent"),
+        (404, "permanent"),
+        (409, "permanent"),
+        (422, "permanent"),
+        (301, "transient"),
+    ],
+)
 def test_status_classes(status: int, kind: str) -> None:
     assert kind_for_status(status) == kind
 
@@ -35,10 +50,16 @@ def test_permanent_failures_do_not_count_against_the_breaker() -> None:
     assert classify_response(500, {}, b"").counts_against_breaker
 
 
-@pytest.mark.parametrize("exc", [
-    httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.ConnectTimeout("slow"),
-    httpx.RemoteProtocolError("closed"), ConnectionResetError("reset"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        httpx.ConnectError("refused"),
+        httpx.ReadTimeout("slow"),
+        httpx.ConnectTimeout("slow"),
+        httpx.RemoteProtocolError("closed"),
+        ConnectionResetError("reset"),
+    ],
+)
 def test_network_errors_are_transient(exc: Exception) -> None:
     result = classify_exception(exc)
     assert result.kind == "transient" and result.status is None and result.error_class == type(exc).__name__

@@ -53,12 +53,16 @@ async def test_content_length_chunked_gzip_and_close_delimited_bodies(raw_server
                 break
             seen.append((line, headers, body))
             if line.startswith(b"POST /chunked"):
-                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nRetry-After: 7\r\n\r\n"
-                             b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n")
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nRetry-After: 7\r\n\r\n"
+                    b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
+                )
             elif line.startswith(b"POST /gzip"):
                 packed = gzip.compress(b'{"ok": true}')
-                writer.write(b"HTTP/1.1 201 Created\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
-                             % (len(packed), packed))
+                writer.write(
+                    b"HTTP/1.1 201 Created\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+                    % (len(packed), packed)
+                )
             elif line.startswith(b"POST /close"):
                 writer.write(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\nuntil close")
                 await writer.drain()
@@ -174,8 +178,9 @@ async def test_the_pool_never_opens_more_than_its_limit_and_paths_are_encoded(ra
     url = await raw_server(handler)
     pool = HttpPool(2)
     try:
-        answers = await asyncio.gather(*(pool.request("POST", f"{url}/a b/{i}?q=1", content=b"", headers={},
-                                                      timeout=5) for i in range(6)))
+        answers = await asyncio.gather(
+            *(pool.request("POST", f"{url}/a b/{i}?q=1", content=b"", headers={}, timeout=5) for i in range(6))
+        )
     finally:
         await pool.aclose()
     assert all(a.status_code == 200 for a in answers) and peak == 2
@@ -200,8 +205,9 @@ async def test_lean_sandbox_answers_pipelined_requests_in_order(lean_sandbox: tu
     app, port = lean_sandbox
     app.fault("crm").update({"latency_ms": 30})
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    requests = b"".join(b"POST /crm/x HTTP/1.1\r\nHost: s\r\nIdempotency-Key: k%d\r\nContent-Length: 2\r\n\r\n{}" % i
-                        for i in range(3))
+    requests = b"".join(
+        b"POST /crm/x HTTP/1.1\r\nHost: s\r\nIdempotency-Key: k%d\r\nContent-Length: 2\r\n\r\n{}" % i for i in range(3)
+    )
     writer.write(requests + b"GET /_control/crm HTTP/1.1\r\nHost: s\r\n\r\n")
     started = asyncio.get_running_loop().time()
     statuses = []

@@ -50,19 +50,30 @@ async def sandbox_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
 async def test_requests_answers_and_headers(sandbox_url: str, transport: str) -> None:
     client = PooledClient(16, transport=transport)  # type: ignore[arg-type]
     try:
-        responses = await asyncio.gather(*(
-            client.request("POST", f"{sandbox_url}/crm/api/leads", content=b'{"n": %d}' % i,
-                           headers={"Idempotency-Key": f"{transport}-{i}", "Content-Type": "application/json"},
-                           timeout=5)
-            for i in range(40)))
+        responses = await asyncio.gather(
+            *(
+                client.request(
+                    "POST",
+                    f"{sandbox_url}/crm/api/leads",
+                    content=b'{"n": %d}' % i,
+                    headers={"Idempotency-Key": f"{transport}-{i}", "Content-Type": "application/json"},
+                    timeout=5,
+                )
+                for i in range(40)
+            )
+        )
         assert all(r.status_code == 200 for r in responses)
-        await client.request("POST", f"{sandbox_url}/_control/crm", content=b'{"fail_next": 1, "status_code": 429, '
-                             b'"retry_after": 4}', headers={}, timeout=5)
+        await client.request(
+            "POST",
+            f"{sandbox_url}/_control/crm",
+            content=b'{"fail_next": 1, "status_code": 429, "retry_after": 4}',
+            headers={},
+            timeout=5,
+        )
         limited = await client.request("POST", f"{sandbox_url}/crm/x", content=b"{}", headers={}, timeout=5)
         assert limited.status_code == 429 and limited.headers["retry-after"] == "4"
         assert limited.json()["error"] == "injected"
-        got = await client.request("GET", f"{sandbox_url}/_control/crm/received", content=b"", headers={},
-                                   timeout=5)
+        got = await client.request("GET", f"{sandbox_url}/_control/crm/received", content=b"", headers={}, timeout=5)
         assert got.json()["unique"] == 40
     finally:
         await client.aclose()
@@ -83,8 +94,9 @@ async def test_connection_refused_is_a_transient_connect_error(transport: str) -
 async def test_slow_answer_is_a_transient_timeout(sandbox_url: str, transport: str) -> None:
     client = PooledClient(2, transport=transport)  # type: ignore[arg-type]
     try:
-        await client.request("POST", f"{sandbox_url}/_control/crm", content=b'{"latency_ms": 1000}', headers={},
-                             timeout=5)
+        await client.request(
+            "POST", f"{sandbox_url}/_control/crm", content=b'{"latency_ms": 1000}', headers={}, timeout=5
+        )
         with pytest.raises(httpx.TimeoutException) as info:
             await client.request("POST", f"{sandbox_url}/crm/x", content=b"{}", headers={}, timeout=0.2)
         result = classify_exception(info.value)

@@ -20,24 +20,46 @@ NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 def record(message_type: str | None = "lead_auto_reply") -> DeliveryRecord:
     event_id = uuid.uuid4()
-    return DeliveryRecord(delivery_id=derive_delivery_id(event_id, "whatsapp"), event_id=event_id,
-                          event_type="lead.created", source="site", destination="whatsapp", priority=2,
-                          entity_key="lead-1", path="/send-text",
-                          payload={"phone": "5511999990000", "message": "Olá"},
-                          message_type=message_type, created_at=NOW)  # type: ignore[arg-type]
+    return DeliveryRecord(
+        delivery_id=derive_delivery_id(event_id, "whatsapp"),
+        event_id=event_id,
+        event_type="lead.created",
+        source="site",
+        destination="whatsapp",
+        priority=2,
+        entity_key="lead-1",
+        path="/send-text",
+        payload={"phone": "5511999990000", "message": "Olá"},
+        message_type=message_type,
+        created_at=NOW,
+    )  # type: ignore[arg-type]
 
 
 def test_retry_state_round_trips_through_headers() -> None:
-    state = RetryState().with_failure(tier=2, due_at_ms=123, status=503, error_class="HTTPStatusError",
-                                      origin=("deliver.crm", 4, 99), attempts=2, now=NOW)
+    state = RetryState().with_failure(
+        tier=2,
+        due_at_ms=123,
+        status=503,
+        error_class="HTTPStatusError",
+        origin=("deliver.crm", 4, 99),
+        attempts=2,
+        now=NOW,
+    )
     headers = [("event_id", b"x"), *state.to_headers()]
     back = RetryState.from_headers(headers)
     assert back == state
     assert back.origin("deliver.crm.retry.2", 1, 5) == ("deliver.crm", 4, 99)
     assert strip_retry_headers(headers) == [("event_id", b"x")]
     # A later failure keeps the first failure time and the original coordinates.
-    later = back.with_failure(tier=3, due_at_ms=456, status=500, error_class="X",
-                              origin=("deliver.crm.retry.2", 1, 5), attempts=3, now=datetime.now(UTC))
+    later = back.with_failure(
+        tier=3,
+        due_at_ms=456,
+        status=500,
+        error_class="X",
+        origin=("deliver.crm.retry.2", 1, 5),
+        attempts=3,
+        now=datetime.now(UTC),
+    )
     assert later.first_failed_at == NOW and later.origin("a", 0, 0) == ("deliver.crm", 4, 99)
 
 
@@ -48,12 +70,23 @@ def test_damaged_retry_headers_do_not_break_the_record() -> None:
 
 def test_history_and_trail_match_the_shared_contracts() -> None:
     r = record()
-    key, value = deliveries_record(r, attempt=2, status=503, latency_ms=12.345, outcome="retry",
-                                   error="phone 11987654321 bad", at=NOW)
+    key, value = deliveries_record(
+        r, attempt=2, status=503, latency_ms=12.345, outcome="retry", error="phone 11987654321 bad", at=NOW
+    )
     row = orjson.loads(value)
     assert key == str(r.delivery_id).encode()
-    assert set(row) == {"delivery_id", "event_id", "event_type", "destination", "attempt", "status", "latency_ms",
-                        "outcome", "error", "at"}
+    assert set(row) == {
+        "delivery_id",
+        "event_id",
+        "event_type",
+        "destination",
+        "attempt",
+        "status",
+        "latency_ms",
+        "outcome",
+        "error",
+        "at",
+    }
     assert "11987654321" not in row["error"] and row["latency_ms"] == 12.35
     key, value = trail_hop(r, "attempt", at=NOW, attempt=1, status=200, latency_ms=3.0, detail={"result": "success"})
     hop = TrailHop.from_json(value)
@@ -66,8 +99,15 @@ def test_the_delivered_fast_path_writes_exactly_the_generic_rows() -> None:
     fast = delivered_rows(r, (str(r.delivery_id), str(r.event_id)), attempt=3, status=201, latency_ms=4.567, at=at)
     generic = (
         deliveries_record(r, attempt=3, status=201, latency_ms=4.567, outcome="delivered", error=None, at=NOW),
-        trail_hop(r, "attempt", at=NOW, attempt=3, status=201, latency_ms=4.567,
-                  detail={"result": "success", "error_class": None}),
+        trail_hop(
+            r,
+            "attempt",
+            at=NOW,
+            attempt=3,
+            status=201,
+            latency_ms=4.567,
+            detail={"result": "success", "error_class": None},
+        ),
         trail_hop(r, "delivered", at=NOW, attempt=3, status=201, latency_ms=4.567),
     )
     assert fast == generic
@@ -97,8 +137,11 @@ async def test_concurrency_slots_are_fifo_and_survive_cancellation() -> None:
 
 
 def test_fallback_rules_and_record() -> None:
-    rule = Fallback(destination="sms", when=["breaker_open", "retries_exhausted"],
-                    message_types=["lead_auto_reply", "feedback_request"])
+    rule = Fallback(
+        destination="sms",
+        when=["breaker_open", "retries_exhausted"],
+        message_types=["lead_auto_reply", "feedback_request"],
+    )
     assert fallback_applies(rule, record("lead_auto_reply"), "breaker_open")
     assert not fallback_applies(rule, record("generic"), "breaker_open")
     assert not fallback_applies(rule, record(None), "retries_exhausted")
@@ -152,8 +195,7 @@ def test_pause_book_resumes_only_when_no_reason_is_left() -> None:
 
 
 def test_settings_base_urls_and_zapi_credentials() -> None:
-    settings = ConnectorSettings(sandbox_url="http://127.0.0.1:8090/",
-                                 destination_urls={"crm": "https://crm.example/"})
+    settings = ConnectorSettings(sandbox_url="http://127.0.0.1:8090/", destination_urls={"crm": "https://crm.example/"})
     assert settings.base_url("crm") == "https://crm.example"
     assert settings.base_url("financeiro") == "http://127.0.0.1:8090/financeiro"
     assert settings.zapi_credentials() == ("sandbox-instance", "sandbox-token", "sandbox-client-token")

@@ -32,8 +32,9 @@ async def test_fault_injection_and_reset() -> None:
         await c.post("/_control/crm", json={"down": True})
         down = await c.post("/crm/x", json={}, headers={"Idempotency-Key": "z"})
         assert down.status_code == 503 and down.json()["error"]
-        await c.post("/_control/crm", json={"down": False, "error_rate": 1.0, "status_code": 500,
-                                            "body": {"error": "custom"}})
+        await c.post(
+            "/_control/crm", json={"down": False, "error_rate": 1.0, "status_code": 500, "body": {"error": "custom"}}
+        )
         failed = await c.post("/crm/x", json={})
         assert failed.status_code == 500 and failed.json() == {"error": "custom"}
         bad = await c.post("/_control/crm", json={"nope": 1})
@@ -47,13 +48,19 @@ async def test_fault_injection_and_reset() -> None:
 
 async def test_zapi_and_sms_contracts() -> None:
     async with client() as c:
-        ok = await c.post("/whatsapp/instances/i/token/t/send-text", json={"phone": "5511999990000", "message": "oi"},
-                          headers={"Client-Token": "c"})
+        ok = await c.post(
+            "/whatsapp/instances/i/token/t/send-text",
+            json={"phone": "5511999990000", "message": "oi"},
+            headers={"Client-Token": "c"},
+        )
         assert ok.status_code == 200 and {"zaapId", "messageId", "id"} <= set(ok.json())
         no_token = await c.post("/whatsapp/instances/i/token/t/send-text", json={"phone": "55", "message": "x"})
         assert no_token.status_code == 400 and "client-token" in no_token.json()["error"].lower()
-        bad_phone = await c.post("/whatsapp/instances/i/token/t/send-text", json={"phone": "+55 11", "message": "x"},
-                                 headers={"Client-Token": "c"})
+        bad_phone = await c.post(
+            "/whatsapp/instances/i/token/t/send-text",
+            json={"phone": "+55 11", "message": "x"},
+            headers={"Client-Token": "c"},
+        )
         assert bad_phone.status_code == 400
         assert (await c.post("/whatsapp/wrong", json={}, headers={"Client-Token": "c"})).status_code == 404
         assert (await c.post("/sms/messages", json={"to": "5511999990000", "message": "oi"})).status_code == 200
@@ -69,12 +76,16 @@ async def test_source_feed_paginates_by_watermark() -> None:
         assert [i["id"] for i in page["items"]] == ["a0", "a1"] and page["next_cursor"]
         seen = [i["id"] for i in page["items"]]
         while page["next_cursor"]:
-            page = (await c.get("/sources/crm/api/agenda/changes",
-                                params={"since": "", "cursor": page["next_cursor"], "limit": 2})).json()
+            page = (
+                await c.get(
+                    "/sources/crm/api/agenda/changes", params={"since": "", "cursor": page["next_cursor"], "limit": 2}
+                )
+            ).json()
             seen += [i["id"] for i in page["items"]]
         assert seen == ["a0", "a1", "a2", "a3", "a4"]
-        newer = (await c.get("/sources/crm/api/agenda/changes",
-                             params={"since": "2026-01-01T00:00:02+00:00", "limit": 10})).json()
+        newer = (
+            await c.get("/sources/crm/api/agenda/changes", params={"since": "2026-01-01T00:00:02+00:00", "limit": 10})
+        ).json()
         assert [i["id"] for i in newer["items"]] == ["a3", "a4"] and newer["next_cursor"] is None
         await c.post("/_control/sources/crm", json={"fail_next": 1, "status_code": 503})
         assert (await c.get("/sources/crm/api/agenda/changes")).status_code == 503

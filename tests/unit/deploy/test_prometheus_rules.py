@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "deploy" / "prometheus"
 
 
-
 def promtool() -> str:
     """No silent skip: `make test` installs promtool (deploy/ci/install-test-tools.sh)."""
     path = shutil.which("promtool")
@@ -28,23 +27,28 @@ def test_rules_are_valid() -> None:
 
 
 def test_rule_unit_tests_pass() -> None:
-    result = subprocess.run([promtool(), "test", "rules", "alerts.test.yml"], cwd=RULES, capture_output=True,
-                            text=True)
+    result = subprocess.run([promtool(), "test", "rules", "alerts.test.yml"], cwd=RULES, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_alert_is_tested() -> None:
     alerts = {r["alert"] for g in yaml.safe_load((RULES / "alerts.yml").read_text())["groups"] for r in g["rules"]}
-    tested = {t["alertname"] for case in yaml.safe_load((RULES / "alerts.test.yml").read_text())["tests"]
-              for t in case.get("alert_rule_test", [])}
+    tested = {
+        t["alertname"]
+        for case in yaml.safe_load((RULES / "alerts.test.yml").read_text())["tests"]
+        for t in case.get("alert_rule_test", [])
+    }
     assert alerts == tested
 
 
 def test_rules_only_use_metrics_the_services_export() -> None:
     text = (RULES / "alerts.yml").read_text()
     used = set(re.findall(r"\bcarinho_[a-z_]+", text))
-    sources = "\n".join(p.read_text() for folder in ("hub", "ingress", "connectors", "processors")
-                        for p in (ROOT / folder).rglob("*.py"))
+    sources = "\n".join(
+        p.read_text()
+        for folder in ("hub", "ingress", "connectors", "processors")
+        for p in (ROOT / folder).rglob("*.py")
+    )
     exported = {"carinho_" + name for name in re.findall(r'(?:counter|gauge|histogram)\(\s*"([a-z_]+)"', sources)}
     # histograms export _bucket/_sum/_count series
     missing = {m for m in used if m not in exported and re.sub(r"_(bucket|sum|count)$", "", m) not in exported}
@@ -57,8 +61,11 @@ def test_dashboard_queries_only_exported_metrics() -> None:
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "carinho-hub.json").read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     assert len(exprs) >= 15
-    sources = "\n".join(p.read_text() for folder in ("hub", "ingress", "connectors", "processors")
-                        for p in (ROOT / folder).rglob("*.py"))
+    sources = "\n".join(
+        p.read_text()
+        for folder in ("hub", "ingress", "connectors", "processors")
+        for p in (ROOT / folder).rglob("*.py")
+    )
     exported = {"carinho_" + name for name in re.findall(r'(?:counter|gauge|histogram)\(\s*"([a-z_]+)"', sources)}
     used = set(re.findall(r"\bcarinho_[a-z_]+", " ".join(exprs)))
     missing = {m for m in used if m not in exported and re.sub(r"_(bucket|sum|count)$", "", m) not in exported}

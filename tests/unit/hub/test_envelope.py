@@ -88,9 +88,14 @@ def test_times_are_utc() -> None:
 
 
 def test_fast_serializer_matches_pydantic() -> None:
-    env = new_envelope(type="lead.created", source="site", priority=2, idempotency_key="k",
-                       data={"name": "Ana", "n": [1, 2.5, None, {"x": True}]},
-                       metadata=Metadata(request_id="r", utm=Utm(source="g"), labels={"a": "b"}))
+    env = new_envelope(
+        type="lead.created",
+        source="site",
+        priority=2,
+        idempotency_key="k",
+        data={"name": "Ana", "n": [1, 2.5, None, {"x": True}]},
+        metadata=Metadata(request_id="r", utm=Utm(source="g"), labels={"a": "b"}),
+    )
     assert json.loads(env.to_json()) == json.loads(env.model_dump_json(exclude_none=True))
     bare = new_envelope(type="a.b", source="s", priority=1, idempotency_key="k", data={})
     assert json.loads(bare.to_json()) == json.loads(bare.model_dump_json(exclude_none=True))

@@ -25,8 +25,15 @@ def topology() -> Topology:
 
 
 def test_filter_parsing(topology: Topology) -> None:
-    flt = build_filter(topology, destination=["crm,marketing"], status_code=["5xx", "422"], since="24h",
-                       until="2025-03-10", status=["all"], now=NOW)
+    flt = build_filter(
+        topology,
+        destination=["crm,marketing"],
+        status_code=["5xx", "422"],
+        since="24h",
+        until="2025-03-10",
+        status=["all"],
+        now=NOW,
+    )
     assert flt.destinations == {"crm", "marketing"}
     assert flt.since == NOW - timedelta(hours=24)
     assert flt.until == datetime(2025, 3, 10, tzinfo=UTC)
@@ -37,8 +44,16 @@ def test_filter_parsing(topology: Topology) -> None:
 
 def test_filter_errors_are_all_reported(topology: Topology) -> None:
     with pytest.raises(FilterError) as info:
-        build_filter(topology, destination=["crn"], event_type=["x.y"], status_code=["abc"], since="yesterday-ish",
-                     event_id=["1"], status=["gone"], ids=["a:b"])
+        build_filter(
+            topology,
+            destination=["crn"],
+            event_type=["x.y"],
+            status_code=["abc"],
+            since="yesterday-ish",
+            event_id=["1"],
+            status=["gone"],
+            ids=["a:b"],
+        )
     assert len(info.value.problems) == 7
     assert "known: atendimento, crm, cuidadores" in str(info.value)
 
@@ -58,17 +73,31 @@ def test_dlq_id() -> None:
 
 
 def _delivery_json() -> bytes:
-    return orjson.dumps({
-        "schema_version": 1, "delivery_id": "8b7f8a47-54cb-5a5c-9f0d-6f7e1c9d0a11",
-        "event_id": "2f1c2b7e-4a55-4b8e-9d8e-63617269686f", "event_type": "lead.created", "source": "site",
-        "destination": "crm", "priority": 2, "entity_key": "lead-1", "path": "/api/leads",
-        "payload": {"telefone": "x", "itens": [{"id": 1}]}, "created_at": "2025-03-10T12:00:00+00:00"})
+    return orjson.dumps(
+        {
+            "schema_version": 1,
+            "delivery_id": "8b7f8a47-54cb-5a5c-9f0d-6f7e1c9d0a11",
+            "event_id": "2f1c2b7e-4a55-4b8e-9d8e-63617269686f",
+            "event_type": "lead.created",
+            "source": "site",
+            "destination": "crm",
+            "priority": 2,
+            "entity_key": "lead-1",
+            "path": "/api/leads",
+            "payload": {"telefone": "x", "itens": [{"id": 1}]},
+            "created_at": "2025-03-10T12:00:00+00:00",
+        }
+    )
 
 
 def test_edit_set_unset_and_identity() -> None:
-    value, paths = apply_edit(_delivery_json(), "delivery", sets=["payload.telefone=+5511999990000",
-                                                                   "payload.itens.0.id=2"],
-                              unsets=[], replacement=None)
+    value, paths = apply_edit(
+        _delivery_json(),
+        "delivery",
+        sets=["payload.telefone=+5511999990000", "payload.itens.0.id=2"],
+        unsets=[],
+        replacement=None,
+    )
     data = orjson.loads(value)
     assert data["payload"] == {"telefone": "+5511999990000", "itens": [{"id": 2}]}
     assert paths == ["payload.itens.0.id", "payload.telefone"]

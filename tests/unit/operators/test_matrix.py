@@ -21,8 +21,10 @@ def test_committed_matrix_is_up_to_date() -> None:
 
 def test_matrix_content() -> None:
     text = render_matrix(load_topology(ROOT / "topics.yaml"))
-    assert "| **Lead -> CRM** (`lead-crm`) | site, whatsapp | crm, marketing | `lead.created` | event | p2 (high) " \
-           "| 1m | Time CRM |" in text
+    assert (
+        "| **Lead -> CRM** (`lead-crm`) | site, whatsapp | crm, marketing | `lead.created` | event | p2 (high) "
+        "| 1m | Time CRM |" in text
+    )
     assert "sync `servico-faturamento`: every 1d at 02:00" in text
     assert "5s → 30s → 2m → 10m → 1h (±20% jitter), then DLQ" in text
     assert "sms when breaker_open, retries_exhausted" in text

@@ -124,7 +124,7 @@ def test_streams_resume_after_the_seek_with_no_suspension_before_the_queues_clea
     assert steps.index("seek:end") < resume < steps.index("flow_control.resume")
     # Between resuming the stream partitions and clearing the queues the loop ran nothing else, so
     # no fetched event of those partitions can have been queued and then dropped.
-    window = calls[calls.index("resume_partitions:['events.p1-0']"):calls.index("flow_control.resume")]
+    window = calls[calls.index("resume_partitions:['events.p1-0']") : calls.index("flow_control.resume")]
     assert "tick" not in window
     assert recovery.completed.is_set()
 
@@ -136,7 +136,7 @@ def test_faust_own_order_has_the_race_the_fix_removes() -> None:
     recovery = FakeRecovery([])
     original = faust_recovery_fix.ORIGINAL_ON_RECOVERY_COMPLETED
     calls = asyncio.run(run_with_ticks(original, recovery))
-    window = calls[calls.index("resume_partitions:['events.p1-0']"):calls.index("flow_control.resume")]
+    window = calls[calls.index("resume_partitions:['events.p1-0']") : calls.index("flow_control.resume")]
     assert "tick" in window
 
 

@@ -175,10 +175,22 @@ def test_trail_index_changelog_bytes_are_what_faust_writes_for_that_table() -> N
     from hub.trail import TrailHop
     from processors import trail_index
 
-    hop = TrailHop(event_id=uuid.uuid4(), hop="routed", at=NOW, service="processors",
-                   detail={"destinations": ["crm", "whatsapp"], "note": "coração", "priority": 2})
-    later = TrailHop(event_id=hop.event_id, hop="delivered", at=NOW, service="connectors", destination="crm",
-                     delivery_id=uuid.uuid4(), detail={"status": 200, "latency_ms": 12.5})
+    hop = TrailHop(
+        event_id=uuid.uuid4(),
+        hop="routed",
+        at=NOW,
+        service="processors",
+        detail={"destinations": ["crm", "whatsapp"], "note": "coração", "priority": 2},
+    )
+    later = TrailHop(
+        event_id=hop.event_id,
+        hop="delivered",
+        at=NOW,
+        service="connectors",
+        destination="crm",
+        delivery_id=uuid.uuid4(),
+        detail={"status": 200, "latency_ms": 12.5},
+    )
     hops = trail_index.append_hop(trail_index.append_hop(None, hop), later)
     key = str(hop.event_id).encode()
     assert codecs.dumps("raw", key) == key

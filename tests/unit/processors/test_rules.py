@@ -33,17 +33,30 @@ def topology() -> Topology:
 
 
 def lead(source: str = "site", campaign: str | None = None, **data: object):  # type: ignore[no-untyped-def]
-    return new_envelope(type="lead.created", source=source, priority=2, idempotency_key="form-1",
-                        data={"name": "ana maria", "phone": "+5511999990000", "origin": source, **data},
-                        metadata=Metadata(utm=Utm(campaign=campaign, source="ig") if campaign else None),
-                        received_at=NOW)
+    return new_envelope(
+        type="lead.created",
+        source=source,
+        priority=2,
+        idempotency_key="form-1",
+        data={"name": "ana maria", "phone": "+5511999990000", "origin": source, **data},
+        metadata=Metadata(utm=Utm(campaign=campaign, source="ig") if campaign else None),
+        received_at=NOW,
+    )
 
 
 def test_apply_map_paths_literals_and_missing() -> None:
     doc = {"data": {"name": "Ana", "nested": {"x": 1}, "none": None}, "event_id": "e1"}
-    assert apply_map({"n": "data.name", "x": "data.nested.x", "k": "=const", "id": "event_id",
-                      "gone": "data.missing", "null": "data.none"}, doc) == \
-        {"n": "Ana", "x": 1, "k": "const", "id": "e1"}
+    assert apply_map(
+        {
+            "n": "data.name",
+            "x": "data.nested.x",
+            "k": "=const",
+            "id": "event_id",
+            "gone": "data.missing",
+            "null": "data.none",
+        },
+        doc,
+    ) == {"n": "Ana", "x": 1, "k": "const", "id": "e1"}
     assert resolve_path(doc, "data.name.deeper") is not None  # missing sentinel, not an error
     with pytest.raises(MappingError):
         resolve_path(doc, "data..name")
@@ -60,12 +73,27 @@ def test_compiled_map_walks_only_mappings_and_refuses_bad_paths_when_compiled() 
 
 
 def test_cliente_hook_normalises_and_fails_on_bad_data() -> None:
-    env = {"event_id": "e1", "data": {"cliente_id": "C1", "name": "Ana  Maria Souza", "cpf": "123.456.789-09",
-                                      "email": "ANA@X.COM", "phone": "11 98888-7777", "plan": "basic"}}
+    env = {
+        "event_id": "e1",
+        "data": {
+            "cliente_id": "C1",
+            "name": "Ana  Maria Souza",
+            "cpf": "123.456.789-09",
+            "email": "ANA@X.COM",
+            "phone": "11 98888-7777",
+            "plan": "basic",
+        },
+    }
     assert cliente_to_financeiro(env) == {
-        "cliente_id": "C1", "nome": "Ana", "sobrenome": "Maria Souza", "origem_evento": "e1",
-        "documento": {"tipo": "CPF", "numero": "12345678909"}, "email": "ana@x.com",
-        "telefone": "+5511988887777", "plano": "BASIC"}
+        "cliente_id": "C1",
+        "nome": "Ana",
+        "sobrenome": "Maria Souza",
+        "origem_evento": "e1",
+        "documento": {"tipo": "CPF", "numero": "12345678909"},
+        "email": "ana@x.com",
+        "telefone": "+5511988887777",
+        "plano": "BASIC",
+    }
     with pytest.raises(TransformError):
         cliente_to_financeiro({"event_id": "e", "data": {"cliente_id": "C", "name": "A", "cpf": "12"}})
     with pytest.raises(KeyError):
@@ -97,16 +125,26 @@ def test_entity_keys(topology: Topology) -> None:
     router = Router(topology)
     assert entity_field("cliente.created", topology.event_types["cliente.created"].data) == "cliente_id"
     assert entity_field("lead.created", topology.event_types["lead.created"].data) is None
-    servico = new_envelope(type="servico.completed", source="operacao", priority=3, idempotency_key="k",
-                           data={"servico_id": "S1", "cliente_id": "C1", "completed_at": "2026-01-01T00:00:00Z"})
+    servico = new_envelope(
+        type="servico.completed",
+        source="operacao",
+        priority=3,
+        idempotency_key="k",
+        data={"servico_id": "S1", "cliente_id": "C1", "completed_at": "2026-01-01T00:00:00Z"},
+    )
     assert router.entity_key(servico) == "servico:S1"
     assert router.entity_key(lead()) == "site:form-1"
 
 
 def test_transform_failure_names_the_destination(topology: Topology) -> None:
     router = Router(topology)
-    bad = new_envelope(type="cliente.created", source="crm", priority=2, idempotency_key="k",
-                       data={"cliente_id": "C1", "name": "Ana", "cpf": "1"})
+    bad = new_envelope(
+        type="cliente.created",
+        source="crm",
+        priority=2,
+        idempotency_key="k",
+        data={"cliente_id": "C1", "name": "Ana", "cpf": "1"},
+    )
     with pytest.raises(TransformFailed) as info:
         router.route(bad, NOW)
     assert info.value.destination == "financeiro"
@@ -114,11 +152,14 @@ def test_transform_failure_names_the_destination(topology: Topology) -> None:
         Router(topology, hooks={})
 
 
-@pytest.mark.parametrize(("raw", "reason"), [
-    (None, "empty_record"),
-    (b"\xff\x00garbage", "not_json"),
-    (b'{"hello": 1}', "invalid_envelope"),
-])
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (None, "empty_record"),
+        (b"\xff\x00garbage", "not_json"),
+        (b'{"hello": 1}', "invalid_envelope"),
+    ],
+)
 def test_parse_record_rejects(topology: Topology, raw: bytes | None, reason: str) -> None:
     with pytest.raises(InvalidRecord) as info:
         parse_record(raw, topology)
@@ -129,16 +170,21 @@ def test_parse_record_checks_type_source_data_and_size(topology: Topology) -> No
     ok = lead()
     assert parse_record(ok.to_json(), topology) == ok
     raw = orjson.loads(ok.to_json())
-    for patch, reason in (({"type": "x.y"}, "unknown_event_type"), ({"source": "crm"}, "source_not_allowed"),
-                          ({"data": {"name": "a"}}, "invalid_data"),
-                          ({"data": {"name": "a", "phone": 5}}, "invalid_data")):
+    for patch, reason in (
+        ({"type": "x.y"}, "unknown_event_type"),
+        ({"source": "crm"}, "source_not_allowed"),
+        ({"data": {"name": "a"}}, "invalid_data"),
+        ({"data": {"name": "a", "phone": 5}}, "invalid_data"),
+    ):
         with pytest.raises(InvalidRecord) as info:
             parse_record(orjson.dumps({**raw, **patch}), topology)
         assert info.value.reason == reason and info.value.event_id == str(ok.event_id)
     with pytest.raises(InvalidRecord, match="max_event_bytes"):
         parse_record(b" " * (topology.defaults.max_event_bytes + 1), topology)
-    assert check_data({"hours": True}, topology.event_types["servico.completed"].data)[-1] == \
-        "field 'hours' must be number"
+    assert (
+        check_data({"hours": True}, topology.event_types["servico.completed"].data)[-1]
+        == "field 'hours' must be number"
+    )
 
 
 def test_dedupe_verdicts() -> None:
@@ -154,9 +200,19 @@ def test_dedupe_verdicts() -> None:
 
 def test_feedback_due_after_the_delay(topology: Topology) -> None:
     config = topology.automations.feedback_request
-    env = new_envelope(type="servico.completed", source="operacao", priority=3, idempotency_key="k",
-                       data={"servico_id": "S1", "cliente_id": "C1", "completed_at": "2026-03-01T10:00:00Z",
-                             "phone": "+5511977776666", "client_name": "lurdes"})
+    env = new_envelope(
+        type="servico.completed",
+        source="operacao",
+        priority=3,
+        idempotency_key="k",
+        data={
+            "servico_id": "S1",
+            "cliente_id": "C1",
+            "completed_at": "2026-03-01T10:00:00Z",
+            "phone": "+5511977776666",
+            "client_name": "lurdes",
+        },
+    )
     scheduled = feedback_request(env, config, entity_key="servico:S1", now=NOW)
     assert scheduled is not None and scheduled.due_at == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     assert scheduled.delivery.not_before == scheduled.due_at
@@ -170,8 +226,13 @@ def test_feedback_due_in_quiet_hours_waits_for_the_morning(topology: Topology) -
     assert config.quiet_hours is not None and config.timezone == "America/Sao_Paulo"
 
     def due(completed_at: str) -> datetime:
-        env = new_envelope(type="servico.completed", source="operacao", priority=3, idempotency_key=completed_at,
-                           data={"servico_id": "S1", "completed_at": completed_at, "phone": "+5511977776666"})
+        env = new_envelope(
+            type="servico.completed",
+            source="operacao",
+            priority=3,
+            idempotency_key=completed_at,
+            data={"servico_id": "S1", "completed_at": completed_at, "phone": "+5511977776666"},
+        )
         scheduled = feedback_request(env, config, entity_key="servico:S1", now=NOW)
         assert scheduled is not None and scheduled.delivery.not_before == scheduled.due_at
         return scheduled.due_at
@@ -181,10 +242,12 @@ def test_feedback_due_in_quiet_hours_waits_for_the_morning(topology: Topology) -
     assert due("2026-03-02T05:00:00Z") == datetime(2026, 3, 2, 11, 0, tzinfo=UTC)  # 04:00 local: 08:00 same day
     assert due("2026-03-02T09:00:00Z") == datetime(2026, 3, 2, 11, 0, tzinfo=UTC)  # 08:00 local: as is
     daytime = config.model_copy(update={"quiet_hours": QuietHours(start="12:00", end="14:00")})
-    assert outside_quiet_hours(datetime(2026, 3, 2, 16, 30, tzinfo=UTC), daytime) == \
-        datetime(2026, 3, 2, 17, 0, tzinfo=UTC)  # 13:30 local in a window that does not wrap
-    assert outside_quiet_hours(datetime(2026, 3, 2, 16, 30, tzinfo=UTC), config.model_copy(
-        update={"quiet_hours": None})) == datetime(2026, 3, 2, 16, 30, tzinfo=UTC)
+    assert outside_quiet_hours(datetime(2026, 3, 2, 16, 30, tzinfo=UTC), daytime) == datetime(
+        2026, 3, 2, 17, 0, tzinfo=UTC
+    )  # 13:30 local in a window that does not wrap
+    assert outside_quiet_hours(
+        datetime(2026, 3, 2, 16, 30, tzinfo=UTC), config.model_copy(update={"quiet_hours": None})
+    ) == datetime(2026, 3, 2, 16, 30, tzinfo=UTC)
 
 
 def test_sync_schedule_and_items(topology: Topology) -> None:
@@ -197,26 +260,35 @@ def test_sync_schedule_and_items(topology: Topology) -> None:
     assert next_due(hourly, ok, retry) == ran + timedelta(hours=1)
     # "at: 02:00" is São Paulo time (topics.yaml defaults.timezone, UTC-3): 02:00:30 UTC is 23:00:30
     # the evening before there, so the next run is 02:00 local = 05:00 UTC the same day.
-    assert next_due(daily, SyncState(sync="d", last_run_at=ran, last_success_at=ran), retry) == \
-        datetime(2026, 3, 1, 5, 0, tzinfo=UTC)
+    assert next_due(daily, SyncState(sync="d", last_run_at=ran, last_success_at=ran), retry) == datetime(
+        2026, 3, 1, 5, 0, tzinfo=UTC
+    )
     after_run = datetime(2026, 3, 1, 5, 0, 40, tzinfo=UTC)
-    assert next_due(daily, SyncState(sync="d", last_run_at=after_run, last_success_at=after_run), retry) == \
-        datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
+    assert next_due(daily, SyncState(sync="d", last_run_at=after_run, last_success_at=after_run), retry) == datetime(
+        2026, 3, 2, 5, 0, tzinfo=UTC
+    )
     in_utc = daily.model_copy(update={"timezone": "UTC"})
-    assert next_due(in_utc, SyncState(sync="d", last_run_at=ran, last_success_at=ran), retry) == \
-        datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    assert next_due(in_utc, SyncState(sync="d", last_run_at=ran, last_success_at=ran), retry) == datetime(
+        2026, 3, 2, 2, 0, tzinfo=UTC
+    )
     # Across a DST change the wall-clock time is kept (New York: 2026-03-08 springs forward).
     in_ny = daily.model_copy(update={"timezone": "America/New_York"})
     before_dst = datetime(2026, 3, 7, 7, 0, 5, tzinfo=UTC)  # 02:00:05 EST
-    assert next_due(in_ny, SyncState(sync="d", last_run_at=before_dst, last_success_at=before_dst), retry) == \
-        datetime(2026, 3, 8, 7, 0, tzinfo=UTC)  # 02:00 does not exist that night: zoneinfo reads it as 03:00 EDT
+    assert next_due(in_ny, SyncState(sync="d", last_run_at=before_dst, last_success_at=before_dst), retry) == datetime(
+        2026, 3, 8, 7, 0, tzinfo=UTC
+    )  # 02:00 does not exist that night: zoneinfo reads it as 03:00 EDT
     dst_run = datetime(2026, 3, 8, 7, 0, 5, tzinfo=UTC)
-    assert next_due(in_ny, SyncState(sync="d", last_run_at=dst_run, last_success_at=dst_run), retry) == \
-        datetime(2026, 3, 9, 6, 0, tzinfo=UTC)  # 02:00 EDT: still 02:00 on the wall, one hour earlier in UTC
+    assert next_due(in_ny, SyncState(sync="d", last_run_at=dst_run, last_success_at=dst_run), retry) == datetime(
+        2026, 3, 9, 6, 0, tzinfo=UTC
+    )  # 02:00 EDT: still 02:00 on the wall, one hour earlier in UTC
     failed = SyncState(sync="a", last_run_at=ran, consecutive_failures=2)
     assert next_due(hourly, failed, retry) == ran + retry
-    env = item_envelope("agenda-operacao", hourly, topology, {"id": "A1", "updated_at": "2026-03-01T10:00:00Z",
-                                                              "agenda_id": "A1", "cliente_id": "C1", "extra": 1})
+    env = item_envelope(
+        "agenda-operacao",
+        hourly,
+        topology,
+        {"id": "A1", "updated_at": "2026-03-01T10:00:00Z", "agenda_id": "A1", "cliente_id": "C1", "extra": 1},
+    )
     assert env.idempotency_key == "sync:agenda-operacao:A1:2026-03-01T10:00:00Z"
     assert env.data == {"agenda_id": "A1", "cliente_id": "C1"} and env.priority == 3
 
@@ -283,8 +355,12 @@ def test_a_levels_partitions_take_turns_in_offset_order_each() -> None:
     while (taken := lanes.take(2)) is not None:
         batches.append(taken[1])
     assert batches == [
-        [("a", 0), ("a", 1)], [("b", 0), ("b", 1)], [("c", 0)],
-        [("a", 2), ("a", 3)], [("b", 2)], [("a", 4), ("a", 5)],
+        [("a", 0), ("a", 1)],
+        [("b", 0), ("b", 1)],
+        [("c", 0)],
+        [("a", 2), ("a", 3)],
+        [("b", 2)],
+        [("a", 4), ("a", 5)],
     ]
 
 
