@@ -78,7 +78,11 @@ class RocksMapping(MutableMapping[Any, Any]):
     measured (docs/processors.md). A `get` and a WriteBatch's `put` keep the GIL."""
 
     def __init__(self, path: Path):
-        shutil.rmtree(path, ignore_errors=True)  # the changelog is replayed into an empty database
+        if path.exists():
+            # Opening takes the database's lock: a worker still running on this directory (same
+            # CARINHO_DATA_DIR and web port) makes this raise instead of losing its files.
+            Rdict(str(path), _options()).close()
+            shutil.rmtree(path)  # the changelog is replayed into an empty database
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = Rdict(str(path), _options())

@@ -126,3 +126,16 @@ def test_writes_are_held_then_written_in_one_batch_and_read_back_either_way(
     assert on_disk.get(b"sa") is None
     assert m.items_after("b", 5) == [("c", {"n": 3})] and len(m) == 2
     m.close()
+
+
+def test_a_database_in_use_is_not_wiped_by_a_second_opener(tmp_path: Path) -> None:
+    first = RocksMapping(tmp_path / "t.rocksdb")
+    first["k"] = {"at": 1.0}
+    first.write_pending()
+    with pytest.raises(Exception, match=r"LOCK"):  # rocksdict raises a bare Exception (IO error: lock)
+        RocksMapping(tmp_path / "t.rocksdb")
+    assert first["k"] == {"at": 1.0}
+    first["k2"] = {"at": 2.0}
+    first.write_pending()  # its files are still there
+    assert len(first) == 2
+    first.close()
