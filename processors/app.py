@@ -601,7 +601,7 @@ class Processors:
             return 0
         owned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.scheduled_topic}
         now = datetime.now(UTC)
-        store = self.schedule_table.data
+        store = state_store.mapping(self.schedule_table)
         released = waiting = 0
         # In chunks, yielding between them: on disk, reading every entry (fired ones are kept 8 days)
         # takes milliseconds per thousand, and the routers must not wait for it.
@@ -613,14 +613,11 @@ class Processors:
                 if datetime.fromisoformat(value["due_at"]) > now:
                     waiting += 1
                     continue
-                current = store.get(key)  # read again: the scheduler agent may have written it since
-                if not isinstance(current, dict) or current.get("state") != "pending":
-                    continue
-                delivery = DeliveryRecord.model_validate(current["delivery"])
+                delivery = DeliveryRecord.model_validate(value["delivery"])
                 self._send_delivery(delivery)
-                fired = {**current, "state": "fired", "fired_at": now.isoformat(), "at": time.time()}
+                fired = {**value, "state": "fired", "fired_at": now.isoformat(), "at": time.time()}
                 store[key] = fired
-                self.schedule_table.send_changelog(current["partition"], key, fired)
+                self.schedule_table.send_changelog(value["partition"], key, fired)
                 released += 1
                 metrics.SCHEDULED_RELEASED.inc()
             await asyncio.sleep(0)
@@ -706,10 +703,15 @@ class Processors:
         cutoff = datetime.now(UTC) - self.settings.trail_retention
         fired_cut = now - FIRED_KEEP.total_seconds()
         return (
-            await state_store.sweep(self.dedupe_table.data, lambda v: dedupe.expired(v, now, self.window))
-            + await state_store.sweep(self.trail_table.data, lambda hops: trail_index.expired(hops, cutoff))
+            await state_store.sweep(
+                state_store.mapping(self.dedupe_table), lambda v: dedupe.expired(v, now, self.window)
+            )
             + await state_store.sweep(
-                self.schedule_table.data, lambda v: v.get("state") == "fired" and v.get("at", 0) < fired_cut
+                state_store.mapping(self.trail_table), lambda hops: trail_index.expired(hops, cutoff)
+            )
+            + await state_store.sweep(
+                state_store.mapping(self.schedule_table),
+                lambda v: v.get("state") == "fired" and v.get("at", 0) < fired_cut,
             )
         )
 

@@ -9,7 +9,7 @@ while the same key in a *different* record is a real duplicate and is dropped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -37,13 +37,7 @@ def entry(ref: RecordRef, now: float, event_id: str) -> dict[str, Any]:
 
 
 def judge(seen: Mapping[str, Any] | None, ref: RecordRef, now: float, window_seconds: float) -> Verdict:
-    if not seen:
-        return Verdict.NEW
-    try:
-        at = float(seen["at"])
-    except (KeyError, TypeError, ValueError):
-        return Verdict.NEW  # unreadable entry: treat as unseen rather than drop an event
-    if now - at >= window_seconds:
+    if not seen or expired(seen, now, window_seconds):  # unreadable entries too: rather than drop an event
         return Verdict.NEW
     if (seen.get("topic"), seen.get("partition"), seen.get("offset")) == (ref.topic, ref.partition, ref.offset):
         return Verdict.REDELIVERY
@@ -56,11 +50,3 @@ def expired(value: Any, now: float, window_seconds: float) -> bool:
         return now - float(value["at"]) >= window_seconds
     except (KeyError, TypeError, ValueError):
         return True
-
-
-def sweep(store: MutableMapping[Any, Any], now: float, window_seconds: float, limit: int = 100_000) -> int:
-    """Forget expired keys locally (the changelog's retention forgets them on the broker)."""
-    found = [key for key, value in store.items() if expired(value, now, window_seconds)][:limit]
-    for key in found:
-        store.pop(key, None)
-    return len(found)

@@ -74,8 +74,8 @@ class RocksMapping(MutableMapping[Any, Any]):
     Writes are held in a small dict and written as one WriteBatch every PENDING_WRITES writes (and
     before any iteration); reads look there first. Why: rocksdict releases the GIL in `put`, and
     with the worker's other threads (aiokafka's fetcher, librdkafka's callbacks) waiting for it every
-    put became a thread switch: +20 % CPU per routed event in the worker with a put per event,
-    measured (docs/processors.md). A `get` and a WriteBatch's `put` keep the GIL."""
+    put became a thread switch: +15-23 % CPU per routed event in the worker with a put per event,
+    measured (docs/benchmarks.md, sixth session). A `get` and a WriteBatch's `put` keep the GIL."""
 
     def __init__(self, path: Path):
         if path.exists():
@@ -207,9 +207,7 @@ class RocksStore(memory.Store[Any, Any]):
         return None
 
     async def on_stop(self) -> None:
-        data = self.data
-        if isinstance(data, RocksMapping):
-            data.close()
+        self.data.close()  # type: ignore[attr-defined]  # a RocksMapping (set in __init__)
 
 
 def mapping(table: Any) -> MutableMapping[Any, Any]:
@@ -218,30 +216,28 @@ def mapping(table: Any) -> MutableMapping[Any, Any]:
     return table.data.data  # type: ignore[no-any-return]
 
 
-def chunks(store: Any, size: int) -> Iterator[list[tuple[Any, Any]]]:
-    """A table's items, `size` at a time; the caller may await between chunks (see `sweep`)."""
-    inner = getattr(store, "data", store)  # a Faust Store wraps the mapping
-    if isinstance(inner, RocksMapping):
+def chunks(store: MutableMapping[Any, Any], size: int) -> Iterator[list[tuple[Any, Any]]]:
+    """A table's items (`mapping(table)`), `size` at a time. Each chunk's values are read when the
+    chunk is made, so a caller that awaits only between chunks acts on current values although the
+    routers write to the table meanwhile."""
+    if isinstance(store, RocksMapping):
         last: Any = None
-        while chunk := inner.items_after(last, size):
+        while chunk := store.items_after(last, size):
             yield chunk
             last = chunk[-1][0]
-    else:  # a dict: iterate a copy, the routers write to it between chunks
-        items = list(inner.items())
-        for begin in range(0, len(items), size):
-            yield items[begin : begin + size]
+    else:  # a dict: its keys now, each chunk's values later (it must not change size while iterated)
+        keys = list(store)
+        for begin in range(0, len(keys), size):
+            yield [(key, store[key]) for key in keys[begin : begin + size] if key in store]
 
 
 async def sweep(store: MutableMapping[Any, Any], is_expired: Callable[[Any], bool], chunk: int = 2_000) -> int:
     """Delete the entries `is_expired` judges stale, yielding to the event loop between chunks: a
-    table on disk takes seconds to walk, and the routers (p1 included) must not wait for it. Each
-    entry is read again right before its deletion (no await in between), so an entry the routers
-    rewrote meanwhile is judged on its new value."""
+    table on disk takes seconds to walk, and the routers (p1 included) must not wait for it."""
     removed = 0
     for items in chunks(store, chunk):
-        for key, _ in items:
-            value = store.get(key)
-            if value is not None and is_expired(value):
+        for key, value in items:
+            if is_expired(value):
                 store.pop(key, None)
                 removed += 1
         await asyncio.sleep(0)

@@ -8,7 +8,7 @@ changelog topic itself is compact+delete with the same retention.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,11 +53,3 @@ def visible_hops(hops: list[dict[str, Any]] | None, now: datetime, retention: ti
 def expired(hops: Any, cutoff: datetime) -> bool:
     """An entry whose newest hop is older than the retention's cutoff (or an empty one)."""
     return not hops or max(_at(h) for h in hops) < cutoff
-
-
-def sweep(store: MutableMapping[Any, Any], now: datetime, retention: timedelta, limit: int = 100_000) -> int:
-    cutoff = now - retention
-    found = [key for key, hops in store.items() if expired(hops, cutoff)][:limit]
-    for key in found:
-        store.pop(key, None)
-    return len(found)

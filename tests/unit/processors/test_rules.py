@@ -12,7 +12,7 @@ from aiokafka.structs import TopicPartition
 
 from hub.envelope import Metadata, Utm, new_envelope
 from hub.topology import QuietHours, Topology, load_topology
-from processors import dedupe
+from processors import dedupe, state_store
 from processors.app import crc32_partitioner
 from processors.automations.feedback import feedback_request, outside_quiet_hours
 from processors.automations.lead_auto_reply import first_name, render, template_key
@@ -195,7 +195,8 @@ def test_dedupe_verdicts() -> None:
     assert dedupe.judge(seen, dedupe.RecordRef("events.p2", 3, 11), 1001.0, 60) is dedupe.Verdict.DUPLICATE
     assert dedupe.judge(seen, dedupe.RecordRef("events.p2", 3, 11), 1060.0, 60) is dedupe.Verdict.NEW
     store = {"a": seen, "b": dedupe.entry(ref, 2000.0, "e2")}
-    assert dedupe.sweep(store, 1070.0, 60) == 1 and list(store) == ["b"]
+    removed = asyncio.run(state_store.sweep(store, lambda v: dedupe.expired(v, 1070.0, 60)))
+    assert removed == 1 and list(store) == ["b"]
 
 
 def test_feedback_due_after_the_delay(topology: Topology) -> None:

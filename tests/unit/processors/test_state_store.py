@@ -52,7 +52,7 @@ def test_the_sweeps_work_on_the_disk_store(tmp_path: Path) -> None:
     m = RocksMapping(tmp_path / "t.rocksdb")
     m["old"] = {"at": 100.0}
     m["new"] = {"at": 1_000.0}
-    assert dedupe.sweep(m, now=1_000.0, window_seconds=500.0) == 1
+    assert asyncio.run(state_store.sweep(m, lambda v: dedupe.expired(v, 1_000.0, 500.0))) == 1
     assert set(m) == {"new"}
     m.close()
 
