@@ -54,6 +54,9 @@ log = logging.getLogger("processors")
 
 SERVICE = "processors"
 YIELD_EVERY = 8  # a batch gives the event loop a turn every N events (see _route_batch)
+TRAIL_LEVEL = 0  # the trail lane's one level (a PriorityLanes of its own, not one of events.p1..p5)
+TRAIL_BATCH = 500  # trail records the indexer takes at a time (one store write per event per batch)
+TRAIL_YIELD_EVERY = 32  # hops indexed between two turns of the event loop (a hop is far cheaper than an event)
 ROUTER_STOP_WAIT = 10.0  # seconds a rebalance waits for the batch in flight to stop (_consumer_wait_empty)
 FIRED_KEEP = timedelta(days=8)  # remember released delayed messages (re-scheduling the same id is ignored)
 
@@ -80,15 +83,18 @@ class App(faust.App):
 
     outputs: OutputProducer | None = None
     offset_guard: OffsetGuard | None = None
-    lanes: PriorityLanes | None = None
-    level_of: Mapping[str, int] = {}
+    lane_of: Mapping[str, tuple[PriorityLanes, int]] = {}  # laned topic -> (its lanes, level there)
     guarded_topics: frozenset[str] = frozenset()
-    router_idle: asyncio.Event | None = None  # clear while the router is inside a batch
+    # One per lane consumer (the router, the trail indexer): clear while it is inside a batch.
+    idle: tuple[asyncio.Event, ...] = ()
+
+    def all_lanes(self) -> list[PriorityLanes]:
+        return list({id(lanes): lanes for lanes, _ in self.lane_of.values()}.values())
 
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
-        if self.lanes is not None:
-            faust_drain.install(consumer, self.lanes, self.level_of)
+        if self.lane_of:
+            faust_drain.install(consumer, self.lane_of)
         faust_offsets = consumer._filter_committable_offsets
         faust_pending = consumer._filter_tps_with_pending_acks
         committed = consumer._committed_offset
@@ -117,13 +123,13 @@ class App(faust.App):
         return consumer
 
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
-        """Rebalance (flow already suspended): drop the fetched records, let the batch in flight stop
+        """Rebalance (flow already suspended): drop the fetched records, let the batches in flight stop
         and settle, then Faust's own wait and commit."""
-        if self.lanes is not None:
-            self.lanes.clear()
-        if self.router_idle is not None:
+        for lanes in self.all_lanes():
+            lanes.clear()
+        if self.idle:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.router_idle.wait(), ROUTER_STOP_WAIT)
+                await asyncio.wait_for(asyncio.gather(*(idle.wait() for idle in self.idle)), ROUTER_STOP_WAIT)
         await super()._consumer_wait_empty(consumer, logger)
 
     async def before_streams_resume(self, assignment: Any) -> None:
@@ -141,8 +147,8 @@ class App(faust.App):
                 earliest = {}
             for tp in unknown:
                 starts[tp] = earliest.get(tp)
-        if self.lanes is not None:
-            self.lanes.clear()  # fetched before the seek: read again from the starts below
+        for lanes in self.all_lanes():
+            lanes.clear()  # fetched before the seek: read again from the starts below
         self.offset_guard.reset({tp: offset for tp, offset in starts.items() if offset is not None})
 
     def _new_producer(self) -> Any:
@@ -177,6 +183,14 @@ class Processors:
             on_full=lambda tp: self.app.consumer.on_buffer_full(TP(tp.topic, tp.partition)),
             on_drop=lambda tp: self.app.consumer.on_buffer_drop(TP(tp.topic, tp.partition)),
         )
+        self.trail_lane = PriorityLanes(
+            levels=(TRAIL_LEVEL,),
+            high_water=settings.stream_buffer,
+            on_full=self.lanes.on_full,
+            on_drop=self.lanes.on_drop,
+        )
+        self.indexer_idle = asyncio.Event()
+        self.indexer_idle.set()
         self._counters = {level: _LevelMetrics(level) for level in LEVELS}
         faust_recovery_fix.install()  # before the app exists: Faust's post-rebalance race (see module)
         level_of = {self.topology.priority_topic(level): level for level in LEVELS}  # events.pN -> N
@@ -205,12 +219,16 @@ class Processors:
         self.app.outputs = self.outputs
         self.offset_guard = OffsetGuard()
         self.app.offset_guard = self.offset_guard
-        self.app.lanes = self.lanes
         self.router_idle = asyncio.Event()
         self.router_idle.set()
-        self.app.router_idle = self.router_idle
-        self.app.level_of = level_of
-        self.app.guarded_topics = frozenset(level_of)
+        lane_of = {topic: (self.lanes, level) for topic, level in level_of.items()}
+        if settings.trail_index_enabled:
+            # The trail's records skip Faust's conductor and streams too (_index_forever): their
+            # own lane, one partition per batch, back-pressure per partition like the priority lanes.
+            lane_of[self.trail_topic] = (self.trail_lane, TRAIL_LEVEL)
+        self.app.lane_of = lane_of
+        self.app.idle = (self.router_idle, self.indexer_idle)
+        self.app.guarded_topics = frozenset(lane_of)
         self.dedupe_changelog = changelog_topic(self.app_id, "dedupe")
         self.trail_changelog = changelog_topic(self.app_id, "trail-index")
         event_partitions = self._partitions(self.topology.priorities[0].partitions)
@@ -440,10 +458,19 @@ class Processors:
     async def _fill(self, level: int, hole: Hole, now: datetime, failures: list[Failed]) -> None:
         """Route the records of `hole` read straight from Kafka (processors/offset_guard.py). Only the
         router task calls it, one batch at a time, so a partition is never filled twice at once."""
+        records = await self._read_hole(hole)
+        for index, record in enumerate(records):
+            if index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a big hole must not hold up more urgent levels
+            self._route_or_dead_letter(level, record, now, failures)
+        self.offset_guard.filled(hole)
+
+    async def _read_hole(self, hole: Hole) -> list[Any]:
+        """The records of a hole the offset guard found (router and trail indexer alike)."""
         tp: Any = hole.tp
         metrics.OFFSET_HOLES.labels(tp.topic).inc()
         log.warning(
-            "records %s[%s] offsets %d-%d were skipped before routing: reading them from Kafka",
+            "records %s[%s] offsets %d-%d were skipped inside the worker: reading them from Kafka",
             tp.topic,
             tp.partition,
             hole.expected,
@@ -458,14 +485,10 @@ class Processors:
             log.error("cannot read %s[%s] %d-%d: %r", tp.topic, tp.partition, hole.expected, hole.got - 1, exc)
             self.app._crash(exc)
             raise
-        for index, record in enumerate(records):
-            if index % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # a big hole must not hold up more urgent levels
-            self._route_or_dead_letter(level, record, now, failures)
         if len(records) < hole.size:
             log.error(
                 "offsets %s[%s] %d-%d: %d of %d do not exist in the log (transactional producer or "
-                "compaction on an events topic?)",
+                "compaction on a guarded topic?)",
                 tp.topic,
                 tp.partition,
                 hole.expected,
@@ -473,7 +496,7 @@ class Processors:
                 hole.size - len(records),
                 hole.size,
             )
-        self.offset_guard.filled(hole)
+        return records
 
     def _failed(
         self,
@@ -626,32 +649,91 @@ class Processors:
 
     # ---- trail index ----------------------------------------------------------------------------
     def _define_trail_index(self) -> None:
-        topic = self.app.topic(
-            self.trail_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        # Subscribed through Faust (assignment, the trail-index table co-partitioned with it, seeks,
+        # commits) but read through the trail lane like the priority topics (processors/faust_drain.py):
+        # no agent, no acks, the offset guard's settled positions are committed.
+        self.app.topics.add(
+            self.app.topic(
+                self.trail_topic,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                acks=False,
+            )
         )
+        self.app.task(self._index_forever)
 
-        async def index(stream: Any) -> None:
-            async for event in stream.events():
-                message = event.message
-                try:
-                    hop = TrailHop.from_json(message.value)
-                except Exception:
-                    log.warning(
-                        "unreadable trail record at %s[%s]@%s", message.topic, message.partition, message.offset
-                    )
-                    continue
-                key = str(hop.event_id).encode()
-                store = state_store.mapping(self.trail_table)
-                hops = trail_index.append_hop(store.get(key), hop)
-                store[key] = hops
-                # As for dedupe: the changelog record exactly as Faust writes it for this table (raw
-                # key, json value; a unit test checks), through the output producer. Faust's own
-                # pure-Python producer filled up under load ("producer buffer full") and its back-
-                # pressure stalls the delivery of every fetched record, p1 included.
-                self.outputs.produce(self.trail_changelog, key, orjson.dumps(hops), None, message.partition)
-                metrics.TRAIL_INDEXED.inc()
+    async def _index_forever(self) -> None:
+        """The trail indexer: its own task beside the router, so the event loop takes turns between
+        them (each yields every few records): a p5 backlog cannot starve the trail, and the trail
+        cannot hold a p1 event back for more than TRAIL_YIELD_EVERY hops."""
+        lane, flow, app, idle = self.trail_lane, self.app.flow_control, self.app, self.indexer_idle
+        while True:
+            await flow.acquire()
+            taken = lane.take(TRAIL_BATCH)
+            if taken is None:
+                await lane.wait()
+                continue
+            idle.clear()
+            try:
+                await self.index_batch(taken[1])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # not settled: crash, the records are read again after the restart
+                log.exception("trail indexer stopped")
+                app._crash(exc)
+                raise
+            finally:
+                idle.set()
 
-        self.app.agent(topic, name="trail-index")(index)
+    async def index_batch(self, records: Sequence[Any]) -> None:
+        """Index a batch of trail records (one partition's, in order). Each event of the batch is read
+        from the table once and written once, with one changelog record, however many of its hops the
+        batch holds; then the batch's offsets are settled (committable)."""
+        lane, flow, guard = self.trail_lane, self.app.flow_control, self.offset_guard
+        generation = lane.generation
+        store = state_store.mapping(self.trail_table)
+        updated: dict[bytes, tuple[list[dict[str, Any]], int]] = {}  # event key -> (hops, partition)
+        touched: set[Any] = set()
+        for index, message in enumerate(records):
+            if index and index % TRAIL_YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+                if lane.generation != generation or not flow.is_active():
+                    break
+            tp, offset = message.tp, message.offset
+            if guard.behind(tp, offset):
+                continue  # indexed since the last rebalance; Faust fetched it again
+            hole = guard.check(tp, offset)
+            if hole is not None:
+                for record in await self._read_hole(hole):
+                    self._index_hop(record, store, updated)
+                guard.filled(hole)
+                if lane.generation != generation:
+                    break
+            self._index_hop(message, store, updated)
+            guard.routed(tp, offset)
+            touched.add(tp)
+        # Written also when a rebalance stopped the batch early: what was indexed is settled below.
+        # The changelog record exactly as Faust writes it for this table (raw key, json value; a unit
+        # test checks), through the output producer, like dedupe's.
+        for key, (hops, partition) in updated.items():
+            store[key] = hops
+            self.outputs.produce(self.trail_changelog, key, orjson.dumps(hops), None, partition)
+        self.outputs.poll()
+        guard.settle(touched)
+
+    def _index_hop(self, message: Any, store: Any, updated: dict[bytes, tuple[list[dict[str, Any]], int]]) -> None:
+        try:
+            hop = TrailHop.from_json(message.value)
+        except Exception:
+            log.warning("unreadable trail record at %s[%s]@%s", message.topic, message.partition, message.offset)
+            return
+        key = str(hop.event_id).encode()
+        current = updated.get(key)
+        hops = trail_index.append_hop(store.get(key) if current is None else current[0], hop)
+        updated[key] = (hops, message.partition)
+        metrics.TRAIL_INDEXED.inc()
 
     def trail(self, event_id: str) -> list[dict[str, Any]] | None:
         hops = self.trail_table.data.get(event_id.encode())
@@ -669,6 +751,7 @@ class Processors:
         async def gauges() -> None:
             for level in LEVELS:
                 metrics.PENDING.labels(str(level)).set(self.lanes.pending(level))
+            metrics.TRAIL_PENDING.set(self.trail_lane.pending(TRAIL_LEVEL))
 
         async def sweep() -> None:
             await self.sweep_state()
@@ -793,6 +876,7 @@ class Processors:
             "worker": f"http://{self.settings.web_host}:{self.settings.web_port}",
             "assigned_partitions": len(assignment),
             "pending": {f"p{level}": self.lanes.pending(level) for level in LEVELS},
+            "trail_pending": self.trail_lane.pending(TRAIL_LEVEL),
             # Events routed since start (the benchmark polls this: much cheaper than rendering /metrics).
             "routed": sum(int(self._counters[level].routed._value.get()) for level in LEVELS),
             "produce_errors": self.produce_errors,

@@ -1,4 +1,4 @@
-"""events.p1..p5 records go straight from Faust's fetch loop to the router's priority lanes.
+"""events.p1..p5 (and trail) records go straight from Faust's fetch loop to their lanes.
 
 Faust hands every fetched record to its conductor one at a time, `wait_first(callback(message),
 suspend_flow.wait())` (two tasks and an `asyncio.wait` per record), then builds an Event, puts it on
@@ -8,12 +8,15 @@ router needs none of it: it
 takes records in batches from processors.priority.PriorityLanes, and the offset guard
 (processors/offset_guard.py), not Faust's acks, decides what is committed for these topics.
 
-So this is Faust 0.15.3's `Consumer._drain_messages` with one branch added: a record of a priority
+The trail indexer is in the same position (one trail hop per record, in batches), so the trail topic
+has a lane of its own (processors/app.py, `_index_forever`).
+
+So this is Faust 0.15.3's `Consumer._drain_messages` with one branch added: a record of a laned
 topic is appended to its lane while the flow is active (during a rebalance it is dropped: after the
 seek it is fetched again from the committed offset), and Faust's read-offset bookkeeping is left to
-the offset guard, which also drops records already routed. Every other record (the tables'
-changelogs, delayed messages, the trail) takes Faust's path unchanged. `install()` refuses other
-Faust versions, like processors/faust_recovery_fix.py.
+the offset guard, which also drops records already handled. Every other record (the tables'
+changelogs, delayed messages) takes Faust's path unchanged. `install()` refuses other Faust versions,
+like processors/faust_recovery_fix.py.
 """
 
 from __future__ import annotations
@@ -30,26 +33,25 @@ from processors.priority import PriorityLanes
 FIXED_VERSION = "0.15.3"
 
 
-def install(consumer: Any, lanes: PriorityLanes, level_of: Mapping[str, int]) -> None:
-    """Replace `consumer._drain_messages` (this consumer only) with the lane-aware loop."""
+def install(consumer: Any, lane_of: Mapping[str, tuple[PriorityLanes, int]]) -> None:
+    """Replace `consumer._drain_messages` (this consumer only) with the lane-aware loop; `lane_of` maps
+    a topic to its lanes and level there."""
     if faust.__version__ != FIXED_VERSION:
         raise RuntimeError(
             f"processors.faust_drain is written for faust-streaming {FIXED_VERSION}, found "
             f"{faust.__version__}: re-check Consumer._drain_messages before upgrading"
         )
     consumer._drain_messages = _drain_messages.__get__(consumer)
-    consumer._carinho_lanes = lanes
-    consumer._carinho_level_of = dict(level_of)
+    consumer._carinho_lane_of = dict(lane_of)
 
 
 async def _drain_messages(self: Any, fetcher: Any) -> None:
-    # Faust 0.15.3's loop; the only change is the `level is not None` branch.
+    # Faust 0.15.3's loop; the only change is the `lane is not None` branch.
     callback = self.callback
     getmany = self.getmany
     consumer_should_stop = self._stopped.is_set
     fetcher_should_stop = fetcher._stopped.is_set
-    offer = self._carinho_lanes.offer
-    level_of = self._carinho_level_of.get
+    lane_of = self._carinho_lane_of.get
     flow_active = self.app.flow_control.is_active
 
     get_read_offset = self._read_offset.__getitem__
@@ -76,10 +78,10 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:
                         await sleep(0)
                         num_since_yield = 0
 
-                    level = level_of(tp.topic)
-                    if level is not None:
+                    lane = lane_of(tp.topic)
+                    if lane is not None:
                         if flow_active():
-                            offer(level, tp, message)
+                            lane[0].offer(lane[1], tp, message)
                         continue
 
                     offset = message.offset

@@ -1,0 +1,109 @@
+"""The trail indexer (processors/app.py, `index_batch`) against the real broker: a batch of one trail
+partition's records is indexed in order, each event written once (one changelog record however
+many of its hops the batch holds), unreadable records skipped without stopping the partition, and
+records lost inside the worker read back from Kafka like the router's holes (offset guard)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Producer
+from faust.types import TP
+
+from hub.kafka_config import producer_config
+from hub.trail import TrailHop
+from processors import state_store
+from processors.app import Processors, changelog_topic
+from processors.settings import ProcessorSettings
+from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
+from tests.kafka_support import read_topic
+
+PARTITION = 0
+
+
+@dataclass
+class Message:
+    """The fields of a Faust message the indexer reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def tp(self) -> TP:
+        return TP(self.topic, self.partition)
+
+
+def test_a_batch_is_indexed_in_order_once_per_event_and_a_hole_is_read_from_kafka(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    short_topology_file: Path,  # noqa: F811
+) -> None:
+    topology = make_hub(short_topology_file, kafka_bootstrap)
+    topic = topology.system_topic("trail")
+    first, second = uuid.uuid4(), uuid.uuid4()
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    # Offsets: 0-2 hops of `first` (lost inside the worker), 3 garbage, 4-5 hops of `second`,
+    # 6 a last hop of `first` (the record in hand after the hole).
+    hops = [
+        TrailHop(event_id=first, hop="accepted", at=at, service="ingress", detail={"phone": "+5511999990000"}),
+        TrailHop(event_id=first, hop="routed", at=at + timedelta(seconds=1), service="processors"),
+        TrailHop(event_id=first, hop="attempt", at=at + timedelta(seconds=2), service="connectors", status=503),
+    ]
+    later = [
+        TrailHop(event_id=second, hop="accepted", at=at, service="ingress"),
+        TrailHop(event_id=second, hop="routed", at=at + timedelta(seconds=1), service="processors"),
+        TrailHop(event_id=first, hop="delivered", at=at + timedelta(seconds=3), service="connectors", status=200),
+    ]
+    producer = Producer(producer_config(kafka_bootstrap, client_id="tests"))
+    values = [h.to_json() for h in hops] + [b"\x00not a hop"] + [h.to_json() for h in later]
+    keys = [h.kafka_key() for h in hops] + [b"garbage"] + [h.kafka_key() for h in later]
+    for key, value in zip(keys, values, strict=True):
+        producer.produce(topic, value=value, key=key, partition=PARTITION)
+    assert producer.flush(30) == 0
+
+    settings = ProcessorSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_namespace=topology.namespace.rstrip("."),
+        topology_file=short_topology_file,
+        data_dir=tmp_path,
+        report_enabled=False,
+    )
+    processors = Processors(settings)
+    processors.ensure_topics()
+    tp = TP(topic, PARTITION)
+    processors.offset_guard.reset({tp: 0})
+    # Faust lost offsets 0..2: the indexer is handed 3..6.
+    handed = [Message(topic, PARTITION, offset, keys[offset], values[offset]) for offset in range(3, 7)]
+
+    async def index() -> None:
+        await processors.index_batch(handed)
+        await processors.outputs.flush()
+
+    asyncio.run(index())
+    processors.outputs.close()
+
+    assert processors.offset_guard.settled() == {tp: 7}  # the garbage record does not stop the partition
+    assert [(h.expected, h.got) for h in processors.offset_guard.holes] == [(0, 3)]
+    store = state_store.mapping(processors.trail_table)
+    indexed_first = store[str(first).encode()]
+    assert [h["hop"] for h in indexed_first] == ["accepted", "routed", "attempt", "delivered"]
+    assert "+5511999990000" not in orjson.dumps(indexed_first).decode()  # masked at index time
+    assert [h["hop"] for h in store[str(second).encode()]] == ["accepted", "routed"]
+    assert [h["hop"] for h in processors.trail(str(first)) or []] == ["accepted", "routed", "attempt", "delivered"]
+
+    changelog = read_topic(kafka_bootstrap, changelog_topic(processors.app_id, "trail-index"), expect=2)
+    by_key: dict[bytes | None, list[Any]] = {}
+    for record in changelog:
+        assert record.partition == PARTITION  # changelog partition = trail partition
+        by_key.setdefault(record.key, []).append(orjson.loads(record.value or b"null"))
+    # One changelog record per event for the whole batch, equal to the table's entry.
+    assert by_key == {str(first).encode(): [indexed_first], str(second).encode(): [store[str(second).encode()]]}
