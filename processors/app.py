@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -363,40 +363,48 @@ class Processors:
 
     # ---- routing --------------------------------------------------------------------------------
     def _define_routers(self) -> None:
-        # The priority topics are subscribed through Faust (assignment, tables co-partitioned with them,
-        # seeks, commits) but their records go to the lanes, not to a stream (processors/faust_drain.py):
-        # no agent, no acks (the offset guard's settled positions are committed instead).
         for level in LEVELS:
-            self.app.topics.add(
-                self.app.topic(
-                    self.topology.priority_topic(level),
-                    key_type=bytes,
-                    value_type=bytes,
-                    key_serializer="raw",
-                    value_serializer="raw",
-                    acks=False,
-                )
-            )
+            self._subscribe_laned(self.topology.priority_topic(level))
         self.app.task(self._route_forever)
+
+    def _subscribe_laned(self, topic: str) -> None:
+        """Subscribe `topic` through Faust (assignment, the tables co-partitioned with it, seeks,
+        commits) with its records going to a lane, not to a stream (processors/faust_drain.py): no
+        agent, no acks (the offset guard's settled positions are committed instead)."""
+        self.app.topics.add(
+            self.app.topic(
+                topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", acks=False
+            )
+        )
 
     async def _route_forever(self) -> None:
         """The one router of this worker: the next batch always comes from the most urgent lane."""
-        lanes, flow, app, idle = self.lanes, self.app.flow_control, self.app, self.router_idle
-        batch_size = self.settings.batch_size
+        await self._drain_lanes(self.lanes, self.settings.batch_size, self._route_batch, self.router_idle, "router")
+
+    async def _drain_lanes(
+        self,
+        lanes: PriorityLanes,
+        batch_size: int,
+        handle: Callable[[int, list[Any]], Awaitable[None]],
+        idle: asyncio.Event,
+        name: str,
+    ) -> None:
+        """Hand `lanes`' batches to `handle` one at a time, forever; `idle` is clear while one runs
+        (a rebalance waits for it)."""
+        flow, app = self.app.flow_control, self.app
         while True:
             await flow.acquire()  # suspended while a rebalance and table recovery run
             taken = lanes.take(batch_size)
             if taken is None:
                 await lanes.wait()
                 continue
-            level, records = taken
             idle.clear()
             try:
-                await self._route_batch(level, records)
+                await handle(*taken)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # not settled: crash, the records are read again after the restart
-                log.exception("router stopped")
+                log.exception("%s stopped", name)
                 app._crash(exc)
                 raise
             finally:
@@ -649,43 +657,18 @@ class Processors:
 
     # ---- trail index ----------------------------------------------------------------------------
     def _define_trail_index(self) -> None:
-        # Subscribed through Faust (assignment, the trail-index table co-partitioned with it, seeks,
-        # commits) but read through the trail lane like the priority topics (processors/faust_drain.py):
-        # no agent, no acks, the offset guard's settled positions are committed.
-        self.app.topics.add(
-            self.app.topic(
-                self.trail_topic,
-                key_type=bytes,
-                value_type=bytes,
-                key_serializer="raw",
-                value_serializer="raw",
-                acks=False,
-            )
-        )
+        self._subscribe_laned(self.trail_topic)
         self.app.task(self._index_forever)
 
     async def _index_forever(self) -> None:
         """The trail indexer: its own task beside the router, so the event loop takes turns between
         them (each yields every few records): a p5 backlog cannot starve the trail, and the trail
         cannot hold a p1 event back for more than TRAIL_YIELD_EVERY hops."""
-        lane, flow, app, idle = self.trail_lane, self.app.flow_control, self.app, self.indexer_idle
-        while True:
-            await flow.acquire()
-            taken = lane.take(TRAIL_BATCH)
-            if taken is None:
-                await lane.wait()
-                continue
-            idle.clear()
-            try:
-                await self.index_batch(taken[1])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # not settled: crash, the records are read again after the restart
-                log.exception("trail indexer stopped")
-                app._crash(exc)
-                raise
-            finally:
-                idle.set()
+
+        async def index(_level: int, records: list[Any]) -> None:
+            await self.index_batch(records)
+
+        await self._drain_lanes(self.trail_lane, TRAIL_BATCH, index, self.indexer_idle, "trail indexer")
 
     async def index_batch(self, records: Sequence[Any]) -> None:
         """Index a batch of trail records (one partition's, in order). Each event of the batch is read

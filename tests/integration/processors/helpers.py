@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 from confluent_kafka import Producer
+from faust.types import TP
 
 from hub.delivery import DeliveryRecord
 from hub.envelope import EventEnvelope, Metadata, Utm, new_envelope
 from hub.kafka_config import producer_config
 from hub.topology import Topology
+from processors.app import Processors
+from processors.settings import ProcessorSettings
 from tests.kafka_support import read_topic, unique
 
 
@@ -53,3 +58,34 @@ def by_event(records: list[DeliveryRecord], event_id: Any) -> list[DeliveryRecor
 def trail_hops(bootstrap: str, topology: Topology, event_id: Any) -> list[dict[str, Any]]:
     records = read_topic(bootstrap, topology.system_topic("trail"), timeout=10)
     return [orjson.loads(r.value) for r in records if r.key == str(event_id).encode() and r.value]
+
+
+@dataclass
+class LaneMessage:
+    """The fields of a Faust message the router and the trail indexer read (as the lanes hand them)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Any = None
+    timestamp: float = 0.0
+
+    @property
+    def tp(self) -> TP:
+        return TP(self.topic, self.partition)
+
+
+def offline_processors(bootstrap: str, topology: Topology, topology_file: Path, data_dir: Path) -> Processors:
+    """A worker's Processors object, not started (its batches are driven by the test), tables created."""
+    settings = ProcessorSettings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_namespace=topology.namespace.rstrip("."),
+        topology_file=topology_file,
+        data_dir=data_dir,
+        report_enabled=False,
+    )
+    processors = Processors(settings)
+    processors.ensure_topics()
+    return processors

@@ -5,7 +5,6 @@ and the partition's commit offset stays below the hole until then."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,9 @@ from confluent_kafka import Producer
 from faust.types import TP
 
 from hub.kafka_config import producer_config
-from processors.app import Processors
 from processors.hole_filler import read_range
-from processors.settings import ProcessorSettings
 from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
-from tests.integration.processors.helpers import deliveries, lead
+from tests.integration.processors.helpers import LaneMessage, deliveries, lead, offline_processors
 from tests.kafka_support import read_topic
 
 PARTITION = 0
@@ -59,37 +56,13 @@ def test_a_hole_is_read_from_kafka_and_routed_before_the_record_in_hand(
     topology = make_hub(short_topology_file, kafka_bootstrap)
     topic = topology.priority_topic(2)
     ids = produce_to_one_partition(kafka_bootstrap, topic, 6)
-    settings = ProcessorSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        topic_namespace=topology.namespace.rstrip("."),
-        topology_file=short_topology_file,
-        data_dir=tmp_path,
-        report_enabled=False,
-    )
-    processors = Processors(settings)
-    processors.ensure_topics()
+    processors = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     consumed = read_topic(kafka_bootstrap, topic)
     key = TP(topic, PARTITION)
     processors.offset_guard.reset({key: 0})
 
-    @dataclass
-    class Message:
-        topic: str
-        partition: int
-        offset: int
-        key: bytes | None
-        value: bytes | None
-        headers: Any
-        timestamp: float
-
-        @property
-        def tp(self) -> TP:
-            return TP(self.topic, self.partition)
-
     # Faust lost offsets 0..3: the router is handed 4 and 5 only.
-    handed = [
-        Message(r.topic, r.partition, r.offset, r.key, r.value, r.headers, 0.0) for r in consumed if r.offset >= 4
-    ]
+    handed = [LaneMessage(r.topic, r.partition, r.offset, r.key, r.value, r.headers) for r in consumed if r.offset >= 4]
     assert processors.offset_guard.settled() == {key: 0}  # nothing routed yet: no commit past 0
 
     routed_offsets: list[int] = []

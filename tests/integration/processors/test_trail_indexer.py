@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,27 +18,12 @@ from faust.types import TP
 from hub.kafka_config import producer_config
 from hub.trail import TrailHop
 from processors import state_store
-from processors.app import Processors, changelog_topic
-from processors.settings import ProcessorSettings
+from processors.app import changelog_topic
 from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
+from tests.integration.processors.helpers import LaneMessage, offline_processors
 from tests.kafka_support import read_topic
 
 PARTITION = 0
-
-
-@dataclass
-class Message:
-    """The fields of a Faust message the indexer reads."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-    @property
-    def tp(self) -> TP:
-        return TP(self.topic, self.partition)
 
 
 def test_a_batch_is_indexed_in_order_once_per_event_and_a_hole_is_read_from_kafka(
@@ -70,19 +54,11 @@ def test_a_batch_is_indexed_in_order_once_per_event_and_a_hole_is_read_from_kafk
         producer.produce(topic, value=value, key=key, partition=PARTITION)
     assert producer.flush(30) == 0
 
-    settings = ProcessorSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        topic_namespace=topology.namespace.rstrip("."),
-        topology_file=short_topology_file,
-        data_dir=tmp_path,
-        report_enabled=False,
-    )
-    processors = Processors(settings)
-    processors.ensure_topics()
+    processors = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     tp = TP(topic, PARTITION)
     processors.offset_guard.reset({tp: 0})
     # Faust lost offsets 0..2: the indexer is handed 3..6.
-    handed = [Message(topic, PARTITION, offset, keys[offset], values[offset]) for offset in range(3, 7)]
+    handed = [LaneMessage(topic, PARTITION, offset, keys[offset], values[offset]) for offset in range(3, 7)]
 
     async def index() -> None:
         await processors.index_batch(handed)
