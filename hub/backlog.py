@@ -1,5 +1,6 @@
 """How far behind the hub is, from Kafka's own offsets: events the processors' router group has not
-committed yet per priority level, and records on a topic (the dead-letter size). One implementation
+committed yet per priority level, trail records not indexed yet, and records on a topic (the
+dead-letter size). One implementation
 for the ingress's /status + gauges and the operators' /ops page.
 
 Committed offsets are read through a Consumer's `committed()` (the group's coordinator protocol),
@@ -21,24 +22,36 @@ def router_backlog(bootstrap: str, topology: Topology, timeout_s: float = 10.0) 
     or minus the start of the partition when the group never committed there."""
     consumer = _consumer(bootstrap, topology.router_group)
     try:
-        backlog: dict[int, int] = {}
-        for level in range(1, 6):
-            marks = _watermarks(consumer, topology.priority_topic(level), timeout_s)
-            committed = (
-                consumer.committed(
-                    [TopicPartition(topology.priority_topic(level), p) for p in marks], timeout=timeout_s
-                )
-                if marks
-                else []
-            )
-            total = 0
-            for tp in committed:
-                low, high = marks[tp.partition]
-                total += max(0, high - (tp.offset if tp.offset >= 0 else low))
-            backlog[level] = total
-        return backlog
+        return {level: _group_lag(consumer, topology.priority_topic(level), timeout_s)[0] for level in range(1, 6)}
     finally:
         consumer.close()
+
+
+def trail_backlog(bootstrap: str, topology: Topology, timeout_s: float = 10.0) -> int | None:
+    """Trail records the processors' trail indexer has not committed yet (same group as the router),
+    or None when the group never committed on the trail topic: no worker indexes it (the trail index
+    can be disabled), or none has started yet."""
+    consumer = _consumer(bootstrap, topology.router_group)
+    try:
+        lag, committed_somewhere = _group_lag(consumer, topology.system_topic("trail"), timeout_s)
+        return lag if committed_somewhere else None
+    finally:
+        consumer.close()
+
+
+def _group_lag(consumer: Consumer, topic: str, timeout_s: float) -> tuple[int, bool]:
+    """The group's lag on `topic` (partitions it never committed count from their start) and whether
+    it committed on any partition."""
+    marks = _watermarks(consumer, topic, timeout_s)
+    if not marks:
+        return 0, False
+    committed = consumer.committed([TopicPartition(topic, p) for p in marks], timeout=timeout_s)
+    total, any_committed = 0, False
+    for tp in committed:
+        low, high = marks[tp.partition]
+        any_committed = any_committed or tp.offset >= 0
+        total += max(0, high - (tp.offset if tp.offset >= 0 else low))
+    return total, any_committed
 
 
 def topic_records(bootstrap: str, topic: str, timeout_s: float = 10.0) -> int:

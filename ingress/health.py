@@ -15,10 +15,10 @@ import httpx
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from hub.backlog import router_backlog, topic_records
+from hub.backlog import router_backlog, topic_records, trail_backlog
 from hub.kafka_config import consumer_config
 from hub.topology import Topology
-from ingress.metrics import DEAD_LETTER_RECORDS, PENDING_EVENTS
+from ingress.metrics import DEAD_LETTER_RECORDS, PENDING_EVENTS, TRAIL_INDEX_PENDING
 from ingress.publisher import Publisher
 from ingress.settings import IngressSettings
 
@@ -160,9 +160,10 @@ class HealthReporter:
     async def _build_status(self) -> dict[str, Any]:
         pending: dict[str, Any]
         dead_letters: int | None
+        trail: int | None = None
         for attempt in range(10):
             try:
-                pending, dead_letters = await asyncio.to_thread(self._lag_and_dlq)
+                pending, dead_letters, trail = await asyncio.to_thread(self._lag_and_dlq)
                 break
             except KafkaException as exc:
                 # A group coordinator moving or loading (fresh cluster, broker restart) is transient.
@@ -175,6 +176,8 @@ class HealthReporter:
             DEAD_LETTER_RECORDS.set(dead_letters)
             for level, count in pending.items():
                 PENDING_EVENTS.labels(priority=level.removeprefix("p")).set(count)  # "1".."5" like every metric
+        if trail is not None:
+            TRAIL_INDEX_PENDING.set(trail)
         breakers = {
             name: rec.get("breaker_state", "unknown") for name, rec in self.view.by_prefix("destination:").items()
         }
@@ -182,12 +185,15 @@ class HealthReporter:
             "checked_at": datetime.now(UTC).isoformat(),
             "pending_per_priority": pending,
             "dead_letter_size": dead_letters,
+            # Trail records not indexed yet (null: no processors worker indexes the trail).
+            "trail_index_pending": trail,
             "breakers": {name: breakers.get(name, "unknown") for name in self.topology.destinations},
             "syncs": self.view.by_prefix("sync:"),
         }
 
-    def _lag_and_dlq(self) -> tuple[dict[str, Any], int]:
+    def _lag_and_dlq(self) -> tuple[dict[str, Any], int, int | None]:
         bootstrap = self.settings.kafka_bootstrap_servers
         backlog = router_backlog(bootstrap, self.topology, timeout_s=5)
         dead = topic_records(bootstrap, self.topology.dead_letter_topic, timeout_s=5)
-        return {f"p{level}": count for level, count in backlog.items()}, dead
+        trail = trail_backlog(bootstrap, self.topology, timeout_s=5)
+        return {f"p{level}": count for level, count in backlog.items()}, dead, trail

@@ -11,4 +11,7 @@ EVENTS_REJECTED = counter("ingress_events_rejected_total", "Events refused after
 PUBLISH_LATENCY = histogram("ingress_publish_seconds", "Time from produce to broker ack (acks=all)")
 # Refreshed every 15 s by ingress.health (for alerts: dead letters > 10, backlog per priority).
 PENDING_EVENTS = gauge("pending_events", "Events on events.pN not yet routed (router group lag)", ("priority",))
+TRAIL_INDEX_PENDING = gauge(
+    "trail_index_pending", "Trail records not indexed yet by the processors (router group lag on the trail topic)"
+)
 DEAD_LETTER_RECORDS = gauge("dead_letter_records", "Records on the dead-letter topic (within retention)")

@@ -9,8 +9,10 @@ import zlib
 
 import httpx
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from hub.envelope import EventEnvelope, derive_event_id
+from hub.kafka_config import consumer_config
 from hub.trail import TrailHop
 from tests.integration.ingress.conftest import RunningIngress
 from tests.kafka_support import read_topic, topic_size, wait_until
@@ -395,6 +397,23 @@ def test_health_status_metrics_and_docs(ingress: RunningIngress) -> None:
     wait_until(lambda: pending_p2() == 1, timeout=15, message="one pending p2 event (nobody routed it yet)")
     status = httpx.get(f"{ingress.url}/status").json()
     assert status["dead_letter_size"] == 0
+    assert status["trail_index_pending"] is None  # no processors worker ever committed on the trail
+    # The trail indexer's lag is the router group's on the trail topic: commit every partition at its
+    # end but one record short on one of them.
+    trail = ingress.topology.system_topic("trail")
+    committer = Consumer(consumer_config(ingress.bootstrap, group_id=ingress.topology.router_group, client_id="tests"))
+    partitions = committer.list_topics(trail, timeout=10).topics[trail].partitions
+    ends = {p: committer.get_watermark_offsets(TopicPartition(trail, p), timeout=10)[1] for p in partitions}
+    short = next(p for p, end in ends.items() if end > 0)  # the `accepted` hop of the event above is there
+    offsets = [TopicPartition(trail, p, end - (p == short)) for p, end in ends.items()]
+    committer.commit(offsets=offsets, asynchronous=False)
+    committer.close()
+    wait_until(
+        lambda: httpx.get(f"{ingress.url}/status").json()["trail_index_pending"] == 1,
+        timeout=15,
+        message="one trail record not indexed",
+    )
+    assert "carinho_trail_index_pending 1.0" in httpx.get(f"{ingress.url}/metrics").text
     metrics = httpx.get(f"{ingress.url}/metrics").text
     assert 'carinho_ingress_events_accepted_total{event_type="lead.created",priority="2",source="site"}' in metrics
     spec = httpx.get(f"{ingress.url}/openapi.json").json()
