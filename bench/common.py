@@ -56,10 +56,13 @@ def bench_broker() -> Iterator[str]:
 
 
 def drop_hub(namespace: str, bootstrap: str) -> None:
-    """Delete a finished benchmark's topics (every name starting with `namespace`): a broker reused
-    for many runs otherwise runs out of file descriptors (every partition keeps its files open)."""
+    """Delete a finished benchmark's topics (every name starting with `namespace`, and quixstreams'
+    changelog and repartition topics of its consumer groups there, `changelog__<group>--...`): a
+    broker reused for many runs otherwise runs out of file descriptors (every partition keeps its files
+    open)."""
     admin = AdminClient(admin_config(bootstrap))
-    names = [t for t in admin.list_topics(timeout=30).topics if t.startswith(namespace)]
+    quix = tuple(f"{kind}__{namespace}" for kind in ("changelog", "repartition"))
+    names = [t for t in admin.list_topics(timeout=30).topics if t.startswith(namespace) or t.startswith(quix)]
     for future in admin.delete_topics(names, operation_timeout=30).values() if names else []:
         try:
             future.result(60)

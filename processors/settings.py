@@ -37,7 +37,8 @@ class ProcessorSettings(HubSettings):
     batch_size: int = Field(default=1000, ge=1, le=10_000)
     stream_buffer: int = Field(default=2048, ge=16, le=100_000)
     # Records per poll of aiokafka's fetcher. 500 saved ~8 % CPU but put p1 p99 near 1 s under a p5
-    # backlog (docs/processors.md, fourth session): 50 keeps the p1 target.
+    # backlog (docs/processors.md, fourth session); 200 gave +30 % events/s with the trail index on and
+    # a p1 p99 of ~365 ms (docs/benchmarks.md, seventh session): 50 keeps the p1 target.
     max_poll_records: int = Field(default=50, ge=1, le=10_000)
     gil_switch_interval: float = Field(default=0.005, gt=0, le=0.1, description="sys.setswitchinterval")
     # Scheduler of delayed messages and sync timer.
