@@ -27,14 +27,17 @@ def router_backlog(bootstrap: str, topology: Topology, timeout_s: float = 10.0) 
         consumer.close()
 
 
-def trail_backlog(bootstrap: str, topology: Topology, timeout_s: float = 10.0) -> int | None:
-    """Trail records the processors' trail indexer has not committed yet (same group as the router),
-    or None when the group never committed on the trail topic: no worker indexes it (the trail index
-    can be disabled), or none has started yet."""
+def router_and_trail_backlog(
+    bootstrap: str, topology: Topology, timeout_s: float = 10.0
+) -> tuple[dict[int, int], int | None]:
+    """`router_backlog`, and the trail records the processors' trail indexer has not committed yet
+    (same group as the router) or None when the group never committed on the trail topic: no worker
+    indexes it (the trail index can be disabled), or none has started yet. One consumer for both."""
     consumer = _consumer(bootstrap, topology.router_group)
     try:
+        levels = {level: _group_lag(consumer, topology.priority_topic(level), timeout_s)[0] for level in range(1, 6)}
         lag, committed_somewhere = _group_lag(consumer, topology.system_topic("trail"), timeout_s)
-        return lag if committed_somewhere else None
+        return levels, (lag if committed_somewhere else None)
     finally:
         consumer.close()
 

@@ -15,7 +15,7 @@ import httpx
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from hub.backlog import router_backlog, topic_records, trail_backlog
+from hub.backlog import router_and_trail_backlog, topic_records
 from hub.kafka_config import consumer_config
 from hub.topology import Topology
 from ingress.metrics import DEAD_LETTER_RECORDS, PENDING_EVENTS, TRAIL_INDEX_PENDING
@@ -193,7 +193,6 @@ class HealthReporter:
 
     def _lag_and_dlq(self) -> tuple[dict[str, Any], int, int | None]:
         bootstrap = self.settings.kafka_bootstrap_servers
-        backlog = router_backlog(bootstrap, self.topology, timeout_s=5)
+        backlog, trail = router_and_trail_backlog(bootstrap, self.topology, timeout_s=5)
         dead = topic_records(bootstrap, self.topology.dead_letter_topic, timeout_s=5)
-        trail = trail_backlog(bootstrap, self.topology, timeout_s=5)
         return {f"p{level}": count for level, count in backlog.items()}, dead, trail
