@@ -19,6 +19,7 @@ BENCHMARKS = (
     ("ingress_cpu", ["-m", "bench.ingress_cpu"]),
     ("processors", ["-m", "bench.processors_routing"]),
     ("processors_state", ["-m", "bench.processors_state"]),
+    ("processors_release", ["-m", "bench.processors_release"]),
     ("connectors", ["-m", "bench.connectors_throughput"]),
 )
 

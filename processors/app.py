@@ -41,6 +41,7 @@ from processors import dedupe, faust_drain, faust_recovery_fix, metrics, state_s
 from processors.automations.feedback import ScheduledMessage
 from processors.daily_report import run_due_report
 from processors.dead_letter import DeadLetterWriter, Failed, headers_dict
+from processors.due_index import DueIndex, pending
 from processors.hole_filler import read_range
 from processors.offset_guard import Hole, OffsetGuard
 from processors.output import OutputBuilder, OutputProducer
@@ -240,6 +241,7 @@ class Processors:
             partitions=self.topology.system_topics.scheduled.partitions,
             help="delayed messages by delivery id",
         )
+        self.due_index = DueIndex()  # the table's pending entries (processors/due_index.py)
         self.trail_table = self.app.Table(
             "trail-index",
             partitions=self.topology.system_topics.trail.partitions,
@@ -623,6 +625,7 @@ class Processors:
                 }
                 store[key] = value
                 self.schedule_table.send_changelog(message.partition, key, value)
+                self.due_index.add(key, value)
 
         self.app.agent(topic, name="scheduler")(park)
 
@@ -633,25 +636,27 @@ class Processors:
         owned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.scheduled_topic}
         now = datetime.now(UTC)
         store = state_store.mapping(self.schedule_table)
-        released = waiting = 0
-        # In chunks, yielding between them: on disk, reading every entry (fired ones are kept 8 days)
-        # takes milliseconds per thousand, and the routers must not wait for it.
-        for chunk in state_store.chunks(store, 1_000):
-            for key, value in chunk:
-                pending = isinstance(value, dict) and value.get("state") == "pending"
-                if not pending or value.get("partition") not in owned:
-                    continue
-                if datetime.fromisoformat(value["due_at"]) > now:
-                    waiting += 1
-                    continue
-                delivery = DeliveryRecord.model_validate(value["delivery"])
-                self._send_delivery(delivery)
-                fired = {**value, "state": "fired", "fired_at": now.isoformat(), "at": time.time()}
-                store[key] = fired
-                self.schedule_table.send_changelog(value["partition"], key, fired)
-                released += 1
-                metrics.SCHEDULED_RELEASED.inc()
-            await asyncio.sleep(0)
+        if self.due_index.generation != self.lanes.generation:  # a rebalance since it was built
+            await self.due_index.rebuild(store, self.lanes.generation)
+        due, waiting = self.due_index.split(now, owned)
+        released = 0
+        for key in due:
+            current = store.get(key)  # the entry itself decides: the index only points at it
+            if not pending(current):
+                self.due_index.discard(key)
+                continue
+            if datetime.fromisoformat(current["due_at"]) > now:  # parked again, for later
+                self.due_index.add(key, current)
+                waiting += 1
+                continue
+            delivery = DeliveryRecord.model_validate(current["delivery"])
+            self._send_delivery(delivery)
+            fired = {**current, "state": "fired", "fired_at": now.isoformat(), "at": time.time()}
+            store[key] = fired
+            self.schedule_table.send_changelog(current["partition"], key, fired)
+            self.due_index.discard(key)
+            released += 1
+            metrics.SCHEDULED_RELEASED.inc()
         metrics.SCHEDULED_PENDING.set(waiting)
         return released
 
