@@ -95,12 +95,8 @@ def trail_end(bootstrap: str, topology: Topology) -> int:
 
 
 def indexed(worker: FaustWorker) -> int:
-    """The worker's processor_trail_hops_indexed_total (rendered /metrics: read only at the end)."""
-    text = httpx.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=10).text
-    for line in text.splitlines():
-        if line.startswith("carinho_processor_trail_hops_indexed_total "):
-            return int(float(line.split()[1]))
-    return 0
+    """Hops the worker indexed since start (its /health, like the routed count)."""
+    return int(httpx.get(f"http://127.0.0.1:{worker.port}/health", timeout=10).json()["trail_indexed"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -865,6 +865,7 @@ class Processors:
             "assigned_partitions": len(assignment),
             "pending": {f"p{level}": self.lanes.pending(level) for level in LEVELS},
             "trail_pending": self.trail_lane.pending(TRAIL_LEVEL),
+            "trail_indexed": int(metrics.TRAIL_INDEXED._value.get()),  # hops indexed since start
             # Events routed since start (the benchmark polls this: much cheaper than rendering /metrics).
             "routed": sum(int(self._counters[level].routed._value.get()) for level in LEVELS),
             "produce_errors": self.produce_errors,

@@ -226,6 +226,9 @@ def test_trail_is_complete_masked_and_traceable(kafka_bootstrap: str, shared: tu
     assert "accepted" in out.stdout and "routed" in out.stdout and "12345678" not in out.stdout
     metrics = httpx.get(f"{worker.url}/metrics", timeout=5).text
     assert 'carinho_processor_events_total{outcome="routed",priority="2"}' in metrics
+    assert "carinho_processor_trail_pending " in metrics
+    health = worker.health() or {}
+    assert health["trail_pending"] == 0 and health["trail_indexed"] >= 2  # the indexer caught up
 
 
 def test_feedback_request_fires_after_the_delay(kafka_bootstrap: str, shared: tuple[Topology, Worker]) -> None:
