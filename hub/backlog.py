@@ -22,7 +22,7 @@ def router_backlog(bootstrap: str, topology: Topology, timeout_s: float = 10.0) 
     or minus the start of the partition when the group never committed there."""
     consumer = _consumer(bootstrap, topology.router_group)
     try:
-        return {level: _group_lag(consumer, topology.priority_topic(level), timeout_s)[0] for level in range(1, 6)}
+        return _levels_lag(consumer, topology, timeout_s)
     finally:
         consumer.close()
 
@@ -35,11 +35,14 @@ def router_and_trail_backlog(
     indexes it (the trail index can be disabled), or none has started yet. One consumer for both."""
     consumer = _consumer(bootstrap, topology.router_group)
     try:
-        levels = {level: _group_lag(consumer, topology.priority_topic(level), timeout_s)[0] for level in range(1, 6)}
         lag, committed_somewhere = _group_lag(consumer, topology.system_topic("trail"), timeout_s)
-        return levels, (lag if committed_somewhere else None)
+        return _levels_lag(consumer, topology, timeout_s), (lag if committed_somewhere else None)
     finally:
         consumer.close()
+
+
+def _levels_lag(consumer: Consumer, topology: Topology, timeout_s: float) -> dict[int, int]:
+    return {level: _group_lag(consumer, topology.priority_topic(level), timeout_s)[0] for level in range(1, 6)}
 
 
 def _group_lag(consumer: Consumer, topic: str, timeout_s: float) -> tuple[int, bool]:
