@@ -20,6 +20,7 @@ BENCHMARKS = (
     ("processors", ["-m", "bench.processors_routing"]),
     ("processors_state", ["-m", "bench.processors_state"]),
     ("processors_release", ["-m", "bench.processors_release"]),
+    ("processors_restart", ["-m", "bench.processors_restart"]),
     ("connectors", ["-m", "bench.connectors_throughput"]),
 )
 

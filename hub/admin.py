@@ -151,3 +151,13 @@ def apply_topics(
     touched = set(result.created) | set(result.partitions_increased) | set(result.configs_updated)
     result.unchanged.extend(s.name for s in specs if s.name not in touched and s.name not in result.unchanged)
     return result
+
+
+def topic_ids(bootstrap: str, names: list[str], timeout: float = 15.0) -> dict[str, str]:
+    """Each topic's id (a UUID the broker gives a topic when it is created): the same name deleted and
+    created again gets a new one."""
+    from confluent_kafka import TopicCollection
+
+    admin = _admin(bootstrap)  # held until the answers are in (its destruction cancels them)
+    futures = admin.describe_topics(TopicCollection(names), request_timeout=timeout)
+    return {name: str(future.result(timeout=timeout).topic_id) for name, future in futures.items()}

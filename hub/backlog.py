@@ -84,3 +84,12 @@ def _watermarks(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, t
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
         marks[p] = (low, high)
     return marks
+
+
+def end_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+    """Each partition's end offset (the offset its next record gets)."""
+    consumer = _consumer(bootstrap, "carinho.backlog-probe")
+    try:
+        return {p: high for p, (_low, high) in _watermarks(consumer, topic, timeout_s).items()}
+    finally:
+        consumer.close()

@@ -30,6 +30,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from faust.types import TP
 from faust.web import Request, Response, View
 
+from hub.admin import topic_ids
+from hub.backlog import end_offsets
 from hub.delivery import DeliveryRecord
 from hub.envelope import EventEnvelope
 from hub.gc_tuning import tune_gc
@@ -248,6 +250,10 @@ class Processors:
             key_type=bytes,
             help="trail hops by event id",
         )
+        # The routers write these two tables' changelogs themselves (processors.output): the stores
+        # learn the offsets they hold from the producer's acknowledgements.
+        self._dedupe_written = state_store.offset_recorder(self.dedupe_table)
+        self._trail_written = state_store.offset_recorder(self.trail_table)
         self._define_routers()
         self._define_scheduler()
         if settings.trail_index_enabled:
@@ -342,6 +348,31 @@ class Processors:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"changelog topics {sorted(names)} have no leaders after {timeout}s")
+
+    def tables(self) -> dict[str, Any]:
+        return {"dedupe": self.dedupe_table, "scheduled": self.schedule_table, "trail-index": self.trail_table}
+
+    def check_local_state(self, timeout: float = 30.0) -> None:
+        """Before Faust starts: keep each table's database (and the changelog offsets it holds, where
+        recovery starts reading) only if it was written from this hub's changelog topic as it is now;
+        otherwise empty it, and the whole changelog is read, as on a new machine."""
+        if self.settings.table_store != "rocksdb":
+            return
+        bootstrap = self.settings.kafka_bootstrap_servers
+        topics = {name: changelog_topic(self.app_id, name) for name in self.TABLES}
+        ids = topic_ids(bootstrap, list(topics.values()), timeout)
+        for name, table in self.tables().items():
+            store = state_store.mapping(table)
+            assert isinstance(store, state_store.RocksMapping)
+            source = f"{topics[name]}:{ids[topics[name]]}"
+            reason = state_store.stale_reason(store, source, end_offsets(bootstrap, topics[name], timeout))
+            if reason is not None:
+                if next(iter(store), None) is not None or store.persisted_offsets():
+                    log.warning("table %s: local state dropped, reading the whole changelog (%s)", name, reason)
+                store.reset()
+                store.source = source
+            else:
+                log.info("table %s: local state kept, offsets %s", name, store.persisted_offsets())
 
     # ---- producing ------------------------------------------------------------------------------
     def _on_produce_error(self, exc: BaseException) -> None:
@@ -588,7 +619,9 @@ class Processors:
         store[key] = value
         # The changelog record exactly as Faust's json codec writes it (the table's recovery and standby
         # replicas read it back with that codec), through the output producer: flushed before commit.
-        outputs.produce(self.dedupe_changelog, orjson.dumps(key), orjson.dumps(value), None, message.partition)
+        outputs.produce_changelog(
+            self.dedupe_changelog, orjson.dumps(key), orjson.dumps(value), message.partition, self._dedupe_written
+        )
         counters.routed.inc()
         if message.timestamp:
             counters.latency.observe(max(0.0, time.time() - message.timestamp))
@@ -639,7 +672,7 @@ class Processors:
         if self.due_index.generation != self.lanes.generation:  # a rebalance since it was built
             await self.due_index.rebuild(store, self.lanes.generation)
         due, waiting = self.due_index.split(now, owned)
-        released = 0
+        sent: list[tuple[str, dict[str, Any]]] = []
         for key in due:
             current = store.get(key)  # the entry itself decides: the index only points at it
             if not pending(current):
@@ -649,15 +682,25 @@ class Processors:
                 self.due_index.add(key, current)
                 waiting += 1
                 continue
-            delivery = DeliveryRecord.model_validate(current["delivery"])
-            self._send_delivery(delivery)
+            self._send_delivery(DeliveryRecord.model_validate(current["delivery"]))
+            sent.append((key, current))
+        metrics.SCHEDULED_PENDING.set(waiting)
+        if not sent:
+            return 0
+        # Marked fired only once the broker has the deliveries: a crash in between sends them again
+        # (same delivery ids: destinations see one message), it never loses one.
+        generation = self.lanes.generation
+        await self.outputs.flush()
+        if self.lanes.generation != generation:
+            return 0  # a rebalance meanwhile: the partitions' owner decides now (it sees them pending)
+        released = 0
+        for key, current in sent:
             fired = {**current, "state": "fired", "fired_at": now.isoformat(), "at": time.time()}
             store[key] = fired
             self.schedule_table.send_changelog(current["partition"], key, fired)
             self.due_index.discard(key)
             released += 1
             metrics.SCHEDULED_RELEASED.inc()
-        metrics.SCHEDULED_PENDING.set(waiting)
         return released
 
     # ---- trail index ----------------------------------------------------------------------------
@@ -705,10 +748,11 @@ class Processors:
         # Written also when a rebalance stopped the batch early: what was indexed is settled below.
         # The changelog record exactly as Faust writes it for this table (raw key, json value; a unit
         # test checks), through the output producer, like dedupe's.
+        outputs, written = self.outputs, self._trail_written
         for key, (hops, partition) in updated.items():
             store[key] = hops
-            self.outputs.produce(self.trail_changelog, key, orjson.dumps(hops), None, partition)
-        self.outputs.poll()
+            outputs.produce_changelog(self.trail_changelog, key, orjson.dumps(hops), partition, written)
+        outputs.poll()
         guard.settle(touched)
 
     def _index_hop(self, message: Any, store: Any, updated: dict[bytes, tuple[list[dict[str, Any]], int]]) -> None:
@@ -744,12 +788,21 @@ class Processors:
         async def sweep() -> None:
             await self.sweep_state()
 
+        async def write_tables() -> None:
+            # The table writes held for the next batch (state_store.RocksMapping), at least every
+            # second: what a killed worker loses, and reads again from the changelogs at restart.
+            for table in self.tables().values():
+                store = state_store.mapping(table)
+                if isinstance(store, state_store.RocksMapping):
+                    store.write_pending()
+
         async def syncs() -> None:
             await self.run_due_syncs()
 
         app.timer(settings.scheduler_tick, name="release-delayed")(release)
         app.timer(1.0, name="priority-gauges")(gauges)
         app.timer(3600.0, name="sweep-state")(sweep)
+        app.timer(1.0, name="write-tables")(write_tables)
         if settings.sync_enabled and self.topology.syncs:
             # on_leader: exactly one worker of the group runs the syncs (the group leader).
             app.timer(settings.sync_check_interval, on_leader=True, name="syncs")(syncs)
@@ -870,6 +923,9 @@ class Processors:
             "routed": sum(int(self._counters[level].routed._value.get()) for level in LEVELS),
             "produce_errors": self.produce_errors,
             "offset_holes": self.offset_guard.holes_found,  # records lost inside Faust and read again
+            # Changelog records read into each table since start: a restart on the same data directory
+            # reads only what was written after the offsets its tables hold.
+            "recovered": {name: getattr(table.data, "recovered", None) for name, table in self.tables().items()},
             "syncs": self.sync_status,
         }
 
@@ -916,6 +972,7 @@ def run(settings: ProcessorSettings, topology: Topology | None = None) -> None:
         logging.getLogger(noisy).setLevel("WARNING" if settings.log_level != "DEBUG" else "DEBUG")
     processors = Processors(settings, topology)
     processors.ensure_topics()
+    processors.check_local_state()
     tune_gc(settings.gc_tuning)  # the app, its tables and schemas are built: see hub/gc_tuning.py
     log.info("processors starting", extra={"web_port": settings.web_port, "app_id": processors.app_id})
     processors.worker().execute_from_commandline()

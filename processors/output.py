@@ -182,6 +182,7 @@ class OutputProducer:
         self._epoch = 0
         self._pending: dict[int, int] = {0: 0}
         self._callback = functools.partial(self._delivered, 0)
+        self._changelog_callbacks: dict[Callable[[int, int], None], Callable[..., None]] = {}  # this epoch's
         self.errors: list[str] = []
         self.produced = 0
 
@@ -191,10 +192,39 @@ class OutputProducer:
             self.errors.append(f"{msg.topic()}: {err.str()}")
             self._on_error(ProduceFailed(f"producer could not write to {msg.topic()}: {err.str()}"))
 
+    def _changelog_delivered(
+        self, epoch: int, written: Callable[[int, int], None], err: KafkaError | None, msg: Any
+    ) -> None:
+        self._delivered(epoch, err, msg)
+        if err is None:
+            written(msg.partition(), msg.offset())
+
     def produce(
         self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None, partition: int | None = None
     ) -> None:
-        kwargs: dict[str, Any] = {"on_delivery": self._callback}
+        self._produce(topic, key, value, headers, partition, self._callback)
+
+    def produce_changelog(
+        self, topic: str, key: bytes, value: bytes, partition: int, written: Callable[[int, int], None]
+    ) -> None:
+        """A table's changelog record; `written(partition, offset)` runs once the broker has it (the
+        table's store notes the offset: processors.state_store.offset_recorder)."""
+        callback = self._changelog_callbacks.get(written)
+        if callback is None:
+            callback = functools.partial(self._changelog_delivered, self._epoch, written)
+            self._changelog_callbacks[written] = callback
+        self._produce(topic, key, value, None, partition, callback)
+
+    def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers | None,
+        partition: int | None,
+        callback: Callable[..., None],
+    ) -> None:
+        kwargs: dict[str, Any] = {"on_delivery": callback}
         if headers:
             kwargs["headers"] = headers
         if partition is not None:
@@ -225,6 +255,7 @@ class OutputProducer:
         self._epoch += 1
         self._pending[self._epoch] = 0
         self._callback = functools.partial(self._delivered, self._epoch)
+        self._changelog_callbacks.clear()
         deadline = time.monotonic() + limit
         while True:
             self._producer.poll(0)

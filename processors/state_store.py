@@ -4,10 +4,14 @@ the dedupe window (7 days of keys) or the trail index (30 days of hops).
 Faust's own `rocksdb://` store finds a key's partition through the event being processed
 (`current_event()`); the routers read and write the tables outside Faust's event machinery (the
 priority lanes, processors/faust_drain.py), so that store cannot be used as is. This one keeps one
-database per table, with the same contract as Faust's in-memory store: the changelog topic is the
-source of truth, the database is emptied when the worker starts and Faust replays the changelog into
-it (recovery), so a restart recovers exactly what the in-memory store recovered, without holding it
-in RAM.
+database per table (all its partitions), and like Faust's RocksDB store it remembers, per partition,
+the offset of the last changelog record it holds (`persisted`): the changelog topic is the source of
+truth, and a restart reads only the changelog written after that offset instead of all of it (7 days
+of dedupe keys, 30 days of trail hops). The offsets are written in the same RocksDB write batch as
+the data they cover, or after it, so they never claim more than the database holds, even when a crash
+loses the newest writes (those held for the next batch, or the OS's unsynced pages of a lost machine).
+`Processors.check_local_state` empties a database that belongs to another changelog topic (one
+deleted and created again, another hub sharing the directory) before Faust reads the offsets.
 
 Keys are `str` or `bytes` (the tables use both), values anything orjson writes (dicts and lists).
 Memory is bounded by the RocksDB options below: small memtables and one block cache shared by every
@@ -18,15 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import faust.stores
 import orjson
 from faust.stores import memory
-from faust.types import EventT
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
+from faust.types import TP, EventT
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 SCHEME = "carinho-rocksdb"
 URL = f"{SCHEME}://"
@@ -36,6 +40,12 @@ PENDING_WRITES = 512  # writes held before one WriteBatch (see RocksMapping)
 _cache: Cache | None = None
 
 _STR, _BYTES = b"s", b"b"
+# Bookkeeping keys sort before every table key (those start with _STR or _BYTES), so iterations that
+# start at _FIRST_KEY never see them.
+_META = b"\x00"
+_OFFSET = _META + b"offset:"  # + partition: the last changelog offset this database holds
+_SOURCE = _META + b"changelog"  # which changelog topic (name and topic id) the offsets refer to
+_FIRST_KEY = b"\x01"
 
 
 def _key(key: str | bytes) -> bytes:
@@ -78,20 +88,19 @@ class RocksMapping(MutableMapping[Any, Any]):
     measured (docs/benchmarks.md, sixth session). A `get` and a WriteBatch's `put` keep the GIL."""
 
     def __init__(self, path: Path):
-        if path.exists():
-            # Opening takes the database's lock: a worker still running on this directory (same
-            # CARINHO_DATA_DIR and web port) makes this raise instead of losing its files.
-            Rdict(str(path), _options()).close()
-            shutil.rmtree(path)  # the changelog is replayed into an empty database
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = Rdict(str(path), _options())
-        # No write-ahead log: the database is rebuilt from the changelog at every start, so a log
-        # that survives a crash would never be read.
-        writes = WriteOptions()
-        writes.disable_wal = True  # type: ignore[method-assign,assignment]  # a property; the stub says method
-        self._db.set_write_options(writes)
         self._pending: dict[bytes, bytes | None] = {}  # encoded key -> encoded value, None = deleted
+        self._offset_keys: dict[int, bytes] = {}
+        # Opening takes the database's lock: a second worker on this directory (same
+        # CARINHO_DATA_DIR and web port) fails here instead of sharing the files.
+        self._db = self._open()
+
+    def _open(self) -> Rdict:
+        # With RocksDB's write-ahead log (not synced: a killed process loses nothing the OS has, a lost
+        # machine loses the newest writes together with their offsets), so a worker that crashed
+        # restarts as fast as one that was stopped.
+        return Rdict(str(self.path), _options())
 
     def _read(self, raw: bytes) -> bytes | None:
         if raw in self._pending:
@@ -115,6 +124,50 @@ class RocksMapping(MutableMapping[Any, Any]):
         self._db.write(batch)
         self._pending.clear()
 
+    # ---- changelog bookkeeping -------------------------------------------------------------------
+    def persisted(self, partition: int) -> int | None:
+        """The offset of the last changelog record of `partition` this database holds, if known."""
+        raw = self._read(self._offset_key(partition))
+        return None if raw is None else int(raw)
+
+    def persist(self, partition: int, offset: int) -> None:
+        """Note that the changelog record at `offset` is in the database. Call it only once the record's
+        own write went through this mapping (it then lands in the same write batch or an earlier one)."""
+        self._write(self._offset_key(partition), b"%d" % offset)
+
+    def _offset_key(self, partition: int) -> bytes:
+        key = self._offset_keys.get(partition)
+        if key is None:
+            key = self._offset_keys[partition] = _OFFSET + b"%d" % partition
+        return key
+
+    def persisted_offsets(self) -> dict[int, int]:
+        self.write_pending()
+        offsets: dict[int, int] = {}
+        for raw, value in self._db.items(from_key=_OFFSET):
+            if not (isinstance(raw, bytes) and raw.startswith(_OFFSET)):
+                break  # past the bookkeeping keys (they sort first): the table's data
+            offsets[int(raw[len(_OFFSET) :])] = int(value)
+        return offsets
+
+    @property
+    def source(self) -> str | None:
+        raw = self._read(_SOURCE)
+        return None if raw is None else raw.decode()
+
+    @source.setter
+    def source(self, value: str) -> None:
+        self._write(_SOURCE, value.encode())
+        self.write_pending()
+
+    def reset(self) -> None:
+        """Empty the database, bookkeeping included (the changelog is then read from its start)."""
+        self._pending.clear()
+        self._db.close()
+        shutil.rmtree(self.path)
+        self._db = self._open()
+
+    # ---- the table's data -------------------------------------------------------------------------
     def get(self, key: Any, default: Any = None) -> Any:
         raw = self._read(_key(key))
         return default if raw is None else orjson.loads(raw)
@@ -146,18 +199,18 @@ class RocksMapping(MutableMapping[Any, Any]):
 
     def __iter__(self) -> Iterator[Any]:
         self.write_pending()
-        for raw in self._db.keys():  # noqa: SIM118 - iterating an Rdict itself fails in raw mode
+        for raw in self._db.keys(from_key=_FIRST_KEY):
             yield _unkey(raw)
 
     def items(self) -> Iterator[tuple[Any, Any]]:  # type: ignore[override]
         self.write_pending()
-        for raw, value in self._db.items():
+        for raw, value in self._db.items(from_key=_FIRST_KEY):
             yield _unkey(raw), orjson.loads(value)
 
     def items_after(self, key: Any | None, count: int) -> list[tuple[Any, Any]]:
         """Up to `count` items in key order, starting after `key` (None: from the start)."""
         self.write_pending()
-        start = None if key is None else _key(key)
+        start = _FIRST_KEY if key is None else _key(key)
         out: list[tuple[Any, Any]] = []
         for raw, value in self._db.items(from_key=start):
             if raw == start:
@@ -169,51 +222,99 @@ class RocksMapping(MutableMapping[Any, Any]):
 
     def __len__(self) -> int:
         self.write_pending()
-        return sum(1 for _ in self._db.keys())  # noqa: SIM118 - see __iter__
+        return sum(1 for _ in self._db.keys(from_key=_FIRST_KEY))
 
     def clear(self) -> None:
-        self._pending.clear()
-        for raw in list(self._db.keys()):
-            self._db.delete(raw)
+        """Delete the table's data (its changelog bookkeeping stays: see `reset`)."""
+        for raw in list(self):
+            self._write(_key(raw), None)
+        self.write_pending()
 
     def close(self) -> None:
-        self._db.close()
+        self.write_pending()
+        self._db.close()  # flushes the memtables (no write-ahead log to replay them from)
 
 
 class RocksStore(memory.Store[Any, Any]):
-    """Faust's in-memory store with its dict replaced by a RocksMapping (see the module docstring)."""
+    """Faust's in-memory store with its dict replaced by a RocksMapping (see the module docstring), and
+    the changelog offsets Faust's recovery starts from."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # the in-memory store's __post_init__ made self.data a dict
         path = Path(self.app.conf.tabledir) / f"{self.table_name}.rocksdb"
-        self.data: MutableMapping[Any, Any] = RocksMapping(path)
+        self.data: RocksMapping = RocksMapping(path)
+        self.recovered = 0  # changelog records applied since start (a restart reads only the tail)
 
     def apply_changelog_batch(
         self, batch: Iterable[EventT[Any]], to_key: Callable[[Any], Any], to_value: Callable[[Any], Any]
     ) -> None:
         data = self.data
+        last: dict[int, int] = {}
         for event in batch:
             key = to_key(event.key)
             if event.message.value is None:  # a tombstone
                 data.pop(key, None)
             else:
                 data[key] = to_value(event.value)
+            last[event.message.partition] = event.message.offset
+            self.recovered += 1
+        for partition, offset in last.items():  # after the records' writes: see RocksMapping.persist
+            data.persist(partition, offset)
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        """Where Faust's recovery (and a standby) starts reading this partition's changelog."""
+        return self.data.persisted(tp.partition)
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        # Faust calls this when its producer has written one of this table's changelog records (the
+        # `scheduled` table's; the routers' tables go through `offset_recorder`).
+        self.data.persist(tp.partition, offset)
+
+    def reset_state(self) -> None:
+        self.data.reset()
 
     async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
         # The in-memory store drops the keys of partitions this worker no longer owns, which needs a
         # partition per key in RAM (what this store avoids). The keys stay here instead: the routers
-        # only read keys of partitions they own, a reassigned partition's changelog is replayed over
-        # them, and the hourly sweep (processors.app.Processors.sweep_state) removes expired ones.
+        # only read keys of partitions they own, a partition that comes back is brought up to date
+        # from its persisted offset, and the hourly sweep (Processors.sweep_state) removes expired ones.
         return None
 
     async def on_stop(self) -> None:
-        self.data.close()  # type: ignore[attr-defined]  # a RocksMapping (set in __init__)
+        self.data.close()
 
 
 def mapping(table: Any) -> MutableMapping[Any, Any]:
     """The mapping under a table's Faust store (a dict or a RocksMapping), for the routers' hot path:
     Faust's `Store.get` goes through `__getitem__` and a KeyError for every miss."""
     return table.data.data  # type: ignore[no-any-return]
+
+
+def stale_reason(store: RocksMapping, source: str, end_offsets: Mapping[int, int]) -> str | None:
+    """Why the database cannot be trusted for the changelog `source` ("topic:topic id") whose
+    partitions end at `end_offsets`, or None if it can: Faust's recovery would start from offsets
+    that belong to another topic (or, past a partition's end, refuse to start)."""
+    if store.source is None:
+        return "no changelog recorded (new, or written by a version that did not record one)"
+    if store.source != source:
+        return f"written from {store.source}, the changelog is now {source}"
+    for partition, offset in sorted(store.persisted_offsets().items()):
+        if offset >= end_offsets.get(partition, 0):
+            return f"partition {partition} holds offset {offset}, the changelog ends at {end_offsets.get(partition, 0)}"
+    return None
+
+
+def offset_recorder(table: Any) -> Callable[[int, int], None]:
+    """For changelog records written by the routers themselves (through processors.output): called
+    with (partition, offset) once the broker has the record, it notes the offset in the table's store
+    as Faust does for its own changelog writes. A no-op for the in-memory store."""
+
+    def record(partition: int, offset: int) -> None:
+        store = table.data.data
+        if isinstance(store, RocksMapping):
+            store.persist(partition, offset)
+
+    return record
 
 
 def chunks(store: MutableMapping[Any, Any], size: int) -> Iterator[list[tuple[Any, Any]]]:

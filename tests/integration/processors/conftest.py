@@ -145,9 +145,11 @@ class WorkerFactory:
     sources_url: str
     started: list[Worker] = field(default_factory=list)
 
-    def start(self, topology: Topology, *, wait: bool = True, **env: str) -> Worker:
-        port = next(_ports)
-        log = self.tmp / f"worker-{port}.log"
+    def start(self, topology: Topology, *, wait: bool = True, port: int | None = None, **env: str) -> Worker:
+        """A worker on a new web port, or on `port` again: the data directory is per web port, so that
+        restarts a worker on its previous tables."""
+        port = next(_ports) if port is None else port
+        log = self.tmp / f"worker-{port}-{len(self.started)}.log"
         environ = {
             **os.environ,
             "CARINHO_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ import pytest
 from confluent_kafka import Producer
 
 from hub.kafka_config import producer_config
+from hub.topology import Topology
 from processors.syncs.runner import SyncRunner
 from processors.syncs.watermarks import SyncStateStore
 from tests.integration.processors.conftest import FakeSources, WorkerFactory, make_hub
@@ -68,6 +70,57 @@ def test_dedupe_and_delayed_feedback_survive_a_restart(
     assert len(by_event(deliveries(kafka_bootstrap, topology, "whatsapp", timeout=3), servico.event_id)) == 1
     assert len(by_event(deliveries(kafka_bootstrap, topology, "crm", timeout=3), e.event_id)) == 1
     second.stop()
+
+
+def _duplicates_dropped(bootstrap: str, topology: Topology, event_ids: set[str]) -> int:
+    hops = [orjson.loads(r.value) for r in read_topic(bootstrap, topology.system_topic("trail"), timeout=5) if r.value]
+    return sum(1 for h in hops if h["hop"] == "duplicate_dropped" and h["event_id"] in event_ids)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+def test_a_restart_on_its_data_directory_reads_only_the_changelog_written_since(
+    kafka_bootstrap: str, workers: WorkerFactory, short_topology_file: Path, stop: signal.Signals
+) -> None:
+    """The tables on disk keep the changelog offsets they hold: a worker restarted on the same data
+    directory reads only what was written after them, while a new machine (another directory) reads
+    everything. Either way every event is routed once, and its duplicates are dropped."""
+    topology = make_hub(short_topology_file, kafka_bootstrap)
+    first = workers.start(topology, CARINHO_SYNC_ENABLED="false")
+    events = [lead("site") for _ in range(300)]
+    send(kafka_bootstrap, topology, *events)
+    read_topic(kafka_bootstrap, topology.delivery_topic("crm"), expect=len(events), timeout=60)
+    wait_until(
+        lambda: (first.health() or {}).get("trail_indexed", 0) >= len(events), timeout=30, message="trail indexed"
+    )
+    time.sleep(2.5)  # a commit (every 0.5 s in the tests) and a write of the held table writes (1 s)
+    first.stop(stop)
+
+    again = workers.start(topology, port=first.port, CARINHO_SYNC_ENABLED="false")
+    recovered = (again.health() or {})["recovered"]
+    # A full read is at least one changelog record per event for each of these two tables; after a
+    # stop or a kill (the write-ahead log keeps what was written) nothing is left to read.
+    assert recovered == {"dedupe": 0, "scheduled": 0, "trail-index": 0}, recovered
+    wait_until(  # the trail of an event routed before the restart, from the local table
+        lambda: [h["hop"] for h in again.trail(str(events[0].event_id))] == ["routed"],
+        timeout=15,
+        message="trail kept",
+    )
+    send(kafka_bootstrap, topology, *events)  # every one a duplicate now
+    ids = {str(e.event_id) for e in events}
+    wait_until(
+        lambda: _duplicates_dropped(kafka_bootstrap, topology, ids) >= len(events),
+        timeout=60,
+        message="duplicates dropped after the restart",
+    )
+    again.stop()
+
+    elsewhere = workers.start(topology, CARINHO_SYNC_ENABLED="false")  # a new data directory
+    assert (elsewhere.health() or {})["recovered"]["dedupe"] >= len(events)  # the whole changelog
+    elsewhere.stop()
+    records = read_topic(kafka_bootstrap, topology.delivery_topic("crm"), timeout=10)
+    counts = Counter(orjson.loads(r.value)["event_id"] for r in records if r.value)
+    assert set(counts) == ids and set(counts.values()) == {1}  # routed once, duplicates never
+    assert _duplicates_dropped(kafka_bootstrap, topology, ids) == len(events)
 
 
 def test_two_workers_route_every_event_once(

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import faust.stores
 import pytest
+from faust.types import TP
 
 from processors import dedupe, state_store
 from processors.state_store import RocksMapping, RocksStore
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_mapping_behaves_like_a_dict_for_str_and_bytes_keys(tmp_path: Path) -> None:
@@ -38,14 +43,80 @@ def test_mapping_behaves_like_a_dict_for_str_and_bytes_keys(tmp_path: Path) -> N
     m.close()
 
 
-def test_a_reopened_mapping_starts_empty(tmp_path: Path) -> None:
-    """Same contract as Faust's in-memory store: the changelog, replayed at start, is the truth."""
+def test_a_reopened_mapping_keeps_its_data_and_changelog_offsets(tmp_path: Path) -> None:
+    """A restart reads only the changelog written after the offsets the database holds."""
     first = RocksMapping(tmp_path / "t.rocksdb")
-    first["stale"] = {"at": 0}
-    first.close()
+    first["k"] = {"at": 1}
+    first.persist(3, 41)
+    first.persist(3, 42)
+    first.persist(0, 7)
+    first.source = "carinho-router-dedupe-changelog:uuid-1"
+    first.close()  # writes what is held, flushes the memtables
     again = RocksMapping(tmp_path / "t.rocksdb")
-    assert "stale" not in again and len(again) == 0
+    assert again["k"] == {"at": 1}
+    assert again.persisted(3) == 42 and again.persisted(0) == 7 and again.persisted(1) is None
+    assert again.persisted_offsets() == {0: 7, 3: 42}
+    assert again.source == "carinho-router-dedupe-changelog:uuid-1"
+    # The bookkeeping is not table data: iteration, length and chunks see only "k".
+    assert list(again) == ["k"] and len(again) == 1 and dict(again.items()) == {"k": {"at": 1}}
+    assert again.items_after(None, 10) == [("k", {"at": 1})]
+    again.clear()  # the table's data only
+    assert len(again) == 0 and again.persisted(3) == 42
+    again.reset()  # everything: the changelog is then read from its start
+    assert again.persisted_offsets() == {} and again.source is None
+    again["after"] = {"at": 2}
+    assert list(again) == ["after"]
     again.close()
+
+
+_CRASHING_WRITER = """
+import os, sys
+from pathlib import Path
+from rocksdict import WriteOptions
+from processors import state_store
+state_store.PENDING_WRITES = 7
+m = state_store.RocksMapping(Path(sys.argv[1]))
+if sys.argv[2] == "machine":  # the OS's unsynced pages are lost too: as if there were no log
+    no_log = WriteOptions()
+    no_log.disable_wal = True
+    m._db.set_write_options(no_log)
+for i in range(30_000):
+    m[f"k{i:06d}"] = {"i": i, "pad": "x" * 200}  # the table write first ...
+    m.persist(0, i)  # ... then, as after the broker's acknowledgement, its changelog offset
+    if i == 20_000:
+        m._db.flush()  # a memtable reaches the disk mid-way, as it does under load
+os._exit(0)  # killed: no close
+"""
+
+
+@pytest.mark.parametrize("lost", ["process", "machine"])
+def test_after_a_crash_the_offsets_never_claim_more_than_the_database_holds(tmp_path: Path, lost: str) -> None:
+    """A crash loses the newest writes (those held for the next batch; with the machine, what was not
+    on disk yet); their offsets must go with them, or a restart would skip changelog records the
+    database does not have."""
+    path = tmp_path / "t.rocksdb"
+    subprocess.run([sys.executable, "-c", _CRASHING_WRITER, str(path), lost], check=True, cwd=ROOT, timeout=120)
+    m = RocksMapping(path)
+    offset = m.persisted(0)
+    assert offset is not None
+    if lost == "process":
+        assert offset >= 30_000 - 1 - 7  # the write-ahead log kept all but the held writes
+    else:
+        assert 20_000 - 7 <= offset < 30_000 - 1 - 7  # the flushed memtable survived, the rest did not
+    assert all(f"k{i:06d}" in m for i in range(offset + 1))  # every record up to the offset is there
+    m.close()
+
+
+def test_stale_local_state_is_recognised(tmp_path: Path) -> None:
+    m = RocksMapping(tmp_path / "t.rocksdb")
+    assert state_store.stale_reason(m, "t:id1", {0: 10}) is not None  # nothing recorded yet
+    m.source = "t:id1"
+    m.persist(0, 9)
+    assert state_store.stale_reason(m, "t:id1", {0: 10, 1: 0}) is None  # offset 9 < end 10: usable
+    assert "t:id2" in str(state_store.stale_reason(m, "t:id2", {0: 10}))  # the topic was created again
+    assert "ends at 5" in str(state_store.stale_reason(m, "t:id1", {0: 5}))  # past the end: another life
+    assert "ends at 0" in str(state_store.stale_reason(m, "t:id1", {}))
+    m.close()
 
 
 def test_the_sweeps_work_on_the_disk_store(tmp_path: Path) -> None:
@@ -57,8 +128,10 @@ def test_the_sweeps_work_on_the_disk_store(tmp_path: Path) -> None:
     m.close()
 
 
-def _changelog(key: Any, value: Any, partition: int = 0) -> Any:
-    return SimpleNamespace(key=key, value=value, message=SimpleNamespace(value=value, partition=partition))
+def _changelog(key: Any, value: Any, partition: int = 0, offset: int = 0) -> Any:
+    return SimpleNamespace(
+        key=key, value=value, message=SimpleNamespace(value=value, partition=partition, offset=offset)
+    )
 
 
 def test_changelog_replay_applies_writes_and_tombstones(tmp_path: Path) -> None:
@@ -69,7 +142,12 @@ def test_changelog_replay_applies_writes_and_tombstones(tmp_path: Path) -> None:
     assert (tmp_path / "trail-index.rocksdb").is_dir()
     hop = {"event_id": "e1", "hop": "accepted", "at": "2026-11-29T10:00:00Z", "service": "ingress"}
     store.apply_changelog_batch(
-        [_changelog(b"e1", [hop]), _changelog(b"e2", [hop]), _changelog(b"e2", None), _changelog(b"e3", [hop])],
+        [
+            _changelog(b"e1", [hop], partition=0, offset=10),
+            _changelog(b"e2", [hop], partition=1, offset=4),
+            _changelog(b"e2", None, partition=1, offset=5),
+            _changelog(b"e3", [hop], partition=0, offset=11),
+        ],
         to_key=lambda k: k,
         to_value=lambda v: v,
     )
@@ -77,6 +155,23 @@ def test_changelog_replay_applies_writes_and_tombstones(tmp_path: Path) -> None:
     assert store.get(b"e1") == [hop]  # through Faust's Store (FastUserDict) API too
     store[b"e4"] = [hop]
     assert store.data.get(b"e4") == [hop] and len(store) == 3
+    # Where Faust's recovery starts next time: the last record applied per partition.
+    assert store.persisted_offset(TP("c", 0)) == 11 and store.persisted_offset(TP("c", 1)) == 5
+    assert store.persisted_offset(TP("c", 2)) is None and store.recovered == 4
+    store.set_persisted_offset(TP("c", 2), 3)  # Faust, after its producer wrote a changelog record
+    assert store.persisted_offset(TP("c", 2)) == 3
+    store.reset_state()
+    assert len(store) == 0 and store.persisted_offset(TP("c", 0)) is None
+
+
+def test_offset_recorder_notes_offsets_in_the_disk_store_only(tmp_path: Path) -> None:
+    mapping = RocksMapping(tmp_path / "t.rocksdb")
+    state_store.offset_recorder(SimpleNamespace(data=SimpleNamespace(data=mapping)))(2, 17)
+    assert mapping.persisted(2) == 17
+    plain: dict[Any, Any] = {}
+    state_store.offset_recorder(SimpleNamespace(data=SimpleNamespace(data=plain)))(2, 17)  # the memory store
+    assert plain == {}
+    mapping.close()
 
 
 @pytest.mark.parametrize("kind", ["rocksdb", "dict"])
