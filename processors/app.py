@@ -21,11 +21,11 @@ import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 import orjson
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from faust.types import TP
 from faust.web import Request, Response, View
@@ -54,6 +54,7 @@ from processors.syncs.runner import SyncRunner, is_due
 from processors.syncs.watermarks import SyncState, SyncStateStore
 
 log = logging.getLogger("processors")
+T = TypeVar("T")
 
 SERVICE = "processors"
 YIELD_EVERY = 8  # a batch gives the event loop a turn every N events (see _route_batch)
@@ -360,12 +361,16 @@ class Processors:
             return
         bootstrap = self.settings.kafka_bootstrap_servers
         topics = {name: changelog_topic(self.app_id, name) for name in self.TABLES}
-        ids = topic_ids(bootstrap, list(topics.values()), timeout)
+        ids = _retrying(lambda: topic_ids(bootstrap, list(topics.values()), timeout), timeout)
         for name, table in self.tables().items():
             store = state_store.mapping(table)
             assert isinstance(store, state_store.RocksMapping)
-            source = f"{topics[name]}:{ids[topics[name]]}"
-            reason = state_store.stale_reason(store, source, end_offsets(bootstrap, topics[name], timeout))
+            topic = topics[name]
+            source = f"{topic}:{ids[topic]}"
+            ends: dict[int, int] = {}  # they matter only for a database written from this very topic
+            if store.source == source:
+                ends = _retrying(functools.partial(end_offsets, bootstrap, topic, timeout), timeout)
+            reason = state_store.stale_reason(store, source, ends)
             if reason is not None:
                 if next(iter(store), None) is not None or store.persisted_offsets():
                     log.warning("table %s: local state dropped, reading the whole changelog (%s)", name, reason)
@@ -950,6 +955,36 @@ class _LevelMetrics:
         self.duplicate = metrics.EVENTS.labels(label, "duplicate")
         self.transform_failed = metrics.EVENTS.labels(label, "transform_failed")
         self.latency = metrics.ROUTING_LATENCY.labels(label)
+
+
+# Errors a client gets for a while after a topic is created or a leader moves (not always flagged
+# retriable: get_watermark_offsets' NOT_LEADER_FOR_PARTITION is not).
+_TRANSIENT = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+    }
+)
+
+
+def _retrying(call: Callable[[], T], timeout: float) -> T:
+    """`call()`, again while the broker answers with a retriable error (right after the changelog
+    topics are created, a partition's leader may not be known to every client yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            transient = isinstance(error, KafkaError) and (error.retriable() or error.code() in _TRANSIENT)
+            if not transient or time.monotonic() > deadline:
+                raise
+            log.info("retrying after %s", error)
+            time.sleep(0.2)
 
 
 def _is_uuid(value: str) -> bool:
