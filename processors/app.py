@@ -39,7 +39,15 @@ from hub.kafka_config import admin_config
 from hub.metrics import render
 from hub.topology import Topology
 from hub.trail import Hop, TrailHop
-from processors import dedupe, faust_drain, faust_recovery_fix, metrics, state_store, trail_index
+from processors import (
+    dedupe,
+    faust_changelog_intake,
+    faust_drain,
+    faust_recovery_fix,
+    metrics,
+    state_store,
+    trail_index,
+)
 from processors.automations.feedback import ScheduledMessage
 from processors.daily_report import run_due_report
 from processors.dead_letter import DeadLetterWriter, Failed, headers_dict
@@ -197,6 +205,7 @@ class Processors:
         self.indexer_idle.set()
         self._counters = {level: _LevelMetrics(level) for level in LEVELS}
         faust_recovery_fix.install()  # before the app exists: Faust's post-rebalance race (see module)
+        faust_changelog_intake.install()  # before the app exists: changelog records in chunks (see module)
         level_of = {self.topology.priority_topic(level): level for level in LEVELS}  # events.pN -> N
         install_priority_fetch(topic_rank(level_of))
         self.dlq = DeadLetterWriter(settings.kafka_bootstrap_servers, self.topology.dead_letter_topic)

@@ -14,9 +14,10 @@ has a lane of its own (processors/app.py, `_index_forever`).
 So this is Faust 0.15.3's `Consumer._drain_messages` with one branch added: a record of a laned
 topic is appended to its lane while the flow is active (during a rebalance it is dropped: after the
 seek it is fetched again from the committed offset), and Faust's read-offset bookkeeping is left to
-the offset guard, which also drops records already handled. Every other record (the tables'
-changelogs, delayed messages) takes Faust's path unchanged. `install()` refuses other Faust versions,
-like processors/faust_recovery_fix.py.
+the offset guard, which also drops records already handled. The tables' changelog records take
+Faust's path, but one fetch's worth at a time in a single `wait_first`
+(processors/faust_changelog_intake.py); every other record (delayed messages) takes Faust's path
+unchanged. `install()` refuses other Faust versions, like processors/faust_recovery_fix.py.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from typing import Any
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 
+from processors.faust_changelog_intake import deliver_run
 from processors.priority import PriorityLanes
 
 FIXED_VERSION = "0.15.3"
+CHANGELOG_RUN = 500  # changelog records delivered in one wait_first at most
 
 
 def install(consumer: Any, lane_of: Mapping[str, tuple[PriorityLanes, int]]) -> None:
@@ -46,8 +49,15 @@ def install(consumer: Any, lane_of: Mapping[str, tuple[PriorityLanes, int]]) -> 
 
 
 async def _drain_messages(self: Any, fetcher: Any) -> None:
-    # Faust 0.15.3's loop; the only change is the `lane is not None` branch.
+    # Faust 0.15.3's loop; the changes are the `lane is not None` branch and the changelog runs.
     callback = self.callback
+    changelogs = self.app.tables._changelogs  # changelog topic -> table (filled as tables register)
+    run: list[Any] = []  # changelog records of this fetch, delivered together (deliver_changelogs)
+
+    async def deliver_changelogs() -> None:
+        await self.wait_first(deliver_run(self, run), self.suspend_flow.wait())
+        run.clear()
+
     getmany = self.getmany
     consumer_should_stop = self._stopped.is_set
     fetcher_should_stop = fetcher._stopped.is_set
@@ -86,6 +96,13 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:
 
                     offset = message.offset
                     r_offset = get_read_offset(tp)
+                    if tp.topic in changelogs:  # no acks on these: no gaps or commits to track
+                        if r_offset is None or offset >= r_offset:
+                            run.append(message)
+                            set_read_offset(tp, offset)
+                            if len(run) >= CHANGELOG_RUN:
+                                await deliver_changelogs()
+                        continue
                     if r_offset is None or offset >= r_offset:
                         gap = offset - (r_offset or 0)
                         if gap > 1 and r_offset:
@@ -99,6 +116,8 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:
                         set_read_offset(tp, offset)
                     else:
                         self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
+                if run:
+                    await deliver_changelogs()
                 unset_flag(flag_consumer_fetching)
 
     except self.consumer_stopped_errors:
