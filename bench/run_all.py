@@ -21,6 +21,7 @@ BENCHMARKS = (
     ("processors_state", ["-m", "bench.processors_state"]),
     ("processors_release", ["-m", "bench.processors_release"]),
     ("processors_restart", ["-m", "bench.processors_restart"]),
+    ("processors_standby", ["-m", "bench.processors_standby"]),
     ("connectors", ["-m", "bench.connectors_throughput"]),
 )
 
