@@ -14,6 +14,7 @@ from typing import TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from hub.kafka_config import consumer_config, producer_config
+from hub.kafka_retry import retry_transient
 
 CLIENT_ID = "carinho-operators"
 T = TypeVar("T")
@@ -21,18 +22,6 @@ T = TypeVar("T")
 
 class KafkaUnavailable(RuntimeError):
     """The broker could not be reached or the topic does not exist."""
-
-
-# Errors a just-created topic or a moving leader gives for a few moments.
-_TRANSIENT = frozenset(
-    {
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
-        KafkaError._TIMED_OUT,
-        KafkaError._TRANSPORT,
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -95,15 +84,10 @@ def partitions_of(consumer: Consumer, topic: str, timeout: float = 10.0) -> list
 
 def retrying(call: Callable[[], T], what: str, timeout: float = 15.0) -> T:
     """Retry the transient errors of a fresh topic or a leader election; fail clearly otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return call()
-        except KafkaException as exc:
-            error = exc.args[0]
-            if (not error.retriable() and error.code() not in _TRANSIENT) or time.monotonic() > deadline:
-                raise KafkaUnavailable(f"{what}: {error.str()}") from None
-            time.sleep(0.2)
+    try:
+        return retry_transient(call, timeout)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"{what}: {exc.args[0].str()}") from None
 
 
 def get_watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:

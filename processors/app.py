@@ -21,11 +21,11 @@ import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 import orjson
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from faust.types import TP
 from faust.web import Request, Response, View
@@ -36,6 +36,7 @@ from hub.delivery import DeliveryRecord
 from hub.envelope import EventEnvelope
 from hub.gc_tuning import tune_gc
 from hub.kafka_config import admin_config
+from hub.kafka_retry import retry_transient
 from hub.metrics import render
 from hub.topology import Topology
 from hub.trail import Hop, TrailHop
@@ -62,7 +63,6 @@ from processors.syncs.runner import SyncRunner, is_due
 from processors.syncs.watermarks import SyncState, SyncStateStore
 
 log = logging.getLogger("processors")
-T = TypeVar("T")
 
 SERVICE = "processors"
 YIELD_EVERY = 8  # a batch gives the event loop a turn every N events (see _route_batch)
@@ -370,7 +370,7 @@ class Processors:
             return
         bootstrap = self.settings.kafka_bootstrap_servers
         topics = {name: changelog_topic(self.app_id, name) for name in self.TABLES}
-        ids = _retrying(lambda: topic_ids(bootstrap, list(topics.values()), timeout), timeout)
+        ids = retry_transient(lambda: topic_ids(bootstrap, list(topics.values()), timeout), timeout)
         for name, table in self.tables().items():
             store = state_store.mapping(table)
             assert isinstance(store, state_store.RocksMapping)
@@ -378,7 +378,7 @@ class Processors:
             source = f"{topic}:{ids[topic]}"
             ends: dict[int, int] = {}  # they matter only for a database written from this very topic
             if store.source == source:
-                ends = _retrying(functools.partial(end_offsets, bootstrap, topic, timeout), timeout)
+                ends = retry_transient(functools.partial(end_offsets, bootstrap, topic, timeout), timeout)
             reason = state_store.stale_reason(store, source, ends)
             if reason is not None:
                 if next(iter(store), None) is not None or store.persisted_offsets():
@@ -964,36 +964,6 @@ class _LevelMetrics:
         self.duplicate = metrics.EVENTS.labels(label, "duplicate")
         self.transform_failed = metrics.EVENTS.labels(label, "transform_failed")
         self.latency = metrics.ROUTING_LATENCY.labels(label)
-
-
-# Errors a client gets for a while after a topic is created or a leader moves (not always flagged
-# retriable: get_watermark_offsets' NOT_LEADER_FOR_PARTITION is not).
-_TRANSIENT = frozenset(
-    {
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
-        KafkaError._TIMED_OUT,
-        KafkaError._TRANSPORT,
-        KafkaError._ALL_BROKERS_DOWN,
-    }
-)
-
-
-def _retrying(call: Callable[[], T], timeout: float) -> T:
-    """`call()`, again while the broker answers with a retriable error (right after the changelog
-    topics are created, a partition's leader may not be known to every client yet)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return call()
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            transient = isinstance(error, KafkaError) and (error.retriable() or error.code() in _TRANSIENT)
-            if not transient or time.monotonic() > deadline:
-                raise
-            log.info("retrying after %s", error)
-            time.sleep(0.2)
 
 
 def _is_uuid(value: str) -> bool:

@@ -1,11 +1,11 @@
-"""processors.app._retrying: the start-up calls to the broker ride out its transient errors only."""
+"""hub.kafka_retry: calls to the broker ride out its transient errors, and only those."""
 
 from __future__ import annotations
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from processors.app import _retrying
+from hub.kafka_retry import retry_transient
 
 
 def test_transient_errors_are_retried_until_the_call_succeeds() -> None:
@@ -19,7 +19,7 @@ def test_transient_errors_are_retried_until_the_call_succeeds() -> None:
             raise answers.pop(0)
         return {0: 42}
 
-    assert _retrying(call, timeout=5) == {0: 42}
+    assert retry_transient(call, timeout=5) == {0: 42}
     assert not answers
 
 
@@ -28,7 +28,7 @@ def test_other_errors_and_a_lasting_transient_one_are_raised() -> None:
         raise KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
 
     with pytest.raises(KafkaException):
-        _retrying(refused, timeout=5)
+        retry_transient(refused, timeout=5)
 
     calls = 0
 
@@ -38,5 +38,5 @@ def test_other_errors_and_a_lasting_transient_one_are_raised() -> None:
         raise KafkaException(KafkaError(KafkaError.LEADER_NOT_AVAILABLE))
 
     with pytest.raises(KafkaException):
-        _retrying(never_ready, timeout=0.5)
+        retry_transient(never_ready, timeout=0.5)
     assert calls >= 2
