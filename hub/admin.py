@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -156,8 +156,6 @@ def apply_topics(
 def topic_ids(bootstrap: str, names: list[str], timeout: float = 15.0) -> dict[str, str]:
     """Each topic's id (a UUID the broker gives a topic when it is created): the same name deleted and
     created again gets a new one."""
-    from confluent_kafka import TopicCollection
-
     admin = _admin(bootstrap)  # held until the answers are in (its destruction cancels them)
     futures = admin.describe_topics(TopicCollection(names), request_timeout=timeout)
     return {name: str(future.result(timeout=timeout).topic_id) for name, future in futures.items()}

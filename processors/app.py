@@ -260,10 +260,6 @@ class Processors:
             key_type=bytes,
             help="trail hops by event id",
         )
-        # The routers write these two tables' changelogs themselves (processors.output): the stores
-        # learn the offsets they hold from the producer's acknowledgements.
-        self._dedupe_written = state_store.offset_recorder(self.dedupe_table)
-        self._trail_written = state_store.offset_recorder(self.trail_table)
         self._define_routers()
         self._define_scheduler()
         if settings.trail_index_enabled:
@@ -634,7 +630,7 @@ class Processors:
         # The changelog record exactly as Faust's json codec writes it (the table's recovery and standby
         # replicas read it back with that codec), through the output producer: flushed before commit.
         outputs.produce_changelog(
-            self.dedupe_changelog, orjson.dumps(key), orjson.dumps(value), message.partition, self._dedupe_written
+            self.dedupe_changelog, orjson.dumps(key), orjson.dumps(value), message.partition, self.dedupe_table
         )
         counters.routed.inc()
         if message.timestamp:
@@ -762,10 +758,10 @@ class Processors:
         # Written also when a rebalance stopped the batch early: what was indexed is settled below.
         # The changelog record exactly as Faust writes it for this table (raw key, json value; a unit
         # test checks), through the output producer, like dedupe's.
-        outputs, written = self.outputs, self._trail_written
+        outputs, table = self.outputs, self.trail_table
         for key, (hops, partition) in updated.items():
             store[key] = hops
-            outputs.produce_changelog(self.trail_changelog, key, orjson.dumps(hops), partition, written)
+            outputs.produce_changelog(self.trail_changelog, key, orjson.dumps(hops), partition, table)
         outputs.poll()
         guard.settle(touched)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 from confluent_kafka import KafkaError, Producer
+from faust.types import TP
 
 from hub.delivery import DeliveryRecord
 from hub.envelope import EventEnvelope
@@ -182,7 +183,7 @@ class OutputProducer:
         self._epoch = 0
         self._pending: dict[int, int] = {0: 0}
         self._callback = functools.partial(self._delivered, 0)
-        self._changelog_callbacks: dict[Callable[[int, int], None], Callable[..., None]] = {}  # this epoch's
+        self._changelog_callbacks: dict[Any, Callable[..., None]] = {}  # this epoch's, by table
         self.errors: list[str] = []
         self.produced = 0
 
@@ -192,27 +193,24 @@ class OutputProducer:
             self.errors.append(f"{msg.topic()}: {err.str()}")
             self._on_error(ProduceFailed(f"producer could not write to {msg.topic()}: {err.str()}"))
 
-    def _changelog_delivered(
-        self, epoch: int, written: Callable[[int, int], None], err: KafkaError | None, msg: Any
-    ) -> None:
+    def _changelog_delivered(self, epoch: int, table: Any, err: KafkaError | None, msg: Any) -> None:
         self._delivered(epoch, err, msg)
         if err is None:
-            written(msg.partition(), msg.offset())
+            table.data.set_persisted_offset(TP(msg.topic(), msg.partition()), msg.offset())
 
     def produce(
         self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None, partition: int | None = None
     ) -> None:
         self._produce(topic, key, value, headers, partition, self._callback)
 
-    def produce_changelog(
-        self, topic: str, key: bytes, value: bytes, partition: int, written: Callable[[int, int], None]
-    ) -> None:
-        """A table's changelog record; `written(partition, offset)` runs once the broker has it (the
-        table's store notes the offset: processors.state_store.offset_recorder)."""
-        callback = self._changelog_callbacks.get(written)
+    def produce_changelog(self, topic: str, key: bytes, value: bytes, partition: int, table: Any) -> None:
+        """A record of a Faust `table`'s changelog, written by the routers themselves: once the broker
+        has it, the table's store notes its offset (`set_persisted_offset`), as Faust does for the
+        changelog records it writes (a no-op for the in-memory store)."""
+        callback = self._changelog_callbacks.get(table)
         if callback is None:
-            callback = functools.partial(self._changelog_delivered, self._epoch, written)
-            self._changelog_callbacks[written] = callback
+            callback = functools.partial(self._changelog_delivered, self._epoch, table)
+            self._changelog_callbacks[table] = callback
         self._produce(topic, key, value, None, partition, callback)
 
     def _produce(

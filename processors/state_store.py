@@ -232,7 +232,7 @@ class RocksMapping(MutableMapping[Any, Any]):
 
     def close(self) -> None:
         self.write_pending()
-        self._db.close()  # flushes the memtables (no write-ahead log to replay them from)
+        self._db.close()  # flushes the memtables: the next start reads no write-ahead log
 
 
 class RocksStore(memory.Store[Any, Any]):
@@ -266,8 +266,8 @@ class RocksStore(memory.Store[Any, Any]):
         return self.data.persisted(tp.partition)
 
     def set_persisted_offset(self, tp: TP, offset: int) -> None:
-        # Faust calls this when its producer has written one of this table's changelog records (the
-        # `scheduled` table's; the routers' tables go through `offset_recorder`).
+        # Called once the broker has one of this table's changelog records: by Faust for the ones its
+        # producer writes (`scheduled`), by processors.output for the routers' (dedupe, trail index).
         self.data.persist(tp.partition, offset)
 
     def reset_state(self) -> None:
@@ -302,19 +302,6 @@ def stale_reason(store: RocksMapping, source: str, end_offsets: Mapping[int, int
         if offset >= end_offsets.get(partition, 0):
             return f"partition {partition} holds offset {offset}, the changelog ends at {end_offsets.get(partition, 0)}"
     return None
-
-
-def offset_recorder(table: Any) -> Callable[[int, int], None]:
-    """For changelog records written by the routers themselves (through processors.output): called
-    with (partition, offset) once the broker has the record, it notes the offset in the table's store
-    as Faust does for its own changelog writes. A no-op for the in-memory store."""
-
-    def record(partition: int, offset: int) -> None:
-        store = table.data.data
-        if isinstance(store, RocksMapping):
-            store.persist(partition, offset)
-
-    return record
 
 
 def chunks(store: MutableMapping[Any, Any], size: int) -> Iterator[list[tuple[Any, Any]]]:

@@ -164,16 +164,6 @@ def test_changelog_replay_applies_writes_and_tombstones(tmp_path: Path) -> None:
     assert len(store) == 0 and store.persisted_offset(TP("c", 0)) is None
 
 
-def test_offset_recorder_notes_offsets_in_the_disk_store_only(tmp_path: Path) -> None:
-    mapping = RocksMapping(tmp_path / "t.rocksdb")
-    state_store.offset_recorder(SimpleNamespace(data=SimpleNamespace(data=mapping)))(2, 17)
-    assert mapping.persisted(2) == 17
-    plain: dict[Any, Any] = {}
-    state_store.offset_recorder(SimpleNamespace(data=SimpleNamespace(data=plain)))(2, 17)  # the memory store
-    assert plain == {}
-    mapping.close()
-
-
 @pytest.mark.parametrize("kind", ["rocksdb", "dict"])
 def test_chunked_sweep_removes_only_expired_entries_and_yields_between_chunks(tmp_path: Path, kind: str) -> None:
     store: Any = RocksMapping(tmp_path / "t.rocksdb") if kind == "rocksdb" else {}

@@ -1,0 +1,75 @@
+"""The tables' databases across worker starts (processors/app.py `check_local_state`, real broker): kept
+with their changelog offsets when written from the same changelog topic, emptied when an offset is past
+the topic's end or the topic was deleted and created again (a new topic id under the same name)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from hub.kafka_config import admin_config
+from processors import state_store
+from processors.app import Processors
+from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
+from tests.integration.processors.helpers import offline_processors
+
+
+def _close(processors: Processors) -> None:
+    for table in processors.tables().values():
+        state_store.mapping(table).close()  # type: ignore[attr-defined]
+    processors.outputs.close()
+
+
+def test_local_tables_are_kept_only_for_the_changelog_they_were_written_from(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    short_topology_file: Path,  # noqa: F811
+) -> None:
+    topology = make_hub(short_topology_file, kafka_bootstrap)
+    first = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
+    first.check_local_state()  # a new directory: the changelog's identity is recorded
+    store = state_store.mapping(first.dedupe_table)
+    assert isinstance(store, state_store.RocksMapping)
+    source = store.source
+    assert source is not None and source.startswith(f"{first.dedupe_changelog}:")
+    # A dedupe entry and its changelog record, as the router writes them: the offset is noted once
+    # the broker has the record.
+    store["k"] = {"at": 1.0}
+    first.outputs.produce_changelog(first.dedupe_changelog, b'"k"', b'{"at":1.0}', 0, first.dedupe_table)
+    asyncio.run(first.outputs.flush())
+    assert store.persisted(0) == 0
+    _close(first)
+
+    kept = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
+    kept.check_local_state()
+    store = state_store.mapping(kept.dedupe_table)
+    assert isinstance(store, state_store.RocksMapping)
+    assert store["k"] == {"at": 1.0} and store.persisted_offsets() == {0: 0} and store.source == source
+    store.persist(1, 5)  # partition 1 of the changelog is empty: an offset from another life
+    _close(kept)
+
+    past_end = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
+    past_end.check_local_state()
+    store = state_store.mapping(past_end.dedupe_table)
+    assert isinstance(store, state_store.RocksMapping)
+    assert "k" not in store and store.persisted_offsets() == {} and store.source == source
+    store["k"] = {"at": 2.0}
+    store.persist(0, 0)
+    _close(past_end)
+
+    # The changelog topic deleted and created again: the same name, a new topic id.
+    admin = AdminClient(admin_config(kafka_bootstrap))
+    admin.delete_topics([past_end.dedupe_changelog], operation_timeout=30)[past_end.dedupe_changelog].result(30)
+    deadline = time.monotonic() + 30
+    while past_end.dedupe_changelog in admin.list_topics(timeout=10).topics and time.monotonic() < deadline:
+        time.sleep(0.2)
+    recreated = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)  # creates it again
+    recreated.check_local_state()
+    store = state_store.mapping(recreated.dedupe_table)
+    assert isinstance(store, state_store.RocksMapping)
+    assert "k" not in store and store.persisted_offsets() == {}
+    assert store.source is not None and store.source != source
+    _close(recreated)
