@@ -59,7 +59,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pub = publisher or Publisher(
-            settings.kafka_bootstrap_servers, client_id="carinho-ingress", timeout_s=settings.publish_timeout_s
+            settings.kafka_bootstrap_servers,
+            client_id="carinho-ingress",
+            timeout_s=settings.publish_timeout_s,
+            linger_ms=settings.publish_linger_ms,
         )
         pub.start()
         keys = await asyncio.to_thread(

@@ -32,11 +32,11 @@ class PublishFailed(Exception):
 
 
 class Publisher:
-    def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float, **overrides: Any):
+    def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float, linger_ms: int = 2, **overrides: Any):
         self.timeout_s = timeout_s
         # librdkafka gives up at the same bound the HTTP answer waits for: no late "success" after a 503.
         config = producer_config(
-            bootstrap, client_id=client_id, linger_ms=2, delivery_timeout_ms=int(timeout_s * 1000), **overrides
+            bootstrap, client_id=client_id, linger_ms=linger_ms, delivery_timeout_ms=int(timeout_s * 1000), **overrides
         )
         config.setdefault("queue.buffering.max.messages", 200_000)
         self._producer = Producer(config)

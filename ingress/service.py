@@ -42,7 +42,7 @@ class Ingress:
 
     def __post_init__(self) -> None:
         self.models = data_models(self.topology)
-        self.fast_path = FastPath(self.topology, self.models)
+        self.fast_path = FastPath(self.topology)
         self.trail_topic = self.topology.system_topic("trail")
         self.audit_topic = self.topology.system_topic("audit")
         self._accepted_children: dict[tuple[str, str, int], Any] = {}

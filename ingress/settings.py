@@ -24,6 +24,9 @@ class IngressSettings(HubSettings):
     # Past this, the ingress answers 503 + Retry-After instead of holding the client (and librdkafka
     # stops retrying the write at the same bound, so a 503 is never followed by a silent success).
     publish_timeout_s: float = Field(default=5.0, gt=0.1, le=120)
+    publish_linger_ms: int = Field(
+        default=2, ge=0, le=100, description="CARINHO_PUBLISH_LINGER_MS: librdkafka linger.ms of the events' producer"
+    )
     retry_after_s: int = Field(default=5, ge=1, le=3600)
     processors_url: str = Field(default="http://127.0.0.1:6066", description="trail lookups (GET /v1/events/{id})")
     connectors_url: str = Field(default="http://127.0.0.1:9108", description="connector health for /health/detailed")

@@ -20,7 +20,7 @@ from ingress.fast_path import FastPath
 ROOT = Path(__file__).resolve().parents[3]
 TOPOLOGY = load_topology(ROOT / "topics.yaml")
 MODELS = data_models(TOPOLOGY)
-FAST = FastPath(TOPOLOGY, MODELS)
+FAST = FastPath(TOPOLOGY)
 SITE = Verified("k1", "site", None, None)
 NOW = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
 LEAD = {"name": "Maria Souza", "phone": "+55 11 98765-4321", "email": "maria@example.com", "origin": "site"}
@@ -36,6 +36,9 @@ VALID: list[tuple[dict[str, Any], str | None]] = [
     ({"type": "lead.created", "data": LEAD, "metadata": {"utm_source": "ig", "utm": {"medium": "cpc"}}}, "h-6"),
     ({"type": "lead.created", "data": LEAD, "metadata": {"utm": {}, "labels": {"a": "b"}}}, "h-7"),
     ({"type": "lead.created", "data": {"name": "Ana", "phone": "11987654321"}}, "h-8"),
+    ({"type": "lead.created", "data": {**LEAD, "email": None, "priority": None}}, "h-9"),  # optional null
+    ({"type": "lead.created", "data": {**LEAD, "extra": {"free": [1, 2]}}}, "h-10"),  # undeclared data kept
+    ({"type": "lead.created", "data": LEAD, "priority": None, "source": None, "occurred_at": None}, "h-11"),
 ]
 
 
@@ -82,6 +85,17 @@ REFUSED: list[tuple[Any, str | None, Verified, int]] = [
     ({"type": "lead.created", "data": LEAD, "priority": 9}, "k", SITE, 422),
     ({"type": "lead.created", "data": LEAD, "occurred_at": "2026-11-28T08:00:00"}, "k", SITE, 422),  # naive
     ([1, 2], "k", SITE, 422),
+    ({"type": 5, "data": LEAD}, "k", SITE, 422),
+    ({"type": "lead.created", "data": [LEAD]}, "k", SITE, 422),
+    ({"type": "lead.created", "data": {**LEAD, "phone": None}}, "k", SITE, 422),  # required field null
+    ({"type": "lead.created", "data": {**LEAD, "phone": "12"}}, "k", SITE, 422),  # phone rule
+    ({"type": "lead.created", "data": {**LEAD, "email": "maria@"}}, "k", SITE, 422),  # e-mail rule
+    ({"type": "lead.created", "data": {**LEAD, "name": 5}}, "k", SITE, 422),  # no int -> str coercion
+    ({"type": "lead.created", "data": {**LEAD, "name": "x" * 10_001}}, "k", SITE, 422),  # string bound
+    ({"type": "lead.created", "data": LEAD, "metadata": {"nope": 1}}, "k", SITE, 422),
+    ({"type": "lead.created", "data": LEAD, "metadata": None}, "k", SITE, 422),  # the fast path took it before
+    ({"type": "lead.created", "data": LEAD, "metadata": {"utm": {"source": 5}}}, "k", SITE, 422),
+    ({"type": "lead.created", "data": LEAD, "idempotency_key": "has space"}, None, SITE, 422),
     ({"type": "lead.created", "data": LEAD, "source": "crm"}, "k", SITE, 403),
     ({"type": "lead.created", "data": LEAD}, "k", Verified("k2", "site", frozenset({"x.y"}), None), 403),
     ({"type": "lead.created", "data": LEAD}, "k", Verified("k3", "crm", None, None), 403),
@@ -103,3 +117,11 @@ def test_one_bad_item_sends_the_whole_batch_to_the_per_item_path() -> None:
     assert FAST.prepare_batch(items, SITE, None, NOW) is not None
     items[1] = {**items[1], "source": "crm"}
     assert FAST.prepare_batch(items, SITE, None, NOW) is None
+
+
+def test_a_batch_item_without_its_own_idempotency_key_goes_to_the_per_item_path() -> None:
+    items = [{"type": "lead.created", "data": LEAD, "idempotency_key": "k-0"}, {"type": "lead.created", "data": LEAD}]
+    assert FAST.prepare_batch(items, SITE, None, NOW) is None
+    with pytest.raises(ApiError) as refused:
+        reference(items[1], None)
+    assert refused.value.status == 422
