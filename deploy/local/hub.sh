@@ -24,12 +24,15 @@ SANDBOX_PORT="${CARINHO_SANDBOX_PORT:-8090}"
 PROCESSORS_PORT="${CARINHO_PROCESSORS_PORT:-6066}"
 CONNECTORS_PORT="${CARINHO_CONNECTORS_PORT:-9108}"
 
-# name | command | health URL   (start order; stopped in reverse)
+# name | command | health URL | ready when the health body matches every &-separated regex (optional)
+# (start order; stopped in reverse). The processors answer /health before their consumer group has
+# assigned them partitions (~20 s on a new broker): `up` waits for that, so the README's first event
+# is routed at once.
 services() {
   cat <<EOF2
 sandbox|$CARINHO sandbox --port $SANDBOX_PORT|http://127.0.0.1:$SANDBOX_PORT/_control/health
 connectors|env CARINHO_STATUS_PORT=$CONNECTORS_PORT $CARINHO connectors|http://127.0.0.1:$CONNECTORS_PORT/health
-processors|env CARINHO_WEB_PORT=$PROCESSORS_PORT CARINHO_DATA_DIR=$RUN/processors CARINHO_REPORT_DIR=$RUN/reports $CARINHO processors|http://127.0.0.1:$PROCESSORS_PORT/health
+processors|env CARINHO_WEB_PORT=$PROCESSORS_PORT CARINHO_DATA_DIR=$RUN/processors CARINHO_REPORT_DIR=$RUN/reports $CARINHO processors|http://127.0.0.1:$PROCESSORS_PORT/health|"status": *"ok"&"assigned_partitions": *[1-9]
 ingress|env CARINHO_PORT=$INGRESS_PORT CARINHO_PROCESSORS_URL=http://127.0.0.1:$PROCESSORS_PORT CARINHO_CONNECTORS_URL=http://127.0.0.1:$CONNECTORS_PORT $CARINHO ingress|http://127.0.0.1:$INGRESS_PORT/health
 EOF2
 }
@@ -39,10 +42,18 @@ die() { echo "hub: $*" >&2; exit 1; }
 
 running() { local pf="$RUN/pids/$1.pid"; [ -f "$pf" ] && kill -0 "$(cat "$pf")" 2>/dev/null; }
 
-wait_http() { # url timeout name
+ready() { # url patterns
+  local body pattern
+  body=$(curl -fsS --max-time 2 "$1" 2>/dev/null) || return 1
+  [ -n "$2" ] || return 0
+  IFS='&' read -r -a patterns <<< "$2"
+  for pattern in "${patterns[@]}"; do grep -Eq -- "$pattern" <<< "$body" || return 1; done
+}
+
+wait_http() { # url timeout name [ready patterns]
   local deadline=$((SECONDS + $2))
-  until curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; do
-    if [ $SECONDS -ge $deadline ]; then die "$3 did not become healthy at $1 within $2s; see $RUN/logs/$3.log"; fi
+  until ready "$1" "${4:-}"; do
+    if [ $SECONDS -ge $deadline ]; then die "$3 did not become ready at $1 within $2s; see $RUN/logs/$3.log"; fi
     running "$3" || die "$3 exited during start-up; see $RUN/logs/$3.log"
     sleep 0.5
   done
@@ -59,13 +70,13 @@ up() {
     "$CARINHO" keys create --source site --label "local dev (make up)" > "$RUN/dev-api-key" 2>/dev/null
     say "created a dev API key for source 'site' in $RUN/dev-api-key"
   fi
-  local name cmd url
-  while IFS='|' read -r name cmd url; do
+  local name cmd url patterns
+  while IFS='|' read -r name cmd url patterns; do
     if running "$name"; then say "$name already running (pid $(cat "$RUN/pids/$name.pid"))"; continue; fi
     # setsid: services outlive this shell; their own process group lets `down` stop children too.
     setsid nohup $cmd >>"$RUN/logs/$name.log" 2>&1 < /dev/null &
     echo $! > "$RUN/pids/$name.pid"
-    wait_http "$url" "${HUB_START_TIMEOUT:-120}" "$name"
+    wait_http "$url" "${HUB_START_TIMEOUT:-120}" "$name" "$patterns"
     say "$name up ($url)"
   done < <(services)
   say "ready: ingress http://127.0.0.1:$INGRESS_PORT (docs at /docs), Kafka $CARINHO_KAFKA_BOOTSTRAP_SERVERS"
@@ -98,8 +109,8 @@ down() {
 }
 
 status() {
-  local name cmd url
-  while IFS='|' read -r name cmd url; do
+  local name cmd url patterns
+  while IFS='|' read -r name cmd url patterns; do
     if running "$name"; then echo "$name: running (pid $(cat "$RUN/pids/$name.pid")) $url"; else echo "$name: stopped"; fi
   done < <(services)
   "$ROOT/deploy/local/kafka.sh" status || true

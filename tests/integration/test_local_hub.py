@@ -5,6 +5,7 @@ its own broker, topics, sandbox, connectors, processors and ingress on free port
   once each (by Idempotency-Key), and the lead gets its WhatsApp auto-reply;
 * a retried request (same idempotency key) is delivered once, not twice;
 * an internal producer writing the envelope straight to Kafka is routed and delivered like the rest;
+* `up` returns once the processors have partitions (not merely a web port);
 * the trail shows every hop; `up` a second time reports what runs; `down` leaves no process and no port.
 """
 
@@ -95,6 +96,12 @@ def readme_event(key: str) -> dict[str, Any]:
         "metadata": {"utm": {"source": "google", "campaign": "cuidado-idosos"}},
         "idempotency_key": key,
     }
+
+
+def test_up_returns_once_the_processors_have_partitions(local_hub: LocalHub) -> None:
+    """`up` waits for the consumer group, not just the web port: no first event waits ~20 s unrouted."""
+    health = httpx.get(f"{local_hub.url('processors')}/health", timeout=10).json()
+    assert health["status"] == "ok" and health["assigned_partitions"] > 0, health
 
 
 def test_readme_example_is_delivered_once_per_destination(local_hub: LocalHub) -> None:
