@@ -53,6 +53,7 @@ from processors.automations.feedback import ScheduledMessage
 from processors.daily_report import run_due_report
 from processors.dead_letter import DeadLetterWriter, Failed, headers_dict
 from processors.due_index import DueIndex, pending
+from processors.fetch_tuning import install_fetch_sizes
 from processors.hole_filler import read_range
 from processors.offset_guard import Hole, OffsetGuard
 from processors.output import OutputBuilder, OutputProducer
@@ -208,6 +209,7 @@ class Processors:
         faust_changelog_intake.install()  # before the app exists: changelog records in chunks (see module)
         level_of = {self.topology.priority_topic(level): level for level in LEVELS}  # events.pN -> N
         install_priority_fetch(topic_rank(level_of))
+        install_fetch_sizes(settings.fetch_min_bytes, settings.fetch_max_wait_ms)
         self.dlq = DeadLetterWriter(settings.kafka_bootstrap_servers, self.topology.dead_letter_topic)
         self.sync_states = SyncStateStore(self.topology, settings.kafka_bootstrap_servers)
         self.sync_runner = SyncRunner(
