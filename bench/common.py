@@ -135,6 +135,22 @@ def save(name: str, result: dict[str, Any]) -> Path:
     return path
 
 
+def metric_sum(url: str, sample: str, **labels: str) -> float | None:
+    """The sum of a service's /metrics samples named `sample` (e.g. `..._seconds_sum`) whose labels
+    include `labels`; None when there is none. Parsed by prometheus_client, which wrote them."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(url, timeout=10).text
+    values = [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == sample and labels.items() <= s.labels.items()
+    ]
+    return sum(values) if values else None
+
+
 def wait_http(url: str, timeout: float = 30.0) -> None:
     import httpx
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -25,10 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil  # type: ignore[import-untyped]
 
-from bench.common import ROOT, bench_broker, drop_hub, free_port, wait_http
+from bench.common import ROOT, bench_broker, drop_hub, free_port, metric_sum, wait_http
 from bench.ingress_throughput import ingress_environment, wrk
 from hub.admin import apply_topics
 from hub.topology import load_topology
@@ -56,8 +54,7 @@ def cpu_seconds(process: Any) -> float:
 def gc_seconds(port: int) -> float:
     """Seconds the ingress has spent in garbage collections since it started (hub/gc_tuning.py's
     `carinho_gc_pause_seconds`, all generations)."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return sum(float(m) for m in re.findall(r"^carinho_gc_pause_seconds_sum\{[^}]*\} (\S+)$", text, re.MULTILINE))
+    return metric_sum(f"http://127.0.0.1:{port}/metrics", "carinho_gc_pause_seconds_sum") or 0.0
 
 
 def broker_process(bootstrap: str) -> Any | None:

@@ -37,7 +37,7 @@ import psutil  # type: ignore[import-untyped]
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.common import bench_broker, drop_hub
+from bench.common import bench_broker, drop_hub, metric_sum
 from hub.admin import apply_topics
 from hub.envelope import EventEnvelope, new_envelope
 from hub.kafka_config import admin_config, consumer_config, producer_config
@@ -162,19 +162,17 @@ class FaustWorker:
     def mean_seconds(self, histogram: str, priority: int) -> float | None:
         """Mean of one of the worker's own latency histograms (carinho_processor_<histogram>_seconds)
         for a priority level, from /metrics: where a record's time went inside the worker."""
+        url, name, level = (
+            f"http://127.0.0.1:{self.port}/metrics",
+            f"carinho_processor_{histogram}_seconds",
+            str(priority),
+        )
         try:
-            text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=10).text
+            total = metric_sum(url, f"{name}_sum", priority=level)
+            count = metric_sum(url, f"{name}_count", priority=level)
         except httpx.HTTPError:
             return None
-        found: dict[str, float] = {}
-        for line in text.splitlines():
-            for part in ("sum", "count"):
-                if (
-                    line.startswith(f"carinho_processor_{histogram}_seconds_{part}{{")
-                    and f'priority="{priority}"' in line
-                ):
-                    found[part] = float(line.rsplit(" ", 1)[1])
-        return found["sum"] / found["count"] if found.get("count") else None
+        return total / count if total is not None and count else None
 
     def stop(self) -> None:
         self.proc.terminate()

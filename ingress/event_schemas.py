@@ -73,8 +73,8 @@ def data_model(event_type: str, spec: DataSpec) -> type[BaseModel]:
 
 
 def data_typed_dict(event_type: str, spec: DataSpec) -> type:
-    """The same rules as `data_model`, as a TypedDict: pydantic-core validates it about 3x faster (no
-    model instance per event), for the ingress fast path that only needs valid/invalid."""
+    """The same rules as `data_model`, as a TypedDict: pydantic-core builds no model instance per event,
+    for the ingress fast path that only needs valid/invalid (docs/benchmarks.md, ninth session)."""
     fields: dict[str, Any] = {
         name: Required[_KINDS[kind]] if name in spec.required else NotRequired[_KINDS[kind] | None]
         for name, kind in spec.fields.items()

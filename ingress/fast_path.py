@@ -25,8 +25,9 @@ from ingress.event_schemas import MetadataIn, data_typed_dict
 
 
 # Items are validated into TypedDicts, not models: pydantic-core builds no model instance per event
-# (about 3x faster on a batch; the path only needs valid/invalid plus a few fields). Same rules as
-# `event_schemas.EventIn` plus the type's data model; tests check both refuse the same requests.
+# (14 % less ingress CPU per batch, bench.ingress_ab; the path only needs valid/invalid plus a few
+# fields). Same rules as `event_schemas.EventIn` plus the type's data model; tests check both refuse
+# the same requests.
 @with_config(ConfigDict(extra="forbid"))
 class _SingleBase(TypedDict, total=False):
     """POST /v1/events: the idempotency key may come from the header instead."""

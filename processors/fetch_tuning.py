@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_values: tuple[int, int] | None = None
+_values: tuple[int, int] = (1, 1500)  # Faust 0.15.3's own; set by install_fetch_sizes before use
 
 
 def install_fetch_sizes(min_bytes: int, max_wait_ms: int) -> None:
@@ -23,8 +23,8 @@ def install_fetch_sizes(min_bytes: int, max_wait_ms: int) -> None:
 
     def create_worker_consumer(self: Any, transport: Any) -> Any:
         consumer = current(self, transport)
-        if _values is not None:  # read by aiokafka's Fetcher when the consumer starts
-            consumer._fetch_min_bytes, consumer._fetch_max_wait_ms = _values
+        # Read by aiokafka's Fetcher when the consumer starts.
+        consumer._fetch_min_bytes, consumer._fetch_max_wait_ms = _values
         return consumer
 
     create_worker_consumer._carinho_fetch_sizes = True  # type: ignore[attr-defined]

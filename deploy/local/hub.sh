@@ -44,10 +44,11 @@ running() { local pf="$RUN/pids/$1.pid"; [ -f "$pf" ] && kill -0 "$(cat "$pf")" 
 
 ready() { # url patterns
   local body pattern
+  local -a wanted
   body=$(curl -fsS --max-time 2 "$1" 2>/dev/null) || return 1
   [ -n "$2" ] || return 0
-  IFS='&' read -r -a patterns <<< "$2"
-  for pattern in "${patterns[@]}"; do grep -Eq -- "$pattern" <<< "$body" || return 1; done
+  IFS='&' read -r -a wanted <<< "$2"
+  for pattern in "${wanted[@]}"; do grep -Eq -- "$pattern" <<< "$body" || return 1; done
 }
 
 wait_http() { # url timeout name [ready patterns]
