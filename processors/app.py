@@ -44,6 +44,7 @@ from processors import (
     dedupe,
     faust_changelog_intake,
     faust_drain,
+    faust_inline_consumer,
     faust_recovery_fix,
     metrics,
     state_store,
@@ -210,6 +211,7 @@ class Processors:
         level_of = {self.topology.priority_topic(level): level for level in LEVELS}  # events.pN -> N
         install_priority_fetch(topic_rank(level_of))
         install_fetch_sizes(settings.fetch_min_bytes, settings.fetch_max_wait_ms)
+        faust_inline_consumer.install(inline=not settings.consumer_thread)
         self.dlq = DeadLetterWriter(settings.kafka_bootstrap_servers, self.topology.dead_letter_topic)
         self.sync_states = SyncStateStore(self.topology, settings.kafka_bootstrap_servers)
         self.sync_runner = SyncRunner(
@@ -977,8 +979,8 @@ def run(settings: ProcessorSettings, topology: Topology | None = None) -> None:
     from hub.logging import configure_logging
 
     configure_logging(SERVICE, settings.log_level)
-    # aiokafka's consumer runs in its own thread: every poll is a hand-over between the two threads, and
-    # with the routing loop busy the default 5 ms GIL switch interval adds up to ~10 ms per poll.
+    # Only with CARINHO_CONSUMER_THREAD=true (aiokafka in Faust's thread): every poll is then a hand-over
+    # between two threads, and with the routing loop busy a 5 ms GIL switch adds up to ~10 ms per poll.
     sys.setswitchinterval(settings.gil_switch_interval)
     for noisy in ("faust", "mode", "aiokafka"):
         logging.getLogger(noisy).setLevel("WARNING" if settings.log_level != "DEBUG" else "DEBUG")
