@@ -19,6 +19,7 @@ TRANSIENT = frozenset(
         KafkaError.UNKNOWN_TOPIC_OR_PART,
         KafkaError._TIMED_OUT,
         KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,  # a broker restarting under a call that reached it before
     }
 )
 

@@ -19,13 +19,15 @@ What changes, and why each piece:
   own tasks.
 * The thread-liveness watchdog (`_keepalive2`) is not started: there is no thread to watch.
 
-Process-wide and idempotent, like the other Faust patches here (faust_drain, fetch_tuning).
+Process-wide and idempotent, like the other Faust patches here (faust_drain, fetch_tuning). Written
+for mode-streaming 0.7.1's `ServiceThread` (pinned in pyproject.toml); `install()` refuses another.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from importlib.metadata import version
 from typing import Any
 
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -75,6 +77,7 @@ def _reported(task: asyncio.Task[None]) -> None:
         task.exception()
 
 
+FIXED_MODE_VERSION = "0.7.1"
 _inline = True  # set by install(); read when Faust builds a consumer
 
 
@@ -82,6 +85,11 @@ def install(inline: bool = True) -> None:
     """From now on Faust's aiokafka consumer runs on the worker's loop (`inline`) or, as Faust
     ships it, in a thread of its own. Process-wide; the last call wins."""
     global _inline
+    if inline and version("mode-streaming") != FIXED_MODE_VERSION:
+        raise RuntimeError(
+            f"processors.faust_inline_consumer is written for mode-streaming {FIXED_MODE_VERSION}, found "
+            f"{version('mode-streaming')}: re-check ServiceThread.start/_serve before upgrading"
+        )
     _inline = inline
     if getattr(AIOKafkaConsumer._new_consumer_thread, "_carinho_inline", False):
         return

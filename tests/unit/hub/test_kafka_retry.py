@@ -12,6 +12,7 @@ def test_transient_errors_are_retried_until_the_call_succeeds() -> None:
     answers = [
         KafkaException(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION)),
         KafkaException(KafkaError(KafkaError._TIMED_OUT)),
+        KafkaException(KafkaError(KafkaError._ALL_BROKERS_DOWN)),
     ]
 
     def call() -> dict[int, int]:
