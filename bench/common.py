@@ -103,6 +103,31 @@ class RssSampler:
         return round(self.peak / 1_048_576, 1)
 
 
+class MainThreadTime:
+    """How a process's main thread spent the wall time since this object was made: on a CPU, or
+    runnable but waiting for one (Linux's /proc/<pid>/task/<pid>/schedstat). A single-threaded
+    Python loop routes at most as fast as its thread gets a CPU, so on a shared two-core machine the
+    wait share tells "more work per event" apart from "less CPU given" (docs/benchmarks.md)."""
+
+    def __init__(self, pid: int):
+        self.path = Path(f"/proc/{pid}/task/{pid}/schedstat")
+        self.started = time.monotonic()
+        self.first = self._read()
+
+    def _read(self) -> tuple[int, int]:
+        on_cpu_ns, waiting_ns, _slices = self.path.read_text().split()
+        return int(on_cpu_ns), int(waiting_ns)
+
+    def shares(self) -> dict[str, float]:
+        """{"main_thread_on_cpu": share, "main_thread_runqueue_wait": share} of the elapsed time."""
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        on_cpu, waiting = (now - then for now, then in zip(self._read(), self.first, strict=True))
+        return {
+            "main_thread_on_cpu": round(on_cpu / 1e9 / elapsed, 3),
+            "main_thread_runqueue_wait": round(waiting / 1e9 / elapsed, 3),
+        }
+
+
 def median(values: list[float]) -> float:
     return round(statistics.median(values), 2)
 

@@ -37,7 +37,7 @@ import psutil  # type: ignore[import-untyped]
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.common import bench_broker, drop_hub, metric_sum
+from bench.common import MainThreadTime, bench_broker, drop_hub, metric_sum
 from hub.admin import apply_topics
 from hub.envelope import EventEnvelope, new_envelope
 from hub.kafka_config import admin_config, consumer_config, producer_config
@@ -194,6 +194,7 @@ def run_faust(bootstrap: str, topology: Topology, n: int, port: int, data_dir: s
             now = time.monotonic()
             if count > 0 and first_at is None:
                 first_at, first_count, first_cpu = now, count, cpu_seconds(worker.ps)
+                main_thread = MainThreadTime(worker.ps.pid)
             if count >= n:
                 assert first_at is not None
                 cpu = cpu_seconds(worker.ps) - first_cpu
@@ -201,6 +202,7 @@ def run_faust(bootstrap: str, topology: Topology, n: int, port: int, data_dir: s
                     "events_per_s": (count - first_count) / max(now - first_at, 1e-6),
                     "cpu_us_per_event": cpu / max(count - first_count, 1) * 1e6,
                     "peak_rss_mb": worker.peak_rss / 1e6,
+                    **main_thread.shares(),
                 }
             time.sleep(METRICS_POLL)
         raise TimeoutError("faust worker did not finish")
@@ -236,6 +238,7 @@ def run_confluent(bootstrap: str, topology: Topology, n: int) -> dict[str, float
         batch = consumer.consume(500, 1.0)
         if started is None and batch:
             started, started_cpu = time.monotonic(), cpu_seconds(me)
+            main_thread = MainThreadTime(os.getpid())
         now = datetime.now(UTC)
         for msg in batch:
             if msg.error():
@@ -271,8 +274,9 @@ def run_confluent(bootstrap: str, topology: Topology, n: int) -> dict[str, float
     producer.flush(30)
     elapsed = time.monotonic() - (started or time.monotonic())
     cpu = cpu_seconds(me) - started_cpu
+    shares = main_thread.shares()
     consumer.close()
-    return {"events_per_s": n / max(elapsed, 1e-6), "cpu_us_per_event": cpu / n * 1e6}
+    return {"events_per_s": n / max(elapsed, 1e-6), "cpu_us_per_event": cpu / n * 1e6, **shares}
 
 
 # ---- (c) quixstreams -------------------------------------------------------------------------------
@@ -312,6 +316,7 @@ def run_quix(bootstrap: str, topology: Topology, n: int, state_dir: str) -> dict
     def handle(value: bytes, key: Any, timestamp: int, headers: Any, state: State[Any, Any]) -> None:
         if progress["started"] is None:
             progress["started"], progress["cpu"] = time.monotonic(), cpu_seconds(me)
+            progress["main_thread"] = MainThreadTime(os.getpid())
         progress["done"] += 1
         try:
             envelope = parse_record(value, topology, headers_dict(headers))
@@ -331,6 +336,7 @@ def run_quix(bootstrap: str, topology: Topology, n: int, state_dir: str) -> dict
         if progress["done"] >= n and progress["finished"] is None:
             progress["finished"] = time.monotonic()
             progress["cpu"] = cpu_seconds(me) - progress["cpu"]
+            progress["shares"] = progress["main_thread"].shares()
             app.stop()
 
     topic = app.topic(topology.priority_topic(INPUT_LEVEL), value_deserializer="bytes", key_deserializer="bytes")
@@ -340,6 +346,7 @@ def run_quix(bootstrap: str, topology: Topology, n: int, state_dir: str) -> dict
     return {
         "events_per_s": n / max(progress["finished"] - progress["started"], 1e-6),
         "cpu_us_per_event": progress["cpu"] / n * 1e6,
+        **progress["shares"],
     }
 
 
@@ -484,9 +491,15 @@ def measure(args: argparse.Namespace) -> int:
         "bootstrap": args.bootstrap,
     }
     for name, runs in results.items():
-        summary[name] = {key: round(statistics.median(r[key] for r in runs), 1) for key in runs[0]}
+        summary[name] = {
+            key: round(statistics.median(r[key] for r in runs), 3 if key.startswith("main_thread") else 1)
+            for key in runs[0]
+        }
     if "faust" in summary and "quix" in summary:
         summary["faust_vs_quix"] = round(summary["faust"]["events_per_s"] / summary["quix"]["events_per_s"], 2)
+        # Round by round (quix then faust ran back to back): the machine's load moves both.
+        pairs = zip(results["faust"], results["quix"], strict=False)
+        summary["faust_vs_quix_rounds"] = [round(f["events_per_s"] / q["events_per_s"], 2) for f, q in pairs]
     if "faust" in summary and "confluent" in summary:
         summary["faust_vs_confluent"] = round(
             summary["faust"]["events_per_s"] / summary["confluent"]["events_per_s"], 2

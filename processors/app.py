@@ -210,7 +210,7 @@ class Processors:
         faust_changelog_intake.install()  # before the app exists: changelog records in chunks (see module)
         level_of = {self.topology.priority_topic(level): level for level in LEVELS}  # events.pN -> N
         install_priority_fetch(topic_rank(level_of))
-        install_fetch_sizes(settings.fetch_min_bytes, settings.fetch_max_wait_ms)
+        install_fetch_sizes(settings.fetch_min_bytes, settings.fetch_max_wait_ms, settings.fetch_idle_wait_ms)
         faust_inline_consumer.install(inline=not settings.consumer_thread)
         self.dlq = DeadLetterWriter(settings.kafka_bootstrap_servers, self.topology.dead_letter_topic)
         self.sync_states = SyncStateStore(self.topology, settings.kafka_bootstrap_servers)

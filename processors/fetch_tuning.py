@@ -1,31 +1,83 @@
-"""How long the worker's consumer lets the broker hold a fetch to fill it (fetch.min.bytes and
-fetch.max.wait.ms). Faust 0.15.3 passes neither to aiokafka (min 1 byte: every fetch returns as soon
-as one record is there), so a worker that keeps up with the trail topic fetched a few records at a
-time and its fetch thread spent more CPU on requests than on records (docs/benchmarks.md, ninth
-session). Process-wide and idempotent; the values of the last call win.
+"""How long the worker's consumer lets the broker hold a fetch (fetch.min.bytes, fetch.max.wait.ms).
+
+Busy: Faust 0.15.3 passes neither to aiokafka (min 1 byte: every fetch returns as soon as one record
+is there), so a worker that keeps up with the trail topic fetched a few records at a time and spent
+more CPU on requests than on records. While there is traffic the fetches ask for `min_bytes` and wait
+at most `max_wait_ms` (docs/benchmarks.md, ninth session).
+
+Idle: with nothing to read, that short wait turned into a fetch request every `max_wait_ms` (100 a
+second at 10 ms: ~12 % of a core per idle worker, tenth session). A node whose last fetch brought
+nothing gets its next fetch with min 1 byte and `idle_wait_ms`, if that fetch asks for every
+partition the node leads: the broker parks it and answers the moment any record arrives, so an idle
+worker costs almost nothing and a lone p1 event does not wait for `max_wait_ms`. aiokafka sends one
+fetch per node at a time, so a partition left out of a parked fetch (its prefetched records not
+consumed yet, or paused by a full lane) could not be fetched again until it returns: then the busy
+sizes are kept.
+
+Process-wide and idempotent; the values of the last call win.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-_values: tuple[int, int] = (1, 1500)  # Faust 0.15.3's own; set by install_fetch_sizes before use
+# (min_bytes, max_wait_ms, idle_wait_ms): Faust 0.15.3's own until install_fetch_sizes sets them.
+_values: tuple[int, int, int] = (1, 1500, 1500)
 
 
-def install_fetch_sizes(min_bytes: int, max_wait_ms: int) -> None:
+def install_fetch_sizes(min_bytes: int, max_wait_ms: int, idle_wait_ms: int) -> None:
+    from aiokafka.consumer.fetcher import Fetcher
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     global _values
-    _values = (min_bytes, max_wait_ms)
+    _values = (min_bytes, max_wait_ms, idle_wait_ms)
     current = AIOKafkaConsumerThread._create_worker_consumer
     if getattr(current, "_carinho_fetch_sizes", False):
         return
 
     def create_worker_consumer(self: Any, transport: Any) -> Any:
         consumer = current(self, transport)
-        # Read by aiokafka's Fetcher when the consumer starts.
-        consumer._fetch_min_bytes, consumer._fetch_max_wait_ms = _values
+        # Read by aiokafka's Fetcher when the consumer starts: the busy sizes.
+        consumer._fetch_min_bytes, consumer._fetch_max_wait_ms = _values[:2]
         return consumer
 
     create_worker_consumer._carinho_fetch_sizes = True  # type: ignore[attr-defined]
     AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+
+    proc_fetch_request = Fetcher._proc_fetch_request
+
+    async def proc_fetch_request_adaptive(self: Any, assignment: Any, node_id: int, request: Any) -> Any:
+        if parks(self, assignment, node_id, request):
+            # FetchRequest reads these when it is encoded, in the send below.
+            request._min_bytes, request._max_wait_ms = 1, _values[2]
+        got_records = await proc_fetch_request(self, assignment, node_id, request)
+        note_outcome(self, node_id, bool(got_records))
+        return got_records
+
+    Fetcher._proc_fetch_request = proc_fetch_request_adaptive
+
+
+def _quiet_nodes(fetcher: Any) -> set[int]:
+    quiet: set[int] = fetcher.__dict__.setdefault("_carinho_quiet_nodes", set())
+    return quiet
+
+
+def note_outcome(fetcher: Any, node_id: int, got_records: bool) -> None:
+    """Remember whether the last fetch from `node_id` brought records (or an error to hand out)."""
+    if got_records:
+        _quiet_nodes(fetcher).discard(node_id)
+    else:
+        _quiet_nodes(fetcher).add(node_id)
+
+
+def parks(fetcher: Any, assignment: Any, node_id: int, request: Any) -> bool:
+    """Whether `request`, the next fetch from `node_id`, may wait `idle_wait_ms` for its first byte:
+    the node's last fetch brought nothing and the request asks for every partition the node leads
+    (none left out because its prefetched records still wait to be consumed or a full lane paused it:
+    such a partition could not be fetched again until this one returns)."""
+    if node_id not in _quiet_nodes(fetcher):
+        return False
+    asked = {(topic, partition) for topic, partitions in request.topics for partition, *_ in partitions}
+    return all(
+        (tp.topic, tp.partition) in asked for tp in assignment.tps if fetcher._select_read_replica(tp) == node_id
+    )

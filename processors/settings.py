@@ -46,6 +46,9 @@ class ProcessorSettings(HubSettings):
     # +12 ms; 64 KiB / 20 ms: ~20 % less CPU, p1 p99 ~130 ms (docs/benchmarks.md, ninth session).
     fetch_min_bytes: int = Field(default=16_384, ge=1, le=52_428_800)
     fetch_max_wait_ms: int = Field(default=10, ge=0, le=30_000)
+    # ...and while nothing comes (processors/fetch_tuning.py): one fetch parked this long for its first
+    # byte instead of one every FETCH_MAX_WAIT_MS (an idle worker spent ~12 % of a core on those).
+    fetch_idle_wait_ms: int = Field(default=500, ge=1, le=30_000)
     gil_switch_interval: float = Field(default=0.005, gt=0, le=0.1, description="sys.setswitchinterval")
     # aiokafka on the worker's own loop (processors/faust_inline_consumer.py): ~14 % less CPU per event
     # than in Faust's consumer thread, ~20 % more events/s (docs/benchmarks.md, tenth session).

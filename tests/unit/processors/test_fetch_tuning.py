@@ -1,18 +1,23 @@
 """The worker's aiokafka consumer gets the fetch sizes from the settings (Faust 0.15.3 passes
-neither fetch.min.bytes nor a chosen fetch.max.wait.ms)."""
+neither fetch.min.bytes nor a chosen fetch.max.wait.ms), and a quiet node's next fetch is parked for
+its first byte instead of polling every fetch.max.wait.ms."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import faust
+from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.structs import TopicPartition
 
-from processors.fetch_tuning import install_fetch_sizes
+from processors.fetch_tuning import install_fetch_sizes, note_outcome, parks
 
 
 def test_the_worker_consumer_is_created_with_the_fetch_sizes() -> None:
-    install_fetch_sizes(4096, 7)
-    install_fetch_sizes(16_384, 10)  # idempotent: the last values win, the wrapper is not stacked
+    install_fetch_sizes(4096, 7, 300)
+    install_fetch_sizes(16_384, 10, 500)  # idempotent: the last values win, the wrapper is not stacked
     app = faust.App("t-fetch-sizes", broker="kafka://127.0.0.1:9", web_enabled=False)
     thread = app.consumer._thread
 
@@ -21,3 +26,59 @@ def test_the_worker_consumer_is_created_with_the_fetch_sizes() -> None:
         return consumer._fetch_min_bytes, consumer._fetch_max_wait_ms
 
     assert asyncio.run(create()) == (16_384, 10)
+
+
+class _Assignment:
+    def __init__(self) -> None:
+        self.tps = [TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)]
+
+
+class _Fetcher:
+    """What `parks` reads of aiokafka's Fetcher: partition "b"/0 is led by node 2."""
+
+    def _select_read_replica(self, tp: TopicPartition) -> int:
+        return 2 if tp.topic == "b" else 1
+
+
+def _request(*tps: tuple[str, int]) -> FetchRequest:
+    by_topic: dict[str, list[tuple[int, int, int]]] = {}
+    for topic, partition in tps:
+        by_topic.setdefault(topic, []).append((partition, 0, 1_048_576))
+    return FetchRequest(10, 16_384, 52_428_800, 0, list(by_topic.items()))
+
+
+def test_only_a_quiet_node_asked_for_all_its_partitions_parks_its_fetch() -> None:
+    fetcher: Any = _Fetcher()
+    assignment = _Assignment()
+    everything_of_node_1 = _request(("a", 0), ("a", 1))
+    assert not parks(fetcher, assignment, 1, everything_of_node_1)  # nothing known yet: the busy sizes
+    note_outcome(fetcher, 1, got_records=False)
+    assert parks(fetcher, assignment, 1, everything_of_node_1)
+    # a/1 left out (its prefetched records wait, or a full lane paused it): it must not wait behind
+    assert not parks(fetcher, assignment, 1, _request(("a", 0)))
+    assert not parks(fetcher, assignment, 2, _request(("b", 0)))  # per node: node 2 is not quiet
+    note_outcome(fetcher, 1, got_records=True)
+    assert not parks(fetcher, assignment, 1, everything_of_node_1)  # records came: busy again
+
+
+def test_the_parked_fetch_asks_for_one_byte_and_the_idle_wait() -> None:
+    install_fetch_sizes(16_384, 10, 500)
+    sent: list[tuple[int, int]] = []
+
+    class _Client:
+        async def send(self, node_id: int, request: FetchRequest) -> Any:
+            sent.append((request._min_bytes, request._max_wait_ms))
+            raise asyncio.CancelledError  # aiokafka's path for a fetch nobody waits for: no records
+
+    fetcher: Any = Fetcher.__new__(Fetcher)
+    fetcher._client = _Client()
+    fetcher._select_read_replica = lambda tp: 1
+    assignment = _Assignment()
+
+    async def fetch_twice() -> None:
+        for _ in range(2):
+            request = _request(("a", 0), ("a", 1), ("b", 0))
+            assert await Fetcher._proc_fetch_request(fetcher, assignment, 1, request) is False
+
+    asyncio.run(fetch_twice())
+    assert sent == [(16_384, 10), (1, 500)]
