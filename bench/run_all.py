@@ -22,6 +22,7 @@ BENCHMARKS = (
     ("processors_release", ["-m", "bench.processors_release"]),
     ("processors_restart", ["-m", "bench.processors_restart"]),
     ("processors_standby", ["-m", "bench.processors_standby"]),
+    ("processors_idle", ["-m", "bench.processors_idle"]),
     ("connectors", ["-m", "bench.connectors_throughput"]),
 )
 
