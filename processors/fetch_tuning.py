@@ -6,7 +6,7 @@ more CPU on requests than on records. While there is traffic the fetches ask for
 at most `max_wait_ms` (docs/benchmarks.md, ninth session).
 
 Idle: with nothing to read, that short wait turned into a fetch request every `max_wait_ms` (100 a
-second at 10 ms: ~12 % of a core per idle worker, tenth session). A node whose last fetch brought
+second at 10 ms: ~19 % of a core per idle worker, bench.processors_idle). A node whose last fetch brought
 nothing gets its next fetch with min 1 byte and `idle_wait_ms`, if that fetch asks for every
 partition the node leads: the broker parks it and answers the moment any record arrives, so an idle
 worker costs almost nothing and a lone p1 event does not wait for `max_wait_ms`. aiokafka sends one

@@ -47,7 +47,7 @@ class ProcessorSettings(HubSettings):
     fetch_min_bytes: int = Field(default=16_384, ge=1, le=52_428_800)
     fetch_max_wait_ms: int = Field(default=10, ge=0, le=30_000)
     # ...and while nothing comes (processors/fetch_tuning.py): one fetch parked this long for its first
-    # byte instead of one every FETCH_MAX_WAIT_MS (an idle worker spent ~12 % of a core on those).
+    # byte instead of one every FETCH_MAX_WAIT_MS (an idle worker spent ~19 % of a core on those).
     fetch_idle_wait_ms: int = Field(default=500, ge=1, le=30_000)
     gil_switch_interval: float = Field(default=0.005, gt=0, le=0.1, description="sys.setswitchinterval")
     # aiokafka on the worker's own loop (processors/faust_inline_consumer.py): ~14 % less CPU per event
