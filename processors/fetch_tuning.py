@@ -19,8 +19,10 @@ Process-wide and idempotent; the values of the last call win.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+UNCONSUMED_SECONDS = 1.0  # prefetched records untouched this long are not waiting for the router
 # (min_bytes, max_wait_ms, idle_wait_ms): Faust 0.15.3's own until install_fetch_sizes sets them.
 _values: tuple[int, int, int] = (1, 1500, 1500)
 
@@ -74,10 +76,32 @@ def parks(fetcher: Any, assignment: Any, node_id: int, request: Any) -> bool:
     """Whether `request`, the next fetch from `node_id`, may wait `idle_wait_ms` for its first byte:
     the node's last fetch brought nothing and the request asks for every partition the node leads
     (none left out because its prefetched records still wait to be consumed or a full lane paused it:
-    such a partition could not be fetched again until this one returns)."""
+    such a partition could not be fetched again until this one returns). A partition whose prefetched
+    records nobody took for `UNCONSUMED_SECONDS` (its position did not move) does not count: Faust
+    prefetches its active tables' changelog partitions, which the routers write themselves, and reads
+    them only in a recovery (a new assignment, which does not wait for a parked fetch)."""
     if node_id not in _quiet_nodes(fetcher):
         return False
     asked = {(topic, partition) for topic, partitions in request.topics for partition, *_ in partitions}
+    now = time.monotonic()
     return all(
-        (tp.topic, tp.partition) in asked for tp in assignment.tps if fetcher._select_read_replica(tp) == node_id
+        (tp.topic, tp.partition) in asked or _unconsumed(fetcher, assignment, tp, now)
+        for tp in assignment.tps
+        if fetcher._select_read_replica(tp) == node_id
     )
+
+
+def _unconsumed(fetcher: Any, assignment: Any, tp: Any, now: float) -> bool:
+    """`tp` has prefetched records, is not paused, and its position has not moved for
+    `UNCONSUMED_SECONDS` (the position of each such partition is noted at every check)."""
+    if tp not in fetcher._records:
+        return False
+    state = assignment.state_value(tp)
+    if state.paused:
+        return False
+    seen: dict[Any, tuple[int, float]] = fetcher.__dict__.setdefault("_carinho_positions", {})
+    last = seen.get(tp)
+    if last is None or last[0] != state.position:
+        seen[tp] = (state.position, now)
+        return False
+    return bool(now - last[1] > UNCONSUMED_SECONDS)

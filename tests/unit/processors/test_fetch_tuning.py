@@ -5,6 +5,7 @@ its first byte instead of polling every fetch.max.wait.ms."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import faust
@@ -12,7 +13,8 @@ from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.structs import TopicPartition
 
-from processors.fetch_tuning import install_fetch_sizes, note_outcome, parks
+from processors import fetch_tuning
+from processors.fetch_tuning import UNCONSUMED_SECONDS, install_fetch_sizes, note_outcome, parks
 
 
 def test_the_worker_consumer_is_created_with_the_fetch_sizes() -> None:
@@ -29,12 +31,19 @@ def test_the_worker_consumer_is_created_with_the_fetch_sizes() -> None:
 
 
 class _Assignment:
-    def __init__(self) -> None:
+    def __init__(self, position: int = 0, paused: frozenset[TopicPartition] = frozenset()) -> None:
         self.tps = [TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)]
+        self.position, self.paused = position, paused
+
+    def state_value(self, tp: TopicPartition) -> Any:
+        return SimpleNamespace(paused=tp in self.paused, position=self.position)
 
 
 class _Fetcher:
     """What `parks` reads of aiokafka's Fetcher: partition "b"/0 is led by node 2."""
+
+    def __init__(self) -> None:
+        self._records: dict[TopicPartition, Any] = {}
 
     def _select_read_replica(self, tp: TopicPartition) -> int:
         return 2 if tp.topic == "b" else 1
@@ -61,6 +70,26 @@ def test_only_a_quiet_node_asked_for_all_its_partitions_parks_its_fetch() -> Non
     assert not parks(fetcher, assignment, 1, everything_of_node_1)  # records came: busy again
 
 
+def test_records_nobody_took_for_a_while_do_not_keep_a_quiet_node_polling(monkeypatch: Any) -> None:
+    """Faust prefetches its own tables' changelog partitions and reads them only in a recovery."""
+    clock = [100.0]
+    monkeypatch.setattr(fetch_tuning.time, "monotonic", lambda: clock[0])
+    fetcher: Any = _Fetcher()
+    note_outcome(fetcher, 1, got_records=False)
+    a1 = TopicPartition("a", 1)
+    without_a1 = _request(("a", 0))
+    fetcher._records[a1] = object()
+    assignment = _Assignment(position=5)
+    assert not parks(fetcher, assignment, 1, without_a1)  # first seen: the router may want more soon
+    clock[0] += UNCONSUMED_SECONDS / 2
+    assignment.position = 7  # the router took some: still being consumed
+    assert not parks(fetcher, assignment, 1, without_a1)
+    clock[0] += UNCONSUMED_SECONDS + 0.1
+    assert parks(fetcher, assignment, 1, without_a1)  # untouched since: nobody reads it
+    paused = _Assignment(position=7, paused=frozenset({a1}))
+    assert not parks(fetcher, paused, 1, without_a1)  # a full lane: it will be read again
+
+
 def test_the_parked_fetch_asks_for_one_byte_and_the_idle_wait() -> None:
     install_fetch_sizes(16_384, 10, 500)
     sent: list[tuple[int, int]] = []
@@ -71,7 +100,7 @@ def test_the_parked_fetch_asks_for_one_byte_and_the_idle_wait() -> None:
             raise asyncio.CancelledError  # aiokafka's path for a fetch nobody waits for: no records
 
     fetcher: Any = Fetcher.__new__(Fetcher)
-    fetcher._client = _Client()
+    fetcher._client, fetcher._records = _Client(), {}
     fetcher._select_read_replica = lambda tp: 1
     assignment = _Assignment()
 
