@@ -64,7 +64,7 @@ class InlineConsumerThread(AIOKafkaConsumerThread):
         return await maybe_async(fun(*args, **kwargs))
 
     async def cast_thread(self, fun: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:
-        await maybe_async(fun(*args, **kwargs))
+        await self.call_thread(fun, *args, **kwargs)
 
     async def _gather_remaining_tasks(self) -> None:
         return None

@@ -9,10 +9,10 @@ Idle: with nothing to read, that short wait turned into a fetch request every `m
 second at 10 ms: ~19 % of a core per idle worker, bench.processors_idle). A node whose last fetch brought
 nothing gets its next fetch with min 1 byte and `idle_wait_ms`, if that fetch asks for every
 partition the node leads: the broker parks it and answers the moment any record arrives, so an idle
-worker costs almost nothing and a lone p1 event does not wait for `max_wait_ms`. aiokafka sends one
-fetch per node at a time, so a partition left out of a parked fetch (its prefetched records not
-consumed yet, or paused by a full lane) could not be fetched again until it returns: then the busy
-sizes are kept.
+worker costs almost nothing. aiokafka sends one fetch per node at a time, so a partition left out of
+a parked fetch (its prefetched records not consumed yet, or paused by a full lane) could not be
+fetched again until it returns: then the busy sizes are kept, unless the records left out have not
+been touched for `UNCONSUMED_SECONDS` (see `parks`).
 
 Process-wide and idempotent; the values of the last call win.
 """
