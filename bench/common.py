@@ -118,6 +118,10 @@ class MainThreadTime:
         on_cpu_ns, waiting_ns, _slices = self.path.read_text().split()
         return int(on_cpu_ns), int(waiting_ns)
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds the main thread has used since this object was made."""
+        return (self._read()[0] - self.first[0]) / 1e9
+
     def shares(self) -> dict[str, float]:
         """{"main_thread_on_cpu": share, "main_thread_runqueue_wait": share} of the elapsed time."""
         elapsed = max(time.monotonic() - self.started, 1e-6)

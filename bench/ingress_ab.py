@@ -7,8 +7,9 @@ Each variant is `name:` followed by comma-separated `VAR=value` settings for its
 `@DIR` to run the ingress from another checkout (e.g. a `git worktree` of the previous commit). All
 variants run at once on one broker and take 10 s wrk rounds in turn, so the machine's load hits them
 alike. Besides wrk's rate and latency, each round reports the CPU time per request of the ingress
-process (all threads) and of the broker process (figures other load on the machine barely moves),
-and the seconds the ingress spent in garbage collections (`carinho_gc_pause_seconds`).
+process (all threads, and its event loop's thread alone, with the share of the round that thread
+waited for a CPU) and of the broker process (figures other load on the machine barely moves), and
+the seconds the ingress spent in garbage collections (`carinho_gc_pause_seconds`).
 Medians per variant are printed last. Uses KAFKA_BOOTSTRAP_SERVERS or starts its own broker.
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from bench.common import ROOT, bench_broker, drop_hub, free_port, metric_sum, wait_http
+from bench.common import ROOT, MainThreadTime, bench_broker, drop_hub, free_port, metric_sum, wait_http
 from bench.ingress_throughput import ingress_environment, wrk
 from hub.admin import apply_topics
 from hub.topology import load_topology
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name, (proc, port) in procs.items():
                     ingress = psutil.Process(proc.pid)
                     before = cpu_seconds(ingress), cpu_seconds(broker) if broker else 0.0, gc_seconds(port)
+                    main_thread = MainThreadTime(proc.pid)
                     result = wrk(
                         f"http://127.0.0.1:{port}",
                         script,
@@ -113,12 +115,16 @@ def main(argv: list[str] | None = None) -> int:
                         {**load, "BENCH_RUN": f"{name}{r}"},
                     )
                     after = cpu_seconds(ingress), cpu_seconds(broker) if broker else 0.0, gc_seconds(port)
+                    shares, loop_cpu = main_thread.shares(), main_thread.cpu_seconds()
                     requests = result["rps"] * args.duration
                     row = {
                         "events_per_s": result["rps"] * per_request,
                         "p50_ms": result.get("p50_ms", 0.0),
                         "p99_ms": result.get("p99_ms", 0.0),
                         "ingress_cpu_us_per_request": (after[0] - before[0]) / requests * 1e6,
+                        # The event loop's own thread (the rest is librdkafka's): the loop caps the rate.
+                        "loop_cpu_us_per_request": loop_cpu / requests * 1e6,
+                        "loop_runqueue_wait": shares["main_thread_runqueue_wait"],
                         "broker_cpu_us_per_request": (after[1] - before[1]) / requests * 1e6,
                         "gc_seconds": after[2] - before[2],
                         "non_2xx": result["non_2xx"],
