@@ -552,6 +552,7 @@ class DestinationWorker:
                     if wait_s > 0:
                         await asyncio.sleep(wait_s)
                     timeout_s = self.timeout.current()
+                    self.breaker.mark_started(permit)
                     started = time.perf_counter()
                     result = await self.sender.send(record, timeout_s, attempt)
                     latency_s = time.perf_counter() - started

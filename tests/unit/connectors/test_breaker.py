@@ -135,3 +135,39 @@ async def test_acquire_waits_until_half_open() -> None:
     permit = await asyncio.wait_for(breaker.acquire(), timeout=2)
     assert permit.probe
     assert asyncio.get_running_loop().time() - started >= 0.15
+
+
+def test_calls_in_flight_together_that_fail_together_count_once_in_the_row() -> None:
+    """One stall of the destination times out every call in flight at once (up to the destination's
+    concurrency): that is one failure in the row, not twenty. Calls started after it that fail again
+    continue the row; the error-rate rule still sees all of them."""
+    clock = Clock()
+    breaker, changes = make(clock)  # 3 in a row; 50 % over >= 10 calls
+    succeed(breaker, 100)
+    in_flight = [breaker.try_acquire() for _ in range(20)]
+    clock.now += 0.2
+    for permit in in_flight:
+        assert permit is not None
+        breaker.record(permit, failed=True)
+    assert breaker.state == "closed" and breaker.snapshot()["consecutive_failures"] == 1
+    assert breaker.snapshot()["window_calls"] == 120  # every failure is in the error-rate window
+    clock.now += 0.2
+    fail(breaker)  # started after the stall's failure was seen: the row goes on
+    assert breaker.state == "closed" and breaker.snapshot()["consecutive_failures"] == 2
+    fail(breaker)
+    assert breaker.state == "open" and changes == [("closed", "open")]
+
+
+def test_a_call_counts_from_when_it_was_sent_not_when_it_was_permitted() -> None:
+    """A permit taken before a failure but sent after it (it waited for a slot) is a new call."""
+    clock = Clock()
+    breaker, _ = make(clock)
+    succeed(breaker, 100)
+    waiting = breaker.try_acquire()
+    assert waiting is not None
+    clock.now += 0.1
+    fail(breaker)
+    clock.now += 0.1
+    breaker.mark_started(waiting)
+    breaker.record(waiting, failed=True)
+    assert breaker.snapshot()["consecutive_failures"] == 2

@@ -242,3 +242,73 @@ async def test_lean_sandbox_expect_continue_close_and_bad_requests(lean_sandbox:
     writer.write(b"\x00\x01 nonsense\r\n\r\n")
     assert (await reader.read()).startswith(b"HTTP/1.1 400")
     writer.close()
+
+
+def _answering_server() -> tuple[str, Callable[[], None]]:
+    """An HTTP server on its own thread (a stalled client loop does not stall it): 200 at once."""
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            buffered = b""
+            while True:
+                try:
+                    chunk = conn.recv(65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                buffered += chunk
+                while b"\r\n\r\n" in buffered:  # bodies are empty in this test
+                    _, buffered = buffered.split(b"\r\n\r\n", 1)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", listener.close
+
+
+@pytest.mark.parametrize("loop_kind", ["uvloop", "asyncio"])
+def test_an_answer_that_arrived_while_the_loop_was_stalled_is_not_a_timeout(loop_kind: str) -> None:
+    """The connector's own loop stalls past a request's deadline (a GC pause, a burst of other work)
+    while the destination's answer is already in the socket: that is an answer, not a timeout. It
+    holds because the client completes the request inside the socket's read callback, which both
+    loops run before the deadline's timer; a client that woke a task to read the answer (as
+    asyncio.StreamReader does) would lose that race, fail every request in flight on one stall and
+    open the breaker."""
+    import time
+
+    import uvloop
+
+    url, close = _answering_server()
+
+    async def scenario() -> list[str]:
+        pool = HttpPool(1)
+        outcomes = []
+        try:
+            await pool.request("POST", f"{url}/warm", content=b"", headers={}, timeout=5)  # connected
+            for _ in range(10):
+                call = asyncio.ensure_future(pool.request("POST", f"{url}/x", content=b"", headers={}, timeout=0.2))
+                await asyncio.sleep(0)  # the request is written (and answered during the stall):
+                time.sleep(0.3)  # noqa: ASYNC251 - the point: the loop stalls past the deadline
+                try:
+                    response = await call
+                    outcomes.append(f"answer {response.status_code}")
+                except httpx.TimeoutException:
+                    outcomes.append("timeout")
+        finally:
+            await pool.aclose()
+        return outcomes
+
+    try:
+        outcomes = uvloop.run(scenario()) if loop_kind == "uvloop" else asyncio.run(scenario())
+    finally:
+        close()
+    assert outcomes == ["answer 200"] * 10
