@@ -58,7 +58,7 @@ PAGE = 5000
 class Hub:
     """A local hub (deploy/local/hub.sh) in its own run directory and ports."""
 
-    def __init__(self, run_dir: Path, topology_file: Path):
+    def __init__(self, run_dir: Path, topology_file: Path, settings: dict[str, str] | None = None):
         self.run_dir = run_dir
         self.ports = {name: free_port() for name in ("kafka", "ingress", "sandbox", "processors", "connectors")}
         self.env = {
@@ -71,6 +71,7 @@ class Hub:
             "CARINHO_SANDBOX_PORT": str(self.ports["sandbox"]),
             "CARINHO_PROCESSORS_PORT": str(self.ports["processors"]),
             "CARINHO_CONNECTORS_PORT": str(self.ports["connectors"]),
+            **(settings or {}),  # --env: the services' settings for an A/B
         }
 
     def sh(self, action: str) -> None:
@@ -285,11 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="how long each rate is offered")
     parser.add_argument("--batch", type=int, default=20, help="events per POST /v1/events/batch")
     parser.add_argument("--drain-timeout", type=float, default=180.0)
+    parser.add_argument("--env", action="append", default=[], help="VAR=value for every hub service (repeatable)")
     args = parser.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",")]
     summary: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv), "rates": []}
     with tempfile.TemporaryDirectory(prefix="carinho-e2e-") as tmp:
-        hub = Hub(Path(tmp) / "run", bench_topology(Path(tmp)))
+        settings = dict(item.split("=", 1) for item in args.env)
+        hub = Hub(Path(tmp) / "run", bench_topology(Path(tmp)), settings)
         started = time.monotonic()
         try:
             hub.sh("up")  # inside the try: a start that fails half-way is stopped too

@@ -70,7 +70,11 @@ class ConnectorService:
                 commit_interval_s=self.settings.commit_interval_ms / 1000,
                 delivered_cache_size=self.settings.delivered_cache_size,
                 on_health_change=lambda w: self._health_dirty.add(w.name),
-                consumer_overrides=self._consumer_overrides,
+                consumer_overrides={
+                    "fetch.min.bytes": self.settings.connector_fetch_min_bytes,
+                    "fetch.wait.max.ms": self.settings.connector_fetch_max_wait_ms,
+                    **(self._consumer_overrides or {}),
+                },
             )
 
     def stop(self) -> None:

@@ -50,6 +50,15 @@ class ConnectorSettings(HubSettings):
     health_interval_s: float = Field(default=30.0, gt=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     delivered_cache_size: int = Field(default=50_000, ge=0, description="recent delivery_ids skipped as duplicates")
+    # librdkafka fetch of each destination's consumer (deliver.<d> + its retry tiers, ~36 partitions):
+    # the broker answers once it has fetch_min_bytes for it, or after fetch_max_wait_ms.
+    # (Named apart from the processors' CARINHO_FETCH_*: make up gives every service the same environment.)
+    connector_fetch_min_bytes: int = Field(
+        default=1, ge=1, le=1_048_576, description="CARINHO_CONNECTOR_FETCH_MIN_BYTES"
+    )
+    connector_fetch_max_wait_ms: int = Field(
+        default=100, ge=1, le=10_000, description="CARINHO_CONNECTOR_FETCH_MAX_WAIT_MS"
+    )
 
     def topology(self) -> Topology:
         topology = load_topology(self.topology_file)
