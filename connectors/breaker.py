@@ -164,7 +164,7 @@ class CircuitBreaker:
             # Started after the last failure counted: the destination failed again. A call that was
             # already in flight then failed with it: bench.hub_end_to_end saw a load step time out a
             # burst of crm calls in flight together and open the breaker for 30 s, although the
-            # destination answered every one of them (docs/connectors.md).
+            # destination had taken every one of them (docs/connectors.md).
             self._consecutive += 1
             self._last_failure_at = now
         calls = len(self._results)
