@@ -103,6 +103,21 @@ class RssSampler:
         return round(self.peak / 1_048_576, 1)
 
 
+def cpu_seconds_with_children(process: Any) -> float:
+    """User + system CPU seconds of a psutil process, its reaped children's included."""
+    times = process.cpu_times()
+    return float(times.user + times.system + times.children_user + times.children_system)
+
+
+def broker_process(bootstrap: str) -> Any | None:
+    """The local broker's JVM (listening on the bootstrap port), or None when it is elsewhere."""
+    port = int(bootstrap.rsplit(":", 1)[1])
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            return psutil.Process(conn.pid)
+    return None
+
+
 class MainThreadTime:
     """How a process's main thread spent the wall time since this object was made: on a CPU, or
     runnable but waiting for one (Linux's /proc/<pid>/task/<pid>/schedstat). A single-threaded

@@ -44,7 +44,7 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 import yaml
 
-from bench.common import ROOT, free_port, machine, save
+from bench.common import ROOT, broker_process, cpu_seconds_with_children, free_port, machine, save
 from hub.topology import load_topology
 from ingress.api_keys import ApiKeyStore
 
@@ -84,9 +84,9 @@ class Hub:
 
     def processes(self) -> dict[str, Any]:
         found = {name: psutil.Process(int((self.run_dir / "pids" / f"{name}.pid").read_text())) for name in SERVICES}
-        for conn in psutil.net_connections("tcp"):
-            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == self.ports["kafka"] and conn.pid:
-                found["broker"] = psutil.Process(conn.pid)
+        broker = broker_process(f"127.0.0.1:{self.ports['kafka']}")
+        if broker is not None:
+            found["broker"] = broker
         return found
 
 
@@ -98,11 +98,6 @@ def bench_topology(workdir: Path) -> Path:
     path = workdir / "topics.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True))
     return path
-
-
-def cpu_seconds(process: Any) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system + times.children_user + times.children_system)
 
 
 def lead(key: str, i: int) -> dict[str, Any]:
@@ -202,7 +197,7 @@ def percentile(values: list[float], q: float) -> float:
 def run_rate(hub: Hub, api_key: str, rate: float, seconds: float, batch: int, drain_timeout: float) -> dict[str, Any]:
     httpx.post(f"{hub.url('sandbox')}/_control/reset", timeout=10).raise_for_status()
     procs = hub.processes()
-    cpu_before = {name: cpu_seconds(p) for name, p in procs.items()}
+    cpu_before = {name: cpu_seconds_with_children(p) for name, p in procs.items()}
     stats_before = connector_stats(hub)
     run = uuid.uuid4().hex[:8]
 
@@ -223,7 +218,7 @@ def run_rate(hub: Hub, api_key: str, rate: float, seconds: float, batch: int, dr
             break
         time.sleep(0.5)
     time.sleep(2.0)  # anything delivered twice would arrive now
-    cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in procs.items()}
+    cpu = {name: cpu_seconds_with_children(p) - cpu_before[name] for name, p in procs.items()}
     result: dict[str, Any] = {
         "offered_events_per_s": rate,
         "posted_seconds": round(posting_ended - sent_at, 1),

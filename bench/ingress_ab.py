@@ -23,11 +23,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from bench.common import ROOT, MainThreadTime, bench_broker, drop_hub, free_port, metric_sum, wait_http
+from bench.common import (
+    ROOT,
+    MainThreadTime,
+    bench_broker,
+    broker_process,
+    cpu_seconds_with_children,
+    drop_hub,
+    free_port,
+    metric_sum,
+    wait_http,
+)
 from bench.ingress_throughput import ingress_environment, wrk
 from hub.admin import apply_topics
 from hub.topology import load_topology
@@ -47,24 +56,10 @@ def parse_variant(text: str) -> tuple[str, dict[str, str], Path]:
     return name, env, cwd
 
 
-def cpu_seconds(process: Any) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system + times.children_user + times.children_system)
-
-
 def gc_seconds(port: int) -> float:
     """Seconds the ingress has spent in garbage collections since it started (hub/gc_tuning.py's
     `carinho_gc_pause_seconds`, all generations)."""
     return metric_sum(f"http://127.0.0.1:{port}/metrics", "carinho_gc_pause_seconds_sum") or 0.0
-
-
-def broker_process(bootstrap: str) -> Any | None:
-    """The local broker's JVM (listening on the bootstrap port), or None when it is elsewhere."""
-    port = int(bootstrap.rsplit(":", 1)[1])
-    for conn in psutil.net_connections("tcp"):
-        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
-            return psutil.Process(conn.pid)
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.rounds):
                 for name, (proc, port) in procs.items():
                     ingress = psutil.Process(proc.pid)
-                    before = cpu_seconds(ingress), cpu_seconds(broker) if broker else 0.0, gc_seconds(port)
+                    before = (
+                        cpu_seconds_with_children(ingress),
+                        cpu_seconds_with_children(broker) if broker else 0.0,
+                        gc_seconds(port),
+                    )
                     main_thread = MainThreadTime(proc.pid)
                     result = wrk(
                         f"http://127.0.0.1:{port}",
@@ -114,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
                         connections,
                         {**load, "BENCH_RUN": f"{name}{r}"},
                     )
-                    after = cpu_seconds(ingress), cpu_seconds(broker) if broker else 0.0, gc_seconds(port)
+                    after = (
+                        cpu_seconds_with_children(ingress),
+                        cpu_seconds_with_children(broker) if broker else 0.0,
+                        gc_seconds(port),
+                    )
                     shares, loop_cpu = main_thread.shares(), main_thread.cpu_seconds()
                     requests = result["rps"] * args.duration
                     row = {
