@@ -39,7 +39,7 @@ from hub.kafka_config import admin_config
 from hub.kafka_retry import retry_transient
 from hub.metrics import render
 from hub.topology import Topology
-from hub.trail import Hop, TrailHop
+from hub.trail import Hop
 from processors import (
     dedupe,
     faust_changelog_intake,
@@ -69,7 +69,7 @@ log = logging.getLogger("processors")
 SERVICE = "processors"
 YIELD_EVERY = 8  # a batch gives the event loop a turn every N events (see _route_batch)
 TRAIL_LEVEL = 0  # the trail lane's one level (a PriorityLanes of its own, not one of events.p1..p5)
-TRAIL_BATCH = 500  # trail records the indexer takes at a time (one store write per event per batch)
+TRAIL_BATCH = 500  # trail records the indexer takes at a time
 TRAIL_YIELD_EVERY = 32  # hops indexed between two turns of the event loop (a hop is far cheaper than an event)
 ROUTER_STOP_WAIT = 10.0  # seconds a rebalance waits for the batch in flight to stop (_consumer_wait_empty)
 FIRED_KEEP = timedelta(days=8)  # remember released delayed messages (re-scheduling the same id is ignored)
@@ -262,7 +262,7 @@ class Processors:
             "trail-index",
             partitions=self.topology.system_topics.trail.partitions,
             key_type=bytes,
-            help="trail hops by event id",
+            help="trail hops by <event id>/<trail partition>/<trail offset>",
         )
         self._define_routers()
         self._define_scheduler()
@@ -733,57 +733,51 @@ class Processors:
         await self._drain_lanes(self.trail_lane, TRAIL_BATCH, index, self.indexer_idle, "trail indexer")
 
     async def index_batch(self, records: Sequence[Any]) -> None:
-        """Index a batch of trail records (one partition's, in order). Each event of the batch is read
-        from the table once and written once, with one changelog record, however many of its hops the
-        batch holds; then the batch's offsets are settled (committable)."""
+        """Index a batch of trail records (one partition's, in order): each hop is one table entry and
+        one changelog record (processors/trail_index.py); then the batch's offsets are settled
+        (committable)."""
         lane, flow, guard = self.trail_lane, self.app.flow_control, self.offset_guard
         generation = lane.generation
         store = state_store.mapping(self.trail_table)
-        updated: dict[bytes, tuple[list[dict[str, Any]], int]] = {}  # event key -> (hops, partition)
         touched: set[Any] = set()
         for index, message in enumerate(records):
             if index and index % TRAIL_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
                 if lane.generation != generation or not flow.is_active():
-                    break
+                    break  # what was indexed so far is settled below
             tp, offset = message.tp, message.offset
             if guard.behind(tp, offset):
                 continue  # indexed since the last rebalance; Faust fetched it again
             hole = guard.check(tp, offset)
             if hole is not None:
                 for record in await self._read_hole(hole):
-                    self._index_hop(record, store, updated)
+                    self._index_hop(record, store)
                 guard.filled(hole)
                 if lane.generation != generation:
                     break
-            self._index_hop(message, store, updated)
+            self._index_hop(message, store)
             guard.routed(tp, offset)
             touched.add(tp)
-        # Written also when a rebalance stopped the batch early: what was indexed is settled below.
-        # The changelog record exactly as Faust writes it for this table (raw key, json value; a unit
-        # test checks), through the output producer, like dedupe's.
-        outputs, table = self.outputs, self.trail_table
-        for key, (hops, partition) in updated.items():
-            store[key] = hops
-            outputs.produce_changelog(self.trail_changelog, key, orjson.dumps(hops), partition, table)
-        outputs.poll()
+        self.outputs.poll()
         guard.settle(touched)
 
-    def _index_hop(self, message: Any, store: Any, updated: dict[bytes, tuple[list[dict[str, Any]], int]]) -> None:
+    def _index_hop(self, message: Any, store: Any) -> None:
         try:
-            hop = TrailHop.from_json(message.value)
+            event_id, entry = trail_index.index_entry(message.value)
         except Exception:
             log.warning("unreadable trail record at %s[%s]@%s", message.topic, message.partition, message.offset)
             return
-        key = str(hop.event_id).encode()
-        current = updated.get(key)
-        hops = trail_index.append_hop(store.get(key) if current is None else current[0], hop)
-        updated[key] = (hops, message.partition)
+        key = trail_index.hop_key(event_id, message.partition, message.offset)
+        # The changelog record exactly as Faust writes it for this table (raw key, json value; a unit
+        # test checks), through the output producer, like dedupe's.
+        value = orjson.dumps(entry)
+        trail_index.put(store, key, entry, value)
+        self.outputs.produce_changelog(self.trail_changelog, key, value, message.partition, self.trail_table)
         metrics.TRAIL_INDEXED.inc()
 
     def trail(self, event_id: str) -> list[dict[str, Any]] | None:
-        hops = self.trail_table.data.get(event_id.encode())
-        if hops is None:
+        hops = trail_index.event_hops(state_store.mapping(self.trail_table), event_id)
+        if not hops:
             return None
         return trail_index.visible_hops(hops, datetime.now(UTC), self.settings.trail_retention)
 
@@ -845,7 +839,7 @@ class Processors:
                 state_store.mapping(self.dedupe_table), lambda v: dedupe.expired(v, now, self.window)
             )
             + await state_store.sweep(
-                state_store.mapping(self.trail_table), lambda hops: trail_index.expired(hops, cutoff)
+                state_store.mapping(self.trail_table), lambda value: trail_index.expired(value, cutoff)
             )
             + await state_store.sweep(
                 state_store.mapping(self.schedule_table),

@@ -181,6 +181,10 @@ class RocksMapping(MutableMapping[Any, Any]):
     def __setitem__(self, key: Any, value: Any) -> None:
         self._write(_key(key), orjson.dumps(value))
 
+    def put_encoded(self, key: Any, encoded: bytes) -> None:
+        """`self[key] = value` for a value already encoded with orjson (the caller needed the JSON)."""
+        self._write(_key(key), encoded)
+
     def __delitem__(self, key: Any) -> None:
         self.pop(key)
 
@@ -218,6 +222,17 @@ class RocksMapping(MutableMapping[Any, Any]):
             out.append((_unkey(raw), orjson.loads(value)))
             if len(out) >= count:
                 break
+        return out
+
+    def items_with_prefix(self, prefix: str | bytes) -> list[tuple[Any, Any]]:
+        """Every item whose key starts with `prefix` (of the key's type), in key order."""
+        self.write_pending()
+        start = _key(prefix)
+        out: list[tuple[Any, Any]] = []
+        for raw, value in self._db.items(from_key=start):
+            if not (isinstance(raw, bytes) and raw.startswith(start)):
+                break
+            out.append((_unkey(raw), orjson.loads(value)))
         return out
 
     def __len__(self) -> int:

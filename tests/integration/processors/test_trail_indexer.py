@@ -1,7 +1,7 @@
 """The trail indexer (processors/app.py, `index_batch`) against the real broker: a batch of one trail
-partition's records is indexed in order, each event written once (one changelog record however
-many of its hops the batch holds), unreadable records skipped without stopping the partition, and
-records lost inside the worker read back from Kafka like the router's holes (offset guard)."""
+partition's records is indexed, one table entry and one changelog record per hop (keyed by its trail
+offset), unreadable records skipped without stopping the partition, and records lost inside the
+worker read back from Kafka like the router's holes (offset guard)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import orjson
 from confluent_kafka import Producer
@@ -17,7 +16,7 @@ from faust.types import TP
 
 from hub.kafka_config import producer_config
 from hub.trail import TrailHop
-from processors import state_store
+from processors import state_store, trail_index
 from processors.app import changelog_topic
 from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
 from tests.integration.processors.helpers import LaneMessage, offline_processors
@@ -70,16 +69,19 @@ def test_a_batch_is_indexed_in_order_once_per_event_and_a_hole_is_read_from_kafk
     assert processors.offset_guard.settled() == {tp: 7}  # the garbage record does not stop the partition
     assert [(h.expected, h.got) for h in processors.offset_guard.holes] == [(0, 3)]
     store = state_store.mapping(processors.trail_table)
-    indexed_first = store[str(first).encode()]
-    assert [h["hop"] for h in indexed_first] == ["accepted", "routed", "attempt", "delivered"]
+    indexed_first = trail_index.event_hops(store, str(first))
+    assert sorted(h["hop"] for h in indexed_first) == sorted(["accepted", "routed", "attempt", "delivered"])
     assert "+5511999990000" not in orjson.dumps(indexed_first).decode()  # masked at index time
-    assert [h["hop"] for h in store[str(second).encode()]] == ["accepted", "routed"]
+    assert [h["hop"] for h in trail_index.event_hops(store, str(second))] == ["accepted", "routed"]
     assert [h["hop"] for h in processors.trail(str(first)) or []] == ["accepted", "routed", "attempt", "delivered"]
 
-    changelog = read_topic(kafka_bootstrap, changelog_topic(processors.app_id, "trail-index"), expect=2)
-    by_key: dict[bytes | None, list[Any]] = {}
-    for record in changelog:
-        assert record.partition == PARTITION  # changelog partition = trail partition
-        by_key.setdefault(record.key, []).append(orjson.loads(record.value or b"null"))
-    # One changelog record per event for the whole batch, equal to the table's entry.
-    assert by_key == {str(first).encode(): [indexed_first], str(second).encode(): [store[str(second).encode()]]}
+    changelog = read_topic(kafka_bootstrap, changelog_topic(processors.app_id, "trail-index"), expect=6)
+    assert all(record.partition == PARTITION for record in changelog)  # changelog partition = trail partition
+    # One changelog record per hop, keyed by the hop's trail offset, equal to the table's entry.
+    by_key = {record.key: orjson.loads(record.value or b"null") for record in changelog}
+    assert len(changelog) == len(by_key) == 6
+    expected_keys = {trail_index.hop_key(str(first), PARTITION, offset) for offset in (0, 1, 2, 6)} | {
+        trail_index.hop_key(str(second), PARTITION, offset) for offset in (4, 5)
+    }
+    assert set(by_key) == expected_keys
+    assert all(by_key[key] == store[key] for key in expected_keys)

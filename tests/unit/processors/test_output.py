@@ -191,7 +191,8 @@ def test_trail_index_changelog_bytes_are_what_faust_writes_for_that_table() -> N
         delivery_id=uuid.uuid4(),
         detail={"status": 200, "latency_ms": 12.5},
     )
-    hops = trail_index.append_hop(trail_index.append_hop(None, hop), later)
-    key = str(hop.event_id).encode()
-    assert codecs.dumps("raw", key) == key
-    assert orjson.dumps(hops) == codecs.dumps("json", hops)
+    for partition, offset, record in ((0, 7, hop), (5, 1_000_000, later)):
+        event_id, entry = trail_index.index_entry(record.to_json())
+        key = trail_index.hop_key(event_id, partition, offset)
+        assert codecs.dumps("raw", key) == key
+        assert orjson.dumps(entry) == codecs.dumps("json", entry)
