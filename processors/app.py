@@ -230,6 +230,7 @@ class Processors:
             "processors",
             self._on_produce_error,
             linger_ms=settings.output_linger_ms,
+            urgent_linger_ms=settings.output_urgent_linger_ms,
             **{"compression.type": settings.output_compression},
         )
         self.app = self._make_app()
@@ -625,7 +626,8 @@ class Processors:
 
         outputs = self.outputs
         outputs.produce_all(
-            self.build.routed(envelope, outcome, level=level, redelivery=verdict is dedupe.Verdict.REDELIVERY)
+            self.build.routed(envelope, outcome, level=level, redelivery=verdict is dedupe.Verdict.REDELIVERY),
+            urgent=level <= self.settings.output_urgent_max_priority,
         )
         for delivery in outcome.deliveries:
             self._delivery_counter(delivery.destination).inc()

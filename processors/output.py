@@ -173,12 +173,34 @@ class ProduceFailed(RuntimeError):
 
 
 class OutputProducer:
-    """confluent-kafka producer used from the event loop thread only (produce, poll and flush all run
+    """confluent-kafka producers used from the event loop thread only (produce, poll and flush all run
     there, so delivery callbacks never race). `flush()` waits for the records produced *before* it was
-    called — records produced meanwhile belong to the next commit — so it never stalls under load."""
+    called — records produced meanwhile belong to the next commit — so it never stalls under load.
 
-    def __init__(self, bootstrap: str, client_id: str, on_error: Callable[[BaseException], None], **overrides: Any):
-        self._producer = Producer(producer_config(bootstrap, client_id=client_id, **overrides))
+    Two librdkafka producers when `urgent_linger_ms` is given: records marked urgent (those of p1/p2
+    events) wait at most that long to be sent, everything else (bulk events, trail and changelog
+    records) `linger_ms`. Why: with one short linger the producer's broker thread sent thousands of
+    small requests a second and, woken for each, took the CPU from the router (the router's thread
+    waited for a CPU ~12 % of the time, ~3 % with 50 ms; benchmarks.md, twelfth session). Records of
+    one event priority always go through the same producer, so their order per partition holds."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        client_id: str,
+        on_error: Callable[[BaseException], None],
+        *,
+        linger_ms: int = 5,
+        urgent_linger_ms: int | None = None,
+        **overrides: Any,
+    ):
+        self._producer = Producer(producer_config(bootstrap, client_id=client_id, linger_ms=linger_ms, **overrides))
+        self._urgent = self._producer
+        if urgent_linger_ms is not None and urgent_linger_ms != linger_ms:
+            self._urgent = Producer(
+                producer_config(bootstrap, client_id=f"{client_id}-urgent", linger_ms=urgent_linger_ms, **overrides)
+            )
+        self._producers = tuple({id(p): p for p in (self._urgent, self._producer)}.values())
         self._on_error = on_error
         self._epoch = 0
         self._pending: dict[int, int] = {0: 0}
@@ -199,9 +221,16 @@ class OutputProducer:
             table.data.set_persisted_offset(TP(msg.topic(), msg.partition()), msg.offset())
 
     def produce(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None, partition: int | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers | None = None,
+        partition: int | None = None,
+        *,
+        urgent: bool = False,
     ) -> None:
-        self._produce(topic, key, value, headers, partition, self._callback)
+        self._produce(topic, key, value, headers, partition, self._callback, self._urgent if urgent else self._producer)
 
     def produce_changelog(self, topic: str, key: bytes, value: bytes, partition: int, table: Any) -> None:
         """A record of a Faust `table`'s changelog, written by the routers themselves: once the broker
@@ -211,7 +240,7 @@ class OutputProducer:
         if callback is None:
             callback = functools.partial(self._changelog_delivered, self._epoch, table)
             self._changelog_callbacks[table] = callback
-        self._produce(topic, key, value, None, partition, callback)
+        self._produce(topic, key, value, None, partition, callback, self._producer)
 
     def _produce(
         self,
@@ -221,6 +250,7 @@ class OutputProducer:
         headers: Headers | None,
         partition: int | None,
         callback: Callable[..., None],
+        producer: Producer,
     ) -> None:
         kwargs: dict[str, Any] = {"on_delivery": callback}
         if headers:
@@ -229,20 +259,22 @@ class OutputProducer:
             kwargs["partition"] = partition
         while True:
             try:
-                self._producer.produce(topic, value, key, **kwargs)
+                producer.produce(topic, value, key, **kwargs)
                 break
             except BufferError:  # librdkafka's queue is full: let it drain
-                self._producer.poll(0.05)
+                producer.poll(0.05)
         self._pending[self._epoch] += 1
         self.produced += 1
 
-    def produce_all(self, records: list[Record]) -> None:
+    def produce_all(self, records: list[Record], *, urgent: bool = False) -> None:
+        producer, callback, produce = self._urgent if urgent else self._producer, self._callback, self._produce
         for topic, key, value, headers, partition in records:
-            self.produce(topic, key, value, headers, partition)
+            produce(topic, key, value, headers, partition, callback, producer)
 
     def poll(self) -> None:
         """Serve delivery callbacks (cheap; call once per batch)."""
-        self._producer.poll(0)
+        for producer in self._producers:
+            producer.poll(0)
 
     def _outstanding(self, up_to: int) -> int:
         return sum(n for epoch, n in self._pending.items() if epoch <= up_to)
@@ -256,7 +288,7 @@ class OutputProducer:
         self._changelog_callbacks.clear()
         deadline = time.monotonic() + limit
         while True:
-            self._producer.poll(0)
+            self.poll()
             if self._outstanding(closing) == 0:
                 break
             if time.monotonic() > deadline:
@@ -268,4 +300,5 @@ class OutputProducer:
             raise ProduceFailed(f"records not written: {self.errors[:3]}")
 
     def close(self, timeout: float = 10.0) -> None:
-        self._producer.flush(timeout)
+        for producer in self._producers:
+            producer.flush(timeout)
