@@ -439,10 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bootstrap", default=None, help="an existing broker; default: start one (bench.common.bench_broker)"
     )
-    parser.add_argument("--events", type=int, default=20_000)
+    # 60,000 events, 3 rounds (make bench): rounds of 20,000 last a few seconds each and varied by up
+    # to 1.5x (docs/benchmarks.md, twelfth session).
+    parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--probes", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--port", type=int, default=16090)
     parser.add_argument("--only", choices=["faust", "confluent", "quix", "latency"], action="append")
     args = parser.parse_args(argv)
