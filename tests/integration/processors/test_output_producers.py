@@ -1,0 +1,70 @@
+"""The routers' output producer (processors/output.py OutputProducer) against the real broker: records
+of urgent events go through the short-linger librdkafka producer, everything else (changelogs
+included) through the bulk one, and one flush waits for both before every record is on its topic."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from faust.types import TP
+
+from processors.output import OutputProducer
+from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
+from tests.kafka_support import read_topic
+
+
+class Offsets:
+    """A table's store as far as the output producer sees it: the changelog offsets it is told."""
+
+    def __init__(self) -> None:
+        self.persisted: dict[TP, int] = {}
+        self.data = self
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        self.persisted[tp] = offset
+
+
+def errors(exc: BaseException) -> None:
+    raise AssertionError(f"unexpected produce error: {exc}")
+
+
+def test_urgent_and_bulk_records_take_their_own_producer_and_one_flush_covers_both(
+    kafka_bootstrap: str,
+    short_topology_file: Path,  # noqa: F811
+) -> None:
+    topology = make_hub(short_topology_file, kafka_bootstrap)
+    deliveries, trail = topology.delivery_topic("crm"), topology.system_topic("trail")
+    # A bulk linger far longer than the test: only the flush can have sent the bulk records.
+    out = OutputProducer(kafka_bootstrap, "tests-output", errors, linger_ms=1000, urgent_linger_ms=0)
+    urgent, bulk = out._urgent, out._producer
+    assert urgent is not bulk
+    table: Any = Offsets()
+
+    out.produce_all([(deliveries, b"u1", b"urgent-1", [("h", b"1")], None)], urgent=True)
+    out.produce(trail, b"u2", b"urgent-2", urgent=True)
+    assert (len(urgent), len(bulk)) == (2, 0)  # queued in the urgent producer, not yet reported
+    out.produce_all([(deliveries, b"b1", b"bulk-1", None, None)])
+    out.produce(trail, b"b2", b"bulk-2")
+    out.produce_changelog(trail, b"c1", b"changelog-1", 0, table)
+    assert (len(urgent), len(bulk)) == (2, 3)
+
+    asyncio.run(out.flush(limit=30))
+    assert (len(urgent), len(bulk)) == (0, 0)  # every record of both acknowledged
+    assert set(table.persisted) == {TP(trail, 0)}  # the changelog record's offset was noted
+    out.close()
+
+    delivered = {r.key: r for r in read_topic(kafka_bootstrap, deliveries, expect=2)}
+    assert {k: r.value for k, r in delivered.items()} == {b"u1": b"urgent-1", b"b1": b"bulk-1"}
+    assert delivered[b"u1"].headers == {"h": b"1"}
+    on_trail = {r.key: r for r in read_topic(kafka_bootstrap, trail, expect=3)}
+    assert {k: r.value for k, r in on_trail.items()} == {b"u2": b"urgent-2", b"b2": b"bulk-2", b"c1": b"changelog-1"}
+    assert on_trail[b"c1"].partition == 0 and table.persisted[TP(trail, 0)] == on_trail[b"c1"].offset
+
+
+def test_one_producer_when_both_lingers_are_equal_or_no_urgent_linger_is_given(kafka_bootstrap: str) -> None:
+    for urgent_linger in (5, None):
+        out = OutputProducer(kafka_bootstrap, "tests-output", errors, linger_ms=5, urgent_linger_ms=urgent_linger)
+        assert out._urgent is out._producer
+        out.close()
