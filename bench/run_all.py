@@ -24,6 +24,7 @@ BENCHMARKS = (
     ("processors_standby", ["-m", "bench.processors_standby"]),
     ("processors_idle", ["-m", "bench.processors_idle"]),
     ("processors_trail_index", ["-m", "bench.processors_trail_index"]),
+    ("processors_trail_recovery", ["-m", "bench.processors_trail_recovery"]),
     ("connectors", ["-m", "bench.connectors_throughput"]),
     ("hub_end_to_end", ["-m", "bench.hub_end_to_end"]),
 )

@@ -41,6 +41,7 @@ from hub.metrics import render
 from hub.topology import Topology
 from hub.trail import Hop
 from processors import (
+    changelog_catch_up,
     dedupe,
     faust_changelog_intake,
     faust_drain,
@@ -388,6 +389,20 @@ class Processors:
                 store.source = source
             else:
                 log.info("table %s: local state kept, offsets %s", name, store.persisted_offsets())
+
+    def catch_up_tables(self, timeout: float = 30.0) -> dict[str, int]:
+        """After check_local_state, before Faust starts: each table's changelog up to its current end,
+        in bulk (processors/changelog_catch_up.py); changelog records read, by table."""
+        if self.settings.table_store != "rocksdb" or not self.settings.changelog_catch_up:
+            return {}
+        tables = {}
+        for name, table in self.tables().items():
+            topic = table.changelog_topic
+            if topic.value_serializer != "json" or topic.key_serializer not in ("raw", "json"):
+                log.warning("table %s: changelog codecs not supported by the catch-up; Faust reads it", name)
+                continue
+            tables[name] = changelog_catch_up.Changelog(table.data, topic.get_topic_name(), topic.key_serializer)
+        return changelog_catch_up.catch_up(self.settings.kafka_bootstrap_servers, tables, timeout)
 
     # ---- producing ------------------------------------------------------------------------------
     def _on_produce_error(self, exc: BaseException) -> None:
@@ -983,6 +998,7 @@ def run(settings: ProcessorSettings, topology: Topology | None = None) -> None:
     processors = Processors(settings, topology)
     processors.ensure_topics()
     processors.check_local_state()
+    processors.catch_up_tables()
     tune_gc(settings.gc_tuning)  # the app, its tables and schemas are built: see hub/gc_tuning.py
     log.info("processors starting", extra={"web_port": settings.web_port, "app_id": processors.app_id})
     processors.worker().execute_from_commandline()

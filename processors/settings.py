@@ -67,6 +67,9 @@ class ProcessorSettings(HubSettings):
     # (processors/state_store.py, memory bounded) or in a dict (grows with the dedupe window and the
     # trail retention; kept for comparisons).
     table_store: Literal["rocksdb", "memory"] = Field(default="rocksdb", description="CARINHO_TABLE_STORE")
+    # Before Faust starts, read the tables' changelogs up to their ends with a plain consumer, in bulk
+    # (processors/changelog_catch_up.py); off, Faust's recovery reads them record by record.
+    changelog_catch_up: bool = Field(default=True, description="CARINHO_CHANGELOG_CATCH_UP")
     commit_interval: float = Field(default=1.0, gt=0, le=60)
     # The daily report (operators.report), run by the group leader for the previous day.
     report_enabled: bool = Field(default=True, description="CARINHO_REPORT_ENABLED")

@@ -276,6 +276,21 @@ class RocksStore(memory.Store[Any, Any]):
         for partition, offset in last.items():  # after the records' writes: see RocksMapping.persist
             data.persist(partition, offset)
 
+    def apply_encoded_batch(self, records: Iterable[tuple[Any, bytes | None, int, int]]) -> None:
+        """`apply_changelog_batch` for records read outside Faust (processors/changelog_catch_up.py):
+        (key, the value's JSON as the changelog holds it or None for a tombstone, partition, offset)."""
+        data = self.data
+        last: dict[int, int] = {}
+        for key, value, partition, offset in records:
+            if value is None:
+                data.pop(key, None)
+            else:
+                data.put_encoded(key, value)
+            last[partition] = offset
+            self.recovered += 1
+        for partition, offset in last.items():  # after the records' writes: see RocksMapping.persist
+            data.persist(partition, offset)
+
     def persisted_offset(self, tp: TP) -> int | None:
         """Where Faust's recovery (and a standby) starts reading this partition's changelog."""
         return self.data.persisted(tp.partition)

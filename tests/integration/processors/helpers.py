@@ -14,6 +14,7 @@ from hub.delivery import DeliveryRecord
 from hub.envelope import EventEnvelope, Metadata, Utm, new_envelope
 from hub.kafka_config import producer_config
 from hub.topology import Topology
+from processors import state_store
 from processors.app import Processors
 from processors.settings import ProcessorSettings
 from tests.kafka_support import read_topic, unique
@@ -77,7 +78,9 @@ class LaneMessage:
         return TP(self.topic, self.partition)
 
 
-def offline_processors(bootstrap: str, topology: Topology, topology_file: Path, data_dir: Path) -> Processors:
+def offline_processors(
+    bootstrap: str, topology: Topology, topology_file: Path, data_dir: Path, **overrides: Any
+) -> Processors:
     """A worker's Processors object, not started (its batches are driven by the test), tables created."""
     settings = ProcessorSettings(
         kafka_bootstrap_servers=bootstrap,
@@ -85,7 +88,15 @@ def offline_processors(bootstrap: str, topology: Topology, topology_file: Path, 
         topology_file=topology_file,
         data_dir=data_dir,
         report_enabled=False,
+        **overrides,
     )
     processors = Processors(settings)
     processors.ensure_topics()
     return processors
+
+
+def close_offline(processors: Processors) -> None:
+    """Close what offline_processors opened: the tables' databases and the output producer."""
+    for table in processors.tables().values():
+        state_store.mapping(table).close()  # type: ignore[attr-defined]
+    processors.outputs.close()

@@ -12,15 +12,8 @@ from confluent_kafka.admin import AdminClient
 
 from hub.kafka_config import admin_config
 from processors import state_store
-from processors.app import Processors
 from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
-from tests.integration.processors.helpers import offline_processors
-
-
-def _close(processors: Processors) -> None:
-    for table in processors.tables().values():
-        state_store.mapping(table).close()  # type: ignore[attr-defined]
-    processors.outputs.close()
+from tests.integration.processors.helpers import close_offline, offline_processors
 
 
 def test_local_tables_are_kept_only_for_the_changelog_they_were_written_from(
@@ -41,7 +34,7 @@ def test_local_tables_are_kept_only_for_the_changelog_they_were_written_from(
     first.outputs.produce_changelog(first.dedupe_changelog, b'"k"', b'{"at":1.0}', 0, first.dedupe_table)
     asyncio.run(first.outputs.flush())
     assert store.persisted(0) == 0
-    _close(first)
+    close_offline(first)
 
     kept = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     kept.check_local_state()
@@ -49,7 +42,7 @@ def test_local_tables_are_kept_only_for_the_changelog_they_were_written_from(
     assert isinstance(store, state_store.RocksMapping)
     assert store["k"] == {"at": 1.0} and store.persisted_offsets() == {0: 0} and store.source == source
     store.persist(1, 5)  # partition 1 of the changelog is empty: an offset from another life
-    _close(kept)
+    close_offline(kept)
 
     past_end = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     past_end.check_local_state()
@@ -58,7 +51,7 @@ def test_local_tables_are_kept_only_for_the_changelog_they_were_written_from(
     assert "k" not in store and store.persisted_offsets() == {} and store.source == source
     store["k"] = {"at": 2.0}
     store.persist(0, 0)
-    _close(past_end)
+    close_offline(past_end)
 
     # The changelog topic deleted and created again: the same name, a new topic id.
     admin = AdminClient(admin_config(kafka_bootstrap))
@@ -72,4 +65,4 @@ def test_local_tables_are_kept_only_for_the_changelog_they_were_written_from(
     assert isinstance(store, state_store.RocksMapping)
     assert "k" not in store and store.persisted_offsets() == {}
     assert store.source is not None and store.source != source
-    _close(recreated)
+    close_offline(recreated)

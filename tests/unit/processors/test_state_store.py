@@ -164,6 +164,30 @@ def test_changelog_replay_applies_writes_and_tombstones(tmp_path: Path) -> None:
     assert len(store) == 0 and store.persisted_offset(TP("c", 0)) is None
 
 
+def test_encoded_replay_stores_the_json_as_read_and_notes_the_same_offsets(tmp_path: Path) -> None:
+    """What the changelog catch-up (processors/changelog_catch_up.py) writes: the same entries,
+    tombstones, persisted offsets and `recovered` count as Faust's replay of the same records."""
+    app = SimpleNamespace(conf=SimpleNamespace(tabledir=tmp_path))
+    store = faust.stores.by_url(state_store.URL)(
+        state_store.URL, app, SimpleNamespace(name="dedupe"), table_name="dedupe"
+    )
+    assert isinstance(store, RocksStore)
+    store.data["gone"] = {"at": 0.5}
+    store.apply_encoded_batch(
+        [
+            ("a", b'{"at": 1.0, "event_id": "e1"}', 0, 3),  # JSON as another writer spaced it
+            ("b", b'{"at":2.0}', 2, 8),
+            ("a", b'{"at":3.0}', 0, 4),  # a later record of the same key wins
+            ("gone", None, 2, 9),  # a tombstone
+            (b"raw", b"[1,2]", 1, 0),  # the trail index's bytes keys
+        ]
+    )
+    assert dict(store.data.items()) == {"a": {"at": 3.0}, "b": {"at": 2.0}, b"raw": [1, 2]}
+    assert store.persisted_offset(TP("c", 0)) == 4 and store.persisted_offset(TP("c", 2)) == 9
+    assert store.persisted_offset(TP("c", 1)) == 0 and store.recovered == 5
+    store.data.close()
+
+
 @pytest.mark.parametrize("kind", ["rocksdb", "dict"])
 def test_chunked_sweep_removes_only_expired_entries_and_yields_between_chunks(tmp_path: Path, kind: str) -> None:
     store: Any = RocksMapping(tmp_path / "t.rocksdb") if kind == "rocksdb" else {}
