@@ -3,6 +3,7 @@ body and answers 202 — no auth, no validation, no Kafka."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import uvicorn
@@ -30,4 +31,6 @@ async def health() -> Response:
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, access_log=False)
+    # The port as the first argument, or CARINHO_PORT (as bench.ingress_ab starts its variants).
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else int(os.environ["CARINHO_PORT"])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)

@@ -3,8 +3,10 @@
     .venv/bin/python -m bench.ingress_ab --variant off:CARINHO_GC_TUNING=false --variant on: [--rounds 4]
     .venv/bin/python -m bench.ingress_ab --variant before:@/path/to/worktree --variant after: --batch
 
-Each variant is `name:` followed by comma-separated `VAR=value` settings for its ingress process, or
-`@DIR` to run the ingress from another checkout (e.g. a `git worktree` of the previous commit). All
+Each variant is `name:` followed by comma-separated `VAR=value` settings for its ingress process,
+`@DIR` to run the ingress from another checkout (e.g. a `git worktree` of the previous commit), or
+`+MODULE` to run another server module on the same port and load instead of `carinho ingress`:
+`+bench.ingress_no_kafka` (the ingress with Kafka left out) or `+bench.bare_app` (the bare endpoint). All
 variants run at once on one broker and take 10 s wrk rounds in turn, so the machine's load hits them
 alike. Besides wrk's rate and latency, each round reports the CPU time per request of the ingress
 process (all threads, and its event loop's thread alone, with the share of the round that thread
@@ -43,23 +45,29 @@ from hub.topology import load_topology
 from ingress.api_keys import ApiKeyStore
 
 
-def parse_variant(text: str) -> tuple[str, dict[str, str], Path]:
+def parse_variant(text: str) -> tuple[str, dict[str, str], Path, list[str]]:
     name, _, spec = text.partition(":")
     env: dict[str, str] = {}
     cwd = ROOT
+    server = ["-m", "cli.main", "ingress"]
     for part in filter(None, spec.split(",")):
         if part.startswith("@"):
             cwd = Path(part[1:]).resolve()
+        elif part.startswith("+"):
+            server = ["-m", part[1:]]
         else:
             key, _, value = part.partition("=")
             env[key] = value
-    return name, env, cwd
+    return name, env, cwd, server
 
 
 def gc_seconds(port: int) -> float:
     """Seconds the ingress has spent in garbage collections since it started (hub/gc_tuning.py's
     `carinho_gc_pause_seconds`, all generations)."""
-    return metric_sum(f"http://127.0.0.1:{port}/metrics", "carinho_gc_pause_seconds_sum") or 0.0
+    try:
+        return metric_sum(f"http://127.0.0.1:{port}/metrics", "carinho_gc_pause_seconds_sum") or 0.0
+    except ValueError:  # a server without /metrics (the bare endpoint)
+        return 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,14 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         )[1]
         broker = broker_process(bootstrap)
         procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-        for name, extra, cwd in variants:
+        for name, extra, cwd, server in variants:
             port = free_port()
             env = {**ingress_environment(bootstrap, Path(tmp) / "keys.json", port, namespace), **extra}
             log = open(ROOT / ".run" / f"bench-ingress-ab-{name}.log", "wb")  # noqa: SIM115 - lives with the process
             procs[name] = (
-                subprocess.Popen(
-                    [sys.executable, "-m", "cli.main", "ingress"], env=env, cwd=cwd, stdout=log, stderr=log
-                ),
+                subprocess.Popen([sys.executable, *server], env=env, cwd=cwd, stdout=log, stderr=log),
                 port,
             )
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name in procs}

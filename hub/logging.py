@@ -23,10 +23,24 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str):
         super().__init__()
         self.service = service
+        self._second = -1
+        self._second_text = ""
+
+    def _timestamp(self, created: float) -> str:
+        # The ingress writes a line per request: the date and time are formatted once a second, the
+        # milliseconds each time (same text as datetime.isoformat(timespec="milliseconds")).
+        second = int(created)
+        micros = round((created - second) * 1e6)  # rounded as datetime.fromtimestamp rounds
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        if second != self._second:
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._second_text}.{micros // 1000:03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
@@ -37,8 +51,10 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = request_id
         if event_id:
             entry["event_id"] = event_id
-        extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
-        if extras:
+        fields = record.__dict__
+        names = fields.keys() - _STANDARD  # a set operation: most of a record's attributes are standard
+        if names:
+            extras = {k: fields[k] for k in names if not k.startswith("_")}
             entry.update(mask_data(extras))
         if record.exc_info:
             entry["error"] = mask_text(self.formatException(record.exc_info))

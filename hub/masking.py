@@ -43,15 +43,29 @@ SECRET_KEYS = frozenset({"password", "senha", "token", "api_key", "authorization
 _MAYBE_PERSONAL = re.compile(r"[@\d]")
 
 
+# Short strings with digits in which nothing was found to mask ("/v1/events", "events.p2", dates):
+# they come back on every log line, and a set lookup costs a fraction of the patterns. Only strings
+# the patterns left unchanged are kept, so the set never holds personal data.
+_CLEAN: set[str] = set()
+_CLEAN_MAX_ITEMS = 4096
+_CLEAN_MAX_CHARS = 64
+
+
 def mask_text(value: str) -> str:
     """Mask e-mails, CPFs and phone numbers inside any string (UUIDs are left whole)."""
-    if not _MAYBE_PERSONAL.search(value):
+    if not _MAYBE_PERSONAL.search(value) or value in _CLEAN:
         return value
     if _UUID_ANYWHERE.search(value):
-        return _mask_around_uuids(value)
-    value = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}***.{m.group(3)}", value)
-    value = _CPF.sub("***.***.***-**", value)
-    return _PHONE.sub(_mask_phone, value)
+        masked = _mask_around_uuids(value)
+    else:
+        masked = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}***.{m.group(3)}", value)
+        masked = _CPF.sub("***.***.***-**", masked)
+        masked = _PHONE.sub(_mask_phone, masked)
+    if masked == value and len(value) <= _CLEAN_MAX_CHARS:
+        if len(_CLEAN) >= _CLEAN_MAX_ITEMS:
+            _CLEAN.clear()
+        _CLEAN.add(value)
+    return masked
 
 
 _UUID_ANYWHERE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

