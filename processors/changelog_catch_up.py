@@ -39,6 +39,7 @@ from processors.state_store import RocksStore
 log = logging.getLogger("processors.changelog")
 READ_BATCH = 5_000  # records per consume() call and per write to the store
 IDLE_LIMIT_S = 30.0  # nothing read for this long while some partition is not at its end: give up
+PROGRESS_EVERY_S = 10.0  # a log line while a long catch-up runs (/health is not served yet)
 KeyCodec = Literal["raw", "json"]
 
 
@@ -88,18 +89,20 @@ def catch_up(bootstrap: str, tables: Mapping[str, Changelog], timeout: float = 3
 def _catch_up_table(consumer: Consumer, name: str, changelog: Changelog, timeout: float) -> int:
     store, topic = changelog.store, changelog.topic
     assignment, left = [], {}
+    at_most = 0  # offsets to read (compaction leaves fewer records): the progress lines' "of"
     for partition, (low, high) in _watermarks(consumer, topic, timeout).items():
         held = store.data.persisted(partition)
         start = max(held + 1, low) if held is not None else low
         if start < high:
             assignment.append(TopicPartition(topic, partition, start if held is not None else OFFSET_BEGINNING))
             left[partition] = high
+            at_most += high - start
     if not assignment:
         return 0
     consumer.assign(assignment)
     json_keys = changelog.key_codec == "json"
     read = 0
-    idle_since = time.monotonic()
+    idle_since = next_progress = time.monotonic()
     stopped: str | None = None
     try:
         while left and stopped is None:
@@ -132,6 +135,9 @@ def _catch_up_table(consumer: Consumer, name: str, changelog: Changelog, timeout
             if batch:  # what was read before a stop too: its offsets are where Faust's recovery resumes
                 store.apply_encoded_batch(batch)
                 read += len(batch)
+            if time.monotonic() >= next_progress + PROGRESS_EVERY_S:  # the web port opens only after this
+                next_progress = time.monotonic()
+                log.info("table %s: %d of at most %d changelog records read", name, read, at_most)
     except KafkaException as exc:
         stopped = str(exc)
     finally:
