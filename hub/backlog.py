@@ -88,8 +88,13 @@ def _watermarks(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, t
 
 def end_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
     """Each partition's end offset (the offset its next record gets)."""
+    return {p: high for p, (_low, high) in watermarks(bootstrap, topic, timeout_s).items()}
+
+
+def watermarks(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, tuple[int, int]]:
+    """Each partition's (start, end) offsets: its first record still kept and the next one's."""
     consumer = _consumer(bootstrap, "carinho.backlog-probe")
     try:
-        return {p: high for p, (_low, high) in _watermarks(consumer, topic, timeout_s).items()}
+        return _watermarks(consumer, topic, timeout_s)
     finally:
         consumer.close()

@@ -31,7 +31,7 @@ from faust.types import TP
 from faust.web import Request, Response, View
 
 from hub.admin import topic_ids
-from hub.backlog import end_offsets
+from hub.backlog import watermarks
 from hub.delivery import DeliveryRecord
 from hub.envelope import EventEnvelope
 from hub.gc_tuning import tune_gc
@@ -378,10 +378,10 @@ class Processors:
             assert isinstance(store, state_store.RocksMapping)
             topic = topics[name]
             source = f"{topic}:{ids[topic]}"
-            ends: dict[int, int] = {}  # they matter only for a database written from this very topic
+            marks: dict[int, tuple[int, int]] = {}  # they matter only for a database written from this topic
             if store.source == source:
-                ends = retry_transient(functools.partial(end_offsets, bootstrap, topic, timeout), timeout)
-            reason = state_store.stale_reason(store, source, ends)
+                marks = retry_transient(functools.partial(watermarks, bootstrap, topic, timeout), timeout)
+            reason = state_store.stale_reason(store, source, marks)
             if reason is not None:
                 if next(iter(store), None) is not None or store.persisted_offsets():
                     log.warning("table %s: local state dropped, reading the whole changelog (%s)", name, reason)

@@ -320,17 +320,25 @@ def mapping(table: Any) -> MutableMapping[Any, Any]:
     return table.data.data  # type: ignore[no-any-return]
 
 
-def stale_reason(store: RocksMapping, source: str, end_offsets: Mapping[int, int]) -> str | None:
+def stale_reason(store: RocksMapping, source: str, watermarks: Mapping[int, tuple[int, int]]) -> str | None:
     """Why the database cannot be trusted for the changelog `source` ("topic:topic id") whose
-    partitions end at `end_offsets`, or None if it can: Faust's recovery would start from offsets
-    that belong to another topic (or, past a partition's end, refuse to start)."""
+    partitions keep the offsets `watermarks` (start, end), or None if it can: Faust's recovery would
+    start from offsets that belong to another topic (or, past a partition's end, refuse to start), or
+    would skip records the changelog's retention deleted before this database read them (an update or
+    tombstone among them would be missed: a delayed message marked fired, then sent again)."""
     if store.source is None:
         return "no changelog recorded (new, or written by a version that did not record one)"
     if store.source != source:
         return f"written from {store.source}, the changelog is now {source}"
     for partition, offset in sorted(store.persisted_offsets().items()):
-        if offset >= end_offsets.get(partition, 0):
-            return f"partition {partition} holds offset {offset}, the changelog ends at {end_offsets.get(partition, 0)}"
+        start, end = watermarks.get(partition, (0, 0))
+        if offset >= end:
+            return f"partition {partition} holds offset {offset}, the changelog ends at {end}"
+        if offset + 1 < start:
+            return (
+                f"partition {partition} holds offset {offset}, the changelog now starts at {start}: "
+                "records after it were deleted before they were read"
+            )
     return None
 
 

@@ -1,6 +1,7 @@
 """The tables' databases across worker starts (processors/app.py `check_local_state`, real broker): kept
 with their changelog offsets when written from the same changelog topic, emptied when an offset is past
-the topic's end or the topic was deleted and created again (a new topic id under the same name)."""
+the topic's end, when the topic was deleted and created again (a new topic id under the same name), or
+when retention deleted records after the database's offset before it read them."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import asyncio
 import time
 from pathlib import Path
 
+from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from hub.kafka_config import admin_config
+from hub.kafka_config import admin_config, producer_config
 from processors import state_store
 from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
 from tests.integration.processors.helpers import close_offline, offline_processors
@@ -66,3 +68,48 @@ def test_local_tables_are_kept_only_for_the_changelog_they_were_written_from(
     assert "k" not in store and store.persisted_offsets() == {}
     assert store.source is not None and store.source != source
     close_offline(recreated)
+
+
+def test_a_database_that_missed_records_deleted_by_retention_is_dropped(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    short_topology_file: Path,  # noqa: F811
+) -> None:
+    topology = make_hub(short_topology_file, kafka_bootstrap)
+    first = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
+    first.check_local_state()
+    topic = first.dedupe_changelog
+    store = state_store.mapping(first.dedupe_table)
+    assert isinstance(store, state_store.RocksMapping)
+    store["k"] = {"at": 1.0}
+    first.outputs.produce_changelog(topic, b'"k"', b'{"at":1.0}', 0, first.dedupe_table)
+    asyncio.run(first.outputs.flush())
+    assert store.persisted(0) == 0
+    close_offline(first)
+    producer = Producer(producer_config(kafka_bootstrap, client_id="test-local-state"))
+    for key in (b'"k2"', b'"k3"'):  # offsets 1 and 2, written while that database was away
+        producer.produce(topic, b'{"at":2.0}', key, partition=0)
+    assert producer.flush(30) == 0
+    admin = AdminClient(admin_config(kafka_bootstrap))
+
+    def delete_before(offset: int) -> None:  # what the changelog's retention does to old segments
+        for future in admin.delete_records([TopicPartition(topic, 0, offset)]).values():
+            future.result(30)
+
+    delete_before(1)  # offset 0, which the database holds: nothing it has not read is gone
+    kept = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
+    kept.check_local_state()
+    store = state_store.mapping(kept.dedupe_table)
+    assert isinstance(store, state_store.RocksMapping)
+    assert store["k"] == {"at": 1.0} and store.persisted_offsets() == {0: 0}
+    close_offline(kept)
+
+    delete_before(2)  # offset 1 is gone before this database read it
+    dropped = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
+    dropped.check_local_state()
+    store = state_store.mapping(dropped.dedupe_table)
+    assert isinstance(store, state_store.RocksMapping)
+    assert "k" not in store and store.persisted_offsets() == {}
+    assert dropped.catch_up_tables()["dedupe"] == 1  # the whole changelog is read again: offset 2 is left
+    assert dict(store.items()) == {"k3": {"at": 2.0}} and store.persisted_offsets() == {0: 2}
+    close_offline(dropped)

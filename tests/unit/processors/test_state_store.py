@@ -109,13 +109,16 @@ def test_after_a_crash_the_offsets_never_claim_more_than_the_database_holds(tmp_
 
 def test_stale_local_state_is_recognised(tmp_path: Path) -> None:
     m = RocksMapping(tmp_path / "t.rocksdb")
-    assert state_store.stale_reason(m, "t:id1", {0: 10}) is not None  # nothing recorded yet
+    assert state_store.stale_reason(m, "t:id1", {0: (0, 10)}) is not None  # nothing recorded yet
     m.source = "t:id1"
     m.persist(0, 9)
-    assert state_store.stale_reason(m, "t:id1", {0: 10, 1: 0}) is None  # offset 9 < end 10: usable
-    assert "t:id2" in str(state_store.stale_reason(m, "t:id2", {0: 10}))  # the topic was created again
-    assert "ends at 5" in str(state_store.stale_reason(m, "t:id1", {0: 5}))  # past the end: another life
+    assert state_store.stale_reason(m, "t:id1", {0: (0, 10), 1: (0, 0)}) is None  # offset 9 < end 10: usable
+    assert state_store.stale_reason(m, "t:id1", {0: (10, 10)}) is None  # retention took 0-9: all read here
+    assert "t:id2" in str(state_store.stale_reason(m, "t:id2", {0: (0, 10)}))  # the topic was created again
+    assert "ends at 5" in str(state_store.stale_reason(m, "t:id1", {0: (0, 5)}))  # past the end: another life
     assert "ends at 0" in str(state_store.stale_reason(m, "t:id1", {}))
+    # Retention deleted offset 10 before this database read it: an update there would be missed.
+    assert "starts at 11" in str(state_store.stale_reason(m, "t:id1", {0: (11, 20)}))
     m.close()
 
 
