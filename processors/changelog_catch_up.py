@@ -90,7 +90,12 @@ def _catch_up_table(consumer: Consumer, name: str, changelog: Changelog, timeout
     store, topic = changelog.store, changelog.topic
     assignment, left = [], {}
     at_most = 0  # offsets to read (compaction leaves fewer records): the progress lines' "of"
-    for partition, (low, high) in _watermarks(consumer, topic, timeout).items():
+    try:
+        marks = _watermarks(consumer, topic, timeout)
+    except KafkaException as exc:
+        log.warning("table %s: no changelog catch-up (%s); Faust's recovery reads it", name, exc)
+        return 0
+    for partition, (low, high) in marks.items():
         held = store.data.persisted(partition)
         start = max(held + 1, low) if held is not None else low
         if start < high:
