@@ -1,14 +1,16 @@
-"""What a standby replica costs two processors workers (not a test):
+"""What the standby copies cost two processors workers (not a test):
 
     .venv/bin/python -m bench.processors_standby [--events 50000] [--rounds 2]
 
 Two workers of one hub share the partitions; with `CARINHO_STANDBY_REPLICAS=1` (the default) each one
 also keeps a copy of the other's tables by reading the other's changelogs (dedupe and trail index:
-two records per routed event). Alternating standby 0 and 1, `--rounds` times each: both workers are
-started and balanced, `--events` events of the five types are produced, and the two processes' CPU is
-counted until every event is routed, every trail hop indexed and both workers are idle again (the
-standby copies caught up). Prints one JSON summary: CPU µs per event of the two workers together,
-per round and as medians, and the ratio.
+two records per routed event). Three variants, alternating, `--rounds` times each: `none`
+(`CARINHO_STANDBY_REPLICAS=0`), `faust` (Faust's standby replicas, `CARINHO_STANDBY_MODE=faust`) and
+`follower` (processors/table_follower.py, the default). Each time both workers are started and
+balanced, `--events` events of the five types are produced, and the two processes' CPU is counted
+until every event is routed, every trail hop indexed and both workers are idle again (the copies
+caught up). Prints one JSON summary: CPU µs per event of the two workers together, per round and as
+medians, and the ratios to `none`.
 """
 
 from __future__ import annotations
@@ -34,12 +36,18 @@ def health(worker: FaustWorker) -> dict[str, object]:
     return dict(httpx.get(f"http://127.0.0.1:{worker.port}/health", timeout=5).json())
 
 
-def run_once(bootstrap: str, events: int, standby: int) -> dict[str, float]:
+VARIANTS = {
+    "none": {"CARINHO_STANDBY_REPLICAS": "0"},
+    "faust": {"CARINHO_STANDBY_REPLICAS": "1", "CARINHO_STANDBY_MODE": "faust"},
+    "follower": {"CARINHO_STANDBY_REPLICAS": "1", "CARINHO_STANDBY_MODE": "follower"},
+}
+
+
+def run_once(bootstrap: str, events: int, env: dict[str, str]) -> dict[str, float]:
     topology = hub(load_topology(ROOT / "topics.yaml"), bootstrap)
     workers: list[FaustWorker] = []
     try:
         with tempfile.TemporaryDirectory() as data_dir:
-            env = {"CARINHO_STANDBY_REPLICAS": str(standby)}
             for _ in range(2):
                 workers.append(FaustWorker(bootstrap, topology, free_port(), data_dir, **env))
                 ready(workers[-1])
@@ -82,20 +90,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="default: all three")
     args = parser.parse_args(argv)
     summary: dict[str, object] = {"benchmark": "processors_standby", "machine": machine(), "args": vars(args)}
-    rounds: dict[str, list[dict[str, float]]] = {"standby_0": [], "standby_1": []}
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in args.variant or VARIANTS}
     with bench_broker() as bootstrap:
         for _ in range(args.rounds):
-            for standby in (0, 1):
-                result = run_once(bootstrap, args.events, standby)
-                rounds[f"standby_{standby}"].append(result)
-                print(f"standby {standby}", result, file=sys.stderr, flush=True)
+            for name in rounds:
+                result = run_once(bootstrap, args.events, VARIANTS[name])
+                rounds[name].append(result)
+                print(name, result, file=sys.stderr, flush=True)
     medians = {name: median([r["cpu_us_per_event"] for r in runs]) for name, runs in rounds.items()}
     summary["results"] = {
         "rounds": rounds,
         "median_cpu_us_per_event_both_workers": medians,
-        "ratio_standby_1_over_0": round(medians["standby_1"] / medians["standby_0"], 2),
+        "ratio_to_none": {name: round(m / medians["none"], 2) for name, m in medians.items() if "none" in medians},
     }
     print(json.dumps(summary, indent=2))
     print(f"saved {save('processors_standby', summary)}", file=sys.stderr)

@@ -49,6 +49,7 @@ from processors import (
     faust_recovery_fix,
     metrics,
     state_store,
+    table_follower,
     trail_index,
 )
 from processors.automations.feedback import ScheduledMessage
@@ -64,6 +65,7 @@ from processors.routing import InvalidRecord, Router, TransformFailed, parse_rec
 from processors.settings import ProcessorSettings
 from processors.syncs.runner import SyncRunner, is_due
 from processors.syncs.watermarks import SyncState, SyncStateStore
+from processors.table_follower import TableFollower
 
 log = logging.getLogger("processors")
 
@@ -73,6 +75,7 @@ TRAIL_LEVEL = 0  # the trail lane's one level (a PriorityLanes of its own, not o
 TRAIL_BATCH = 500  # trail records the indexer takes at a time
 TRAIL_YIELD_EVERY = 32  # hops indexed between two turns of the event loop (a hop is far cheaper than an event)
 ROUTER_STOP_WAIT = 10.0  # seconds a rebalance waits for the batch in flight to stop (_consumer_wait_empty)
+FOLLOW_TICK_S = 0.05  # the changelog follower writes what it fetched (at most TICK_BUDGET_S each time)
 FIRED_KEEP = timedelta(days=8)  # remember released delayed messages (re-scheduling the same id is ignored)
 
 
@@ -98,6 +101,7 @@ class App(faust.App):
 
     outputs: OutputProducer | None = None
     offset_guard: OffsetGuard | None = None
+    follower: TableFollower | None = None  # warm copies of the partitions not active here
     lane_of: Mapping[str, tuple[PriorityLanes, int]] = {}  # laned topic -> (its lanes, level there)
     guarded_topics: frozenset[str] = frozenset()
     # One per lane consumer (the router, the trail indexer): clear while it is inside a batch.
@@ -147,7 +151,14 @@ class App(faust.App):
                 await asyncio.wait_for(asyncio.gather(*(idle.wait() for idle in self.idle)), ROUTER_STOP_WAIT)
         await super()._consumer_wait_empty(consumer, logger)
 
+    def on_rebalance_start(self) -> None:
+        super().on_rebalance_start()
+        if self.follower is not None:
+            self.follower.pause()  # before Faust's recovery reads the stores' offsets
+
     async def before_streams_resume(self, assignment: Any) -> None:
+        if self.follower is not None:  # the recovery is over: follow what is not active here
+            self.follower.follow((tp.topic, tp.partition) for tp in self.assignor.assigned_actives())
         if self.offset_guard is None:
             return
         consumer: Any = self.consumer
@@ -308,7 +319,8 @@ class Processors:
             stream_buffer_maxsize=s.stream_buffer,
             broker_commit_interval=s.commit_interval,
             broker_max_poll_records=s.max_poll_records,
-            table_standby_replicas=s.standby_replicas,
+            # Faust's own standby replicas only in "faust" mode; the follower keeps the copies otherwise.
+            table_standby_replicas=s.standby_replicas if s.standby_mode == "faust" else 0,
             consumer_auto_offset_reset="earliest",
         )
 
@@ -390,19 +402,39 @@ class Processors:
             else:
                 log.info("table %s: local state kept, offsets %s", name, store.persisted_offsets())
 
-    def catch_up_tables(self, timeout: float = 30.0) -> dict[str, int]:
-        """After check_local_state, before Faust starts: each table's changelog up to its current end,
-        in bulk (processors/changelog_catch_up.py); changelog records read, by table."""
-        if self.settings.table_store != "rocksdb" or not self.settings.changelog_catch_up:
+    def changelogs(self) -> dict[str, changelog_catch_up.Changelog]:
+        """The tables whose changelogs are read in bulk (catch-up, follower): those on disk with JSON
+        values and raw or JSON keys (all three here)."""
+        if self.settings.table_store != "rocksdb":
             return {}
         tables = {}
         for name, table in self.tables().items():
             topic = table.changelog_topic
             if topic.value_serializer != "json" or topic.key_serializer not in ("raw", "json"):
-                log.warning("table %s: changelog codecs not supported by the catch-up; Faust reads it", name)
+                log.warning("table %s: changelog codecs not supported in bulk; Faust reads it", name)
                 continue
             tables[name] = changelog_catch_up.Changelog(table.data, topic.get_topic_name(), topic.key_serializer)
-        return changelog_catch_up.catch_up(self.settings.kafka_bootstrap_servers, tables, timeout)
+        return tables
+
+    def catch_up_tables(self, timeout: float = 30.0) -> dict[str, int]:
+        """After check_local_state, before Faust starts: each table's changelog up to its current end,
+        in bulk (processors/changelog_catch_up.py); changelog records read, by table."""
+        if not self.settings.changelog_catch_up:
+            return {}
+        return changelog_catch_up.catch_up(self.settings.kafka_bootstrap_servers, self.changelogs(), timeout)
+
+    def start_follower(self) -> TableFollower | None:
+        """The changelog follower (processors/table_follower.py), when this worker keeps standby copies
+        that way; it starts following after the first rebalance's recovery."""
+        s = self.settings
+        if s.table_store != "rocksdb" or s.standby_replicas < 1 or s.standby_mode != "follower":
+            return None
+        tables = self.changelogs()
+        if not s.trail_index_enabled:  # never active for the trail here: a copy nobody would read
+            tables.pop("trail-index", None)
+        follower = table_follower.TableFollower(s.kafka_bootstrap_servers, tables)
+        self.app.follower = follower
+        return follower
 
     # ---- producing ------------------------------------------------------------------------------
     def _on_produce_error(self, exc: BaseException) -> None:
@@ -824,10 +856,16 @@ class Processors:
         async def syncs() -> None:
             await self.run_due_syncs()
 
+        async def follow() -> None:
+            follower = self.app.follower
+            if follower is not None:
+                metrics.FOLLOWED.inc(follower.tick())
+
         app.timer(settings.scheduler_tick, name="release-delayed")(release)
         app.timer(1.0, name="priority-gauges")(gauges)
         app.timer(3600.0, name="sweep-state")(sweep)
         app.timer(1.0, name="write-tables")(write_tables)
+        app.timer(FOLLOW_TICK_S, name="follow-tables")(follow)
         if settings.sync_enabled and self.topology.syncs:
             # on_leader: exactly one worker of the group runs the syncs (the group leader).
             app.timer(settings.sync_check_interval, on_leader=True, name="syncs")(syncs)
@@ -951,6 +989,10 @@ class Processors:
             # Changelog records read into each table since start: a restart on the same data directory
             # reads only what was written after the offsets its tables hold.
             "recovered": {name: getattr(table.data, "recovered", None) for name, table in self.tables().items()},
+            # The warm copies of the partitions not active here (processors/table_follower.py): partitions
+            # followed now, and changelog records written since start (also counted in "recovered").
+            "following": self.app.follower.following if self.app.follower else 0,
+            "followed": self.app.follower.applied if self.app.follower else 0,
             "syncs": self.sync_status,
         }
 
@@ -999,6 +1041,7 @@ def run(settings: ProcessorSettings, topology: Topology | None = None) -> None:
     processors.ensure_topics()
     processors.check_local_state()
     processors.catch_up_tables()
+    processors.start_follower()
     tune_gc(settings.gc_tuning)  # the app, its tables and schemas are built: see hub/gc_tuning.py
     log.info("processors starting", extra={"web_port": settings.web_port, "app_id": processors.app_id})
     processors.worker().execute_from_commandline()

@@ -15,8 +15,8 @@ from those offsets and reads only what was written since.
 
 Every partition is read, not only the ones this worker will be assigned (the group has not assigned
 anything yet): the others' keys stay on disk as after a rebalance (RocksStore), and a partition
-assigned later is read from its offset on. With the default standby replica and two workers, each
-worker holds every partition anyway.
+assigned later is read from its offset on. With the standby copies (the default,
+processors/table_follower.py) every worker keeps every partition warm anyway.
 
 Best effort: if the broker does not answer or a record is not JSON, the catch-up stops there and
 Faust's recovery reads the rest, as it did everything before.
@@ -131,7 +131,7 @@ def _catch_up_table(consumer: Consumer, name: str, changelog: Changelog, timeout
                 if end is None or offset >= end:
                     continue  # written after the start: Faust's recovery reads it
                 try:
-                    batch.append(_decoded(message.key(), message.value(), json_keys, partition, offset))
+                    batch.append(decoded(message.key(), message.value(), json_keys, partition, offset))
                 except (orjson.JSONDecodeError, TypeError) as exc:
                     stopped = f"partition {partition} offset {offset}: {exc}"
                     break
@@ -153,7 +153,7 @@ def _catch_up_table(consumer: Consumer, name: str, changelog: Changelog, timeout
     return read
 
 
-def _decoded(
+def decoded(
     key: bytes | None, value: bytes | None, json_keys: bool, partition: int, offset: int
 ) -> tuple[Any, bytes | None, int, int]:
     """A record as the store takes it; raises on what Faust's codecs or the store would refuse."""

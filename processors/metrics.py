@@ -24,6 +24,10 @@ PREEMPTIONS = counter(
 SCHEDULED_PENDING = gauge("processor_scheduled_pending", "Delayed messages waiting in this worker")
 SCHEDULED_RELEASED = counter("processor_scheduled_released_total", "Delayed messages released when due")
 TRAIL_INDEXED = counter("processor_trail_hops_indexed_total", "Trail hops added to the trail index")
+FOLLOWED = counter(
+    "processor_changelog_followed_total",
+    "Changelog records of partitions not active here written to this worker's tables (its warm copies)",
+)
 TRAIL_PENDING = gauge("processor_trail_pending", "Trail records fetched and waiting for the trail indexer")
 PRODUCE_ERRORS = counter("processor_produce_errors_total", "Records the producer failed to write", ("topic",))
 SYNC_RUNS = counter("sync_runs_total", "Scheduled sync runs by outcome", ("sync", "outcome"))

@@ -63,6 +63,9 @@ class ProcessorSettings(HubSettings):
     sync_http_timeout: float = Field(default=10.0, gt=0, le=300)
     trail_index_enabled: bool = Field(default=True, description="serve /v1/trail from this worker")
     standby_replicas: int = Field(default=1, ge=0, le=5)
+    # How the standby copies are kept: "follower" (processors/table_follower.py: every partition not
+    # active here, read in bulk) or "faust" (Faust's standby replicas, read record by record).
+    standby_mode: Literal["follower", "faust"] = Field(default="follower", description="CARINHO_STANDBY_MODE")
     # Where the tables (dedupe, delayed messages, trail index) live between changelog replays: on disk
     # (processors/state_store.py, memory bounded) or in a dict (grows with the dedupe window and the
     # trail retention; kept for comparisons).

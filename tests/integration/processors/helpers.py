@@ -100,3 +100,17 @@ def close_offline(processors: Processors) -> None:
     for table in processors.tables().values():
         state_store.mapping(table).close()  # type: ignore[attr-defined]
     processors.outputs.close()
+
+
+def write_records(bootstrap: str, records: list[tuple[str, bytes, bytes | None, int]]) -> None:
+    """(topic, key, value or None for a tombstone, partition) records, written and acknowledged."""
+    producer = Producer(producer_config(bootstrap, client_id="test-records"))
+    for topic, key, value, partition in records:
+        producer.produce(topic, value, key, partition=partition)
+    assert producer.flush(30) == 0
+
+
+def duplicates_dropped(bootstrap: str, topology: Topology, event_ids: set[str]) -> int:
+    """`duplicate_dropped` hops on the trail topic for these events."""
+    hops = [orjson.loads(r.value) for r in read_topic(bootstrap, topology.system_topic("trail"), timeout=5) if r.value]
+    return sum(1 for h in hops if h["hop"] == "duplicate_dropped" and h["event_id"] in event_ids)

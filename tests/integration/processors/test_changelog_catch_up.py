@@ -8,22 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Producer
 
-from hub.kafka_config import producer_config
 from processors import state_store
 from processors.app import Processors
 from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
-from tests.integration.processors.helpers import close_offline, offline_processors
+from tests.integration.processors.helpers import close_offline, offline_processors, write_records
 
 HOP = {"event_id": "e1", "hop": "routed", "at": "2026-11-30T10:00:00Z", "service": "processors", "detail": {}}
-
-
-def _write(bootstrap: str, records: list[tuple[str, bytes, bytes | None, int]]) -> None:
-    producer = Producer(producer_config(bootstrap, client_id="test-changelog"))
-    for topic, key, value, partition in records:
-        producer.produce(topic, value, key, partition=partition)
-    assert producer.flush(30) == 0
 
 
 def _stores(processors: Processors) -> tuple[state_store.RocksMapping, state_store.RocksMapping]:
@@ -41,7 +32,7 @@ def test_a_new_directory_reads_each_changelog_to_its_end_and_a_kept_one_only_the
     first = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     dedupe_topic, trail_topic = first.dedupe_changelog, first.trail_changelog
     # Records as the routers write them: dedupe with JSON keys, the trail index with raw keys.
-    _write(
+    write_records(
         kafka_bootstrap,
         [
             (dedupe_topic, b'"k1"', b'{"at":1.0}', 0),
@@ -61,7 +52,7 @@ def test_a_new_directory_reads_each_changelog_to_its_end_and_a_kept_one_only_the
     assert first.dedupe_table.data.recovered == 5  # counted as recovered, like Faust's reads (/health)
     close_offline(first)
 
-    _write(kafka_bootstrap, [(dedupe_topic, b'"k4"', b'{"at":5.0}', 0)])  # written while it was down
+    write_records(kafka_bootstrap, [(dedupe_topic, b'"k4"', b'{"at":5.0}', 0)])  # written while it was down
     again = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     again.check_local_state()  # the directory is kept: its offsets are the changelog's
     assert again.catch_up_tables() == {"dedupe": 1, "scheduled": 0, "trail-index": 0}
@@ -80,7 +71,7 @@ def test_a_record_the_codecs_refuse_stops_the_catch_up_after_what_came_before(
     topology = make_hub(short_topology_file, kafka_bootstrap)
     processors = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     topic = processors.dedupe_changelog
-    _write(
+    write_records(
         kafka_bootstrap,
         [
             (topic, b'"ok"', b'{"at":1.0}', 0),
@@ -103,7 +94,7 @@ def test_off_it_reads_nothing(
 ) -> None:
     topology = make_hub(short_topology_file, kafka_bootstrap)
     processors = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path, changelog_catch_up=False)
-    _write(kafka_bootstrap, [(processors.dedupe_changelog, b'"k"', b'{"at":1.0}', 0)])
+    write_records(kafka_bootstrap, [(processors.dedupe_changelog, b'"k"', b'{"at":1.0}', 0)])
     processors.check_local_state()
     assert processors.catch_up_tables() == {}
     dedupe, _ = _stores(processors)

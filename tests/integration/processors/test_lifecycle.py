@@ -13,11 +13,10 @@ import pytest
 from confluent_kafka import Producer
 
 from hub.kafka_config import producer_config
-from hub.topology import Topology
 from processors.syncs.runner import SyncRunner
 from processors.syncs.watermarks import SyncStateStore
 from tests.integration.processors.conftest import FakeSources, WorkerFactory, make_hub
-from tests.integration.processors.helpers import by_event, deliveries, event, lead, send
+from tests.integration.processors.helpers import by_event, deliveries, duplicates_dropped, event, lead, send
 from tests.kafka_support import read_topic, unique, wait_until
 
 pytestmark = pytest.mark.integration
@@ -72,11 +71,6 @@ def test_dedupe_and_delayed_feedback_survive_a_restart(
     second.stop()
 
 
-def _duplicates_dropped(bootstrap: str, topology: Topology, event_ids: set[str]) -> int:
-    hops = [orjson.loads(r.value) for r in read_topic(bootstrap, topology.system_topic("trail"), timeout=5) if r.value]
-    return sum(1 for h in hops if h["hop"] == "duplicate_dropped" and h["event_id"] in event_ids)
-
-
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
 def test_a_restart_on_its_data_directory_reads_only_the_changelog_written_since(
     kafka_bootstrap: str, workers: WorkerFactory, short_topology_file: Path, stop: signal.Signals
@@ -108,7 +102,7 @@ def test_a_restart_on_its_data_directory_reads_only_the_changelog_written_since(
     send(kafka_bootstrap, topology, *events)  # every one a duplicate now
     ids = {str(e.event_id) for e in events}
     wait_until(
-        lambda: _duplicates_dropped(kafka_bootstrap, topology, ids) >= len(events),
+        lambda: duplicates_dropped(kafka_bootstrap, topology, ids) >= len(events),
         timeout=60,
         message="duplicates dropped after the restart",
     )
@@ -125,7 +119,7 @@ def test_a_restart_on_its_data_directory_reads_only_the_changelog_written_since(
     )
     send(kafka_bootstrap, topology, *events)  # duplicates again, judged by the recovered dedupe table
     wait_until(
-        lambda: _duplicates_dropped(kafka_bootstrap, topology, ids) >= 2 * len(events),
+        lambda: duplicates_dropped(kafka_bootstrap, topology, ids) >= 2 * len(events),
         timeout=60,
         message="duplicates dropped on a new machine",
     )
@@ -133,7 +127,7 @@ def test_a_restart_on_its_data_directory_reads_only_the_changelog_written_since(
     records = read_topic(kafka_bootstrap, topology.delivery_topic("crm"), timeout=10)
     counts = Counter(orjson.loads(r.value)["event_id"] for r in records if r.value)
     assert set(counts) == ids and set(counts.values()) == {1}  # routed once, duplicates never
-    assert _duplicates_dropped(kafka_bootstrap, topology, ids) == 2 * len(events)
+    assert duplicates_dropped(kafka_bootstrap, topology, ids) == 2 * len(events)
 
 
 def test_two_workers_route_every_event_once(
