@@ -34,6 +34,9 @@ FREE_TEXT_KEYS = frozenset({"message", "mensagem", "text", "body", "comment", "c
 # Hub identifiers: never personal data, and masking them would break correlation.
 ID_KEYS = frozenset({"request_id", "event_id", "delivery_id", "key_id", "dlq_id", "partition", "offset"})
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# A whole ISO-8601 date-time under a time key (`at`, `*_at`): its seconds and fraction ("56.907108+00:00")
+# look like a phone number to _PHONE, and the connectors' trail hops were shown with masked times.
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$")
 SECRET_KEYS = frozenset({"password", "senha", "token", "api_key", "authorization", "secret", "client-token"})
 
 
@@ -106,6 +109,8 @@ def mask_data(value: Any, key: str | None = None) -> Any:
     if isinstance(value, str):
         lowered = key.lower() if key else ""
         if lowered in ID_KEYS or _UUID.match(value):
+            return value
+        if (lowered == "at" or lowered.endswith("_at")) and _ISO_DATETIME.match(value):
             return value
         if lowered in SECRET_KEYS:
             return "***"

@@ -84,3 +84,21 @@ def test_log_timestamps_are_datetime_isoformat_to_the_millisecond() -> None:
     for created in stamps:
         expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
         assert formatter._timestamp(created) == expected, created
+
+
+def test_times_under_time_keys_survive_and_only_they() -> None:
+    """The connectors write trail times as "...56.907108+00:00", whose digits _PHONE took for a phone
+    number: `carinho trace` showed them masked. A whole ISO date-time under `at` or `*_at` is kept."""
+    hop = {
+        "at": "2026-11-30T18:44:56.907108+00:00",
+        "due_at": "2026-11-30T20:44:56Z",
+        "completed_at": "2026-11-30 18:44",
+        "note": "at 2026-11-30T18:44:56.907108+00:00 call 11987654321",
+    }
+    masked = mask_data(hop)
+    assert {k: masked[k] for k in ("at", "due_at", "completed_at")} == {
+        k: hop[k] for k in ("at", "due_at", "completed_at")
+    }
+    assert "11987654321" not in masked["note"]
+    # A phone under a time key is not a date-time: masked as anywhere else.
+    assert "98765" not in mask_data({"at": "+55 11 98765-4321"})["at"]
