@@ -48,9 +48,10 @@ def ready(worker: FaustWorker, timeout: float = 1800) -> dict[str, object]:
     raise TimeoutError(f"the worker was not ready in {timeout}s: see {worker.log}")
 
 
-def start(bootstrap: str, topology: object, port: int, data_dir: str) -> tuple[float, dict[str, object]]:
+def start(bootstrap: str, topology: object, port: int, data_dir: str, **env: str) -> tuple[float, dict[str, object]]:
+    """Seconds from a worker's launch until /health says ready, and that /health; then it is stopped."""
     began = time.monotonic()
-    worker = FaustWorker(bootstrap, topology, port, data_dir)  # type: ignore[arg-type]
+    worker = FaustWorker(bootstrap, topology, port, data_dir, **env)  # type: ignore[arg-type]
     try:
         health = ready(worker)
         return time.monotonic() - began, health

@@ -23,7 +23,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -32,8 +31,8 @@ import orjson
 from confluent_kafka import Producer
 
 from bench.common import ROOT, bench_broker, drop_hub, free_port, machine, median, save
-from bench.processors_restart import ready
-from bench.processors_routing import FaustWorker, hub
+from bench.processors_restart import start
+from bench.processors_routing import hub
 from bench.processors_trail_index import event_hops
 from hub.kafka_config import producer_config
 from hub.topology import Topology, load_topology
@@ -42,16 +41,6 @@ from processors.trail_index import hop_key, index_entry
 
 LAYOUTS = ("per_hop", "hop_list")
 READERS = {"faust_recovery": "false", "catch_up": "true"}  # CARINHO_CHANGELOG_CATCH_UP
-
-
-def start(bootstrap: str, topology: Topology, data_dir: str, catch_up: str) -> tuple[float, dict[str, object]]:
-    began = time.monotonic()
-    worker = FaustWorker(bootstrap, topology, free_port(), data_dir, CARINHO_CHANGELOG_CATCH_UP=catch_up)
-    try:
-        health = ready(worker)
-        return time.monotonic() - began, health
-    finally:
-        worker.stop()
 
 
 def write_changelog(bootstrap: str, topology: Topology, layout: str, events: int, hops: int) -> dict[str, int]:
@@ -91,13 +80,15 @@ def run(bootstrap: str, events: int, hops: int, rounds: int) -> dict[str, object
     try:
         for layout, topology in hubs.items():
             with tempfile.TemporaryDirectory() as data_dir:
-                start(bootstrap, topology, data_dir, "true")  # creates the changelog topics, empty
+                start(bootstrap, topology, free_port(), data_dir)  # creates the changelog topics, empty
             written[layout] = write_changelog(bootstrap, topology, layout, events, hops)
             print(layout, "written", written[layout], file=sys.stderr, flush=True)
         for _ in range(rounds):
             for layout, reader in cells:
                 with tempfile.TemporaryDirectory() as empty:
-                    seconds, health = start(bootstrap, hubs[layout], empty, READERS[reader])
+                    seconds, health = start(
+                        bootstrap, hubs[layout], free_port(), empty, CARINHO_CHANGELOG_CATCH_UP=READERS[reader]
+                    )
                 cell = f"{layout}/{reader}"
                 results[cell].append({"seconds": round(seconds, 2), "recovered": health["recovered"]})
                 print(cell, results[cell][-1], file=sys.stderr, flush=True)

@@ -48,7 +48,7 @@ def _levels_lag(consumer: Consumer, topology: Topology, timeout_s: float) -> dic
 def _group_lag(consumer: Consumer, topic: str, timeout_s: float) -> tuple[int, bool]:
     """The group's lag on `topic` (partitions it never committed count from their start) and whether
     it committed on any partition."""
-    marks = _watermarks(consumer, topic, timeout_s)
+    marks = partition_watermarks(consumer, topic, timeout_s)
     if not marks:
         return 0, False
     committed = consumer.committed([TopicPartition(topic, p) for p in marks], timeout=timeout_s)
@@ -64,7 +64,7 @@ def topic_records(bootstrap: str, topic: str, timeout_s: float = 10.0) -> int:
     """Records currently on `topic` (within retention): end minus start offsets, all partitions."""
     consumer = _consumer(bootstrap, "carinho.backlog-probe")
     try:
-        return sum(high - low for low, high in _watermarks(consumer, topic, timeout_s).values())
+        return sum(high - low for low, high in partition_watermarks(consumer, topic, timeout_s).values())
     finally:
         consumer.close()
 
@@ -74,7 +74,8 @@ def _consumer(bootstrap: str, group: str) -> Consumer:
     return Consumer(consumer_config(bootstrap, group_id=group, client_id="carinho-backlog"))
 
 
-def _watermarks(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, tuple[int, int]]:
+def partition_watermarks(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, tuple[int, int]]:
+    """Each partition's (start, end) offsets, asked through an existing consumer (none: {})."""
     metadata = consumer.list_topics(topic, timeout=timeout_s)
     info = metadata.topics.get(topic)
     if info is None or info.error is not None:
@@ -86,15 +87,10 @@ def _watermarks(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, t
     return marks
 
 
-def end_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
-    """Each partition's end offset (the offset its next record gets)."""
-    return {p: high for p, (_low, high) in watermarks(bootstrap, topic, timeout_s).items()}
-
-
 def watermarks(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, tuple[int, int]]:
     """Each partition's (start, end) offsets: its first record still kept and the next one's."""
     consumer = _consumer(bootstrap, "carinho.backlog-probe")
     try:
-        return _watermarks(consumer, topic, timeout_s)
+        return partition_watermarks(consumer, topic, timeout_s)
     finally:
         consumer.close()

@@ -33,11 +33,15 @@ from typing import Any, Literal
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from hub.backlog import partition_watermarks
 from hub.kafka_config import consumer_config
 from processors.state_store import RocksStore
 
 log = logging.getLogger("processors.changelog")
 READ_BATCH = 5_000  # records per consume() call and per write to the store
+# consume() waits until it has READ_BATCH records or this long: short, or the last call of every table
+# (fewer records than a batch left) waited the whole time (a second per table at each start).
+CONSUME_WAIT_S = 0.05
 IDLE_LIMIT_S = 30.0  # nothing read for this long while some partition is not at its end: give up
 PROGRESS_EVERY_S = 10.0  # a log line while a long catch-up runs (/health is not served yet)
 KeyCodec = Literal["raw", "json"]
@@ -91,7 +95,7 @@ def _catch_up_table(consumer: Consumer, name: str, changelog: Changelog, timeout
     assignment, left = [], {}
     at_most = 0  # offsets to read (compaction leaves fewer records): the progress lines' "of"
     try:
-        marks = _watermarks(consumer, topic, timeout)
+        marks = partition_watermarks(consumer, topic, timeout)
     except KafkaException as exc:
         log.warning("table %s: no changelog catch-up (%s); Faust's recovery reads it", name, exc)
         return 0
@@ -111,7 +115,7 @@ def _catch_up_table(consumer: Consumer, name: str, changelog: Changelog, timeout
     stopped: str | None = None
     try:
         while left and stopped is None:
-            messages = consumer.consume(READ_BATCH, 1.0)
+            messages = consumer.consume(READ_BATCH, CONSUME_WAIT_S)
             if not messages:
                 if time.monotonic() - idle_since > IDLE_LIMIT_S:
                     stopped = f"nothing read for {IDLE_LIMIT_S:.0f}s, partitions {sorted(left)} not at their end"
@@ -159,18 +163,7 @@ def decoded(
     """A record as the store takes it; raises on what Faust's codecs or the store would refuse."""
     if value is not None:
         orjson.loads(value)  # only checked: the store keeps the JSON as it is
-    decoded = orjson.loads(key) if json_keys and key is not None else key
-    if not isinstance(decoded, str | bytes):
-        raise TypeError(f"a table key must be str or bytes, not {type(decoded).__name__}")
-    return decoded, value, partition, offset
-
-
-def _watermarks(consumer: Consumer, topic: str, timeout: float) -> dict[int, tuple[int, int]]:
-    metadata = consumer.list_topics(topic, timeout=timeout)
-    info = metadata.topics.get(topic)
-    if info is None or info.error is not None:
-        return {}
-    return {
-        partition: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
-        for partition in sorted(info.partitions)
-    }
+    table_key = orjson.loads(key) if json_keys and key is not None else key
+    if not isinstance(table_key, str | bytes):
+        raise TypeError(f"a table key must be str or bytes, not {type(table_key).__name__}")
+    return table_key, value, partition, offset

@@ -6,7 +6,8 @@ trail index on spent ~23 % more CPU per event with one standby replica than with
 (benchmarks.md, tenth session). The follower does that job the way the start-up catch-up does: one
 plain confluent-kafka consumer (`assign`, no group) on every changelog partition this worker is not
 active for, its records written to the store in batches (`RocksStore.apply_encoded_batch`: the same
-entries, tombstones and offsets), a few milliseconds at a time from a timer on the event loop.
+entries, tombstones and offsets), a few milliseconds at a time from a task on the event loop
+(`Processors._follow_forever`).
 
 Rebalances: `pause()` runs when a rebalance starts (Faust's `on_rebalance_start`, before its recovery
 reads the stores' offsets), and nothing is written after it; `follow(active)` runs once the recovery
@@ -46,7 +47,9 @@ class TableFollower:
                 bootstrap,
                 group_id="carinho.processors-follower",  # never joins: assign() only, nothing committed
                 client_id="carinho-processors-follower",
-                **{"fetch.wait.max.ms": 100, "queued.max.messages.kbytes": 16_384},
+                # An idle partition's fetch waits at the broker up to 500 ms (librdkafka's default):
+                # the copies lag by at most about that, and an idle worker asks twice a second.
+                **{"fetch.wait.max.ms": 500, "queued.max.messages.kbytes": 16_384},
             )
         )
         self._partitions: dict[str, list[int]] = {}

@@ -95,6 +95,13 @@ def offline_processors(
     return processors
 
 
+def disk_store(table: Any) -> state_store.RocksMapping:
+    """A table's database (the default store), checked to be one."""
+    store = state_store.mapping(table)
+    assert isinstance(store, state_store.RocksMapping)
+    return store
+
+
 def close_offline(processors: Processors) -> None:
     """Close what offline_processors opened: the tables' databases and the output producer."""
     for table in processors.tables().values():

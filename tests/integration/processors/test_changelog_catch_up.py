@@ -9,18 +9,10 @@ from pathlib import Path
 
 import orjson
 
-from processors import state_store
-from processors.app import Processors
 from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
-from tests.integration.processors.helpers import close_offline, offline_processors, write_records
+from tests.integration.processors.helpers import close_offline, disk_store, offline_processors, write_records
 
 HOP = {"event_id": "e1", "hop": "routed", "at": "2026-11-30T10:00:00Z", "service": "processors", "detail": {}}
-
-
-def _stores(processors: Processors) -> tuple[state_store.RocksMapping, state_store.RocksMapping]:
-    dedupe, trail = state_store.mapping(processors.dedupe_table), state_store.mapping(processors.trail_table)
-    assert isinstance(dedupe, state_store.RocksMapping) and isinstance(trail, state_store.RocksMapping)
-    return dedupe, trail
 
 
 def test_a_new_directory_reads_each_changelog_to_its_end_and_a_kept_one_only_the_rest(
@@ -45,7 +37,7 @@ def test_a_new_directory_reads_each_changelog_to_its_end_and_a_kept_one_only_the
     )
     first.check_local_state()
     assert first.catch_up_tables() == {"dedupe": 5, "scheduled": 0, "trail-index": 1}
-    dedupe, trail = _stores(first)
+    dedupe, trail = disk_store(first.dedupe_table), disk_store(first.trail_table)
     assert dict(dedupe.items()) == {"k1": {"at": 3.0}, "k3": {"at": 4.0}}
     assert dedupe.persisted_offsets() == {0: 1, 1: 2}  # where Faust's recovery starts: nothing left
     assert dict(trail.items()) == {b"e1/0/000000000007": HOP} and trail.persisted_offsets() == {0: 0}
@@ -56,7 +48,7 @@ def test_a_new_directory_reads_each_changelog_to_its_end_and_a_kept_one_only_the
     again = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     again.check_local_state()  # the directory is kept: its offsets are the changelog's
     assert again.catch_up_tables() == {"dedupe": 1, "scheduled": 0, "trail-index": 0}
-    dedupe, _ = _stores(again)
+    dedupe = disk_store(again.dedupe_table)
     assert dict(dedupe.items()) == {"k1": {"at": 3.0}, "k3": {"at": 4.0}, "k4": {"at": 5.0}}
     assert dedupe.persisted_offsets() == {0: 2, 1: 2}
     assert again.catch_up_tables() == {"dedupe": 0, "scheduled": 0, "trail-index": 0}  # at the end: nothing
@@ -81,7 +73,7 @@ def test_a_record_the_codecs_refuse_stops_the_catch_up_after_what_came_before(
     )
     processors.check_local_state()
     assert processors.catch_up_tables()["dedupe"] == 1
-    dedupe, _ = _stores(processors)
+    dedupe = disk_store(processors.dedupe_table)
     # The record before the bad one is applied and noted: Faust's recovery resumes at the bad one.
     assert dict(dedupe.items()) == {"ok": {"at": 1.0}} and dedupe.persisted_offsets() == {0: 0}
     close_offline(processors)
@@ -97,6 +89,6 @@ def test_off_it_reads_nothing(
     write_records(kafka_bootstrap, [(processors.dedupe_changelog, b'"k"', b'{"at":1.0}', 0)])
     processors.check_local_state()
     assert processors.catch_up_tables() == {}
-    dedupe, _ = _stores(processors)
+    dedupe = disk_store(processors.dedupe_table)
     assert dict(dedupe.items()) == {} and dedupe.persisted_offsets() == {}  # Faust's recovery reads it all
     close_offline(processors)

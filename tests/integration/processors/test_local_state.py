@@ -13,9 +13,8 @@ from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from hub.kafka_config import admin_config, producer_config
-from processors import state_store
 from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
-from tests.integration.processors.helpers import close_offline, offline_processors
+from tests.integration.processors.helpers import close_offline, disk_store, offline_processors
 
 
 def test_local_tables_are_kept_only_for_the_changelog_they_were_written_from(
@@ -26,8 +25,7 @@ def test_local_tables_are_kept_only_for_the_changelog_they_were_written_from(
     topology = make_hub(short_topology_file, kafka_bootstrap)
     first = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     first.check_local_state()  # a new directory: the changelog's identity is recorded
-    store = state_store.mapping(first.dedupe_table)
-    assert isinstance(store, state_store.RocksMapping)
+    store = disk_store(first.dedupe_table)
     source = store.source
     assert source is not None and source.startswith(f"{first.dedupe_changelog}:")
     # A dedupe entry and its changelog record, as the router writes them: the offset is noted once
@@ -40,16 +38,14 @@ def test_local_tables_are_kept_only_for_the_changelog_they_were_written_from(
 
     kept = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     kept.check_local_state()
-    store = state_store.mapping(kept.dedupe_table)
-    assert isinstance(store, state_store.RocksMapping)
+    store = disk_store(kept.dedupe_table)
     assert store["k"] == {"at": 1.0} and store.persisted_offsets() == {0: 0} and store.source == source
     store.persist(1, 5)  # partition 1 of the changelog is empty: an offset from another life
     close_offline(kept)
 
     past_end = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     past_end.check_local_state()
-    store = state_store.mapping(past_end.dedupe_table)
-    assert isinstance(store, state_store.RocksMapping)
+    store = disk_store(past_end.dedupe_table)
     assert "k" not in store and store.persisted_offsets() == {} and store.source == source
     store["k"] = {"at": 2.0}
     store.persist(0, 0)
@@ -63,8 +59,7 @@ def test_local_tables_are_kept_only_for_the_changelog_they_were_written_from(
         time.sleep(0.2)
     recreated = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)  # creates it again
     recreated.check_local_state()
-    store = state_store.mapping(recreated.dedupe_table)
-    assert isinstance(store, state_store.RocksMapping)
+    store = disk_store(recreated.dedupe_table)
     assert "k" not in store and store.persisted_offsets() == {}
     assert store.source is not None and store.source != source
     close_offline(recreated)
@@ -79,8 +74,7 @@ def test_a_database_that_missed_records_deleted_by_retention_is_dropped(
     first = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     first.check_local_state()
     topic = first.dedupe_changelog
-    store = state_store.mapping(first.dedupe_table)
-    assert isinstance(store, state_store.RocksMapping)
+    store = disk_store(first.dedupe_table)
     store["k"] = {"at": 1.0}
     first.outputs.produce_changelog(topic, b'"k"', b'{"at":1.0}', 0, first.dedupe_table)
     asyncio.run(first.outputs.flush())
@@ -99,16 +93,14 @@ def test_a_database_that_missed_records_deleted_by_retention_is_dropped(
     delete_before(1)  # offset 0, which the database holds: nothing it has not read is gone
     kept = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     kept.check_local_state()
-    store = state_store.mapping(kept.dedupe_table)
-    assert isinstance(store, state_store.RocksMapping)
+    store = disk_store(kept.dedupe_table)
     assert store["k"] == {"at": 1.0} and store.persisted_offsets() == {0: 0}
     close_offline(kept)
 
     delete_before(2)  # offset 1 is gone before this database read it
     dropped = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     dropped.check_local_state()
-    store = state_store.mapping(dropped.dedupe_table)
-    assert isinstance(store, state_store.RocksMapping)
+    store = disk_store(dropped.dedupe_table)
     assert "k" not in store and store.persisted_offsets() == {}
     assert dropped.catch_up_tables()["dedupe"] == 1  # the whole changelog is read again: offset 2 is left
     assert dict(store.items()) == {"k3": {"at": 2.0}} and store.persisted_offsets() == {0: 2}

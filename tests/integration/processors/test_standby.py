@@ -65,6 +65,7 @@ def test_a_worker_takes_over_from_its_warm_standby_copy(
     # a's share of the 300 events, each one dedupe and one trail-index record: not nothing, so the
     # check below measures something.
     assert before >= 100, before
+    assert (b.health() or {}).get("followed", 0) > 0  # written by the follower, not by a recovery
     a.stop()
     wait_until(
         lambda: (h := b.health() or {}).get("status") == "ok" and h.get("assigned_partitions", 0) > assigned_before,

@@ -7,11 +7,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from processors import state_store
-from processors.app import Processors
 from processors.table_follower import TableFollower
 from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
-from tests.integration.processors.helpers import close_offline, offline_processors, write_records
+from tests.integration.processors.helpers import close_offline, disk_store, offline_processors, write_records
 
 
 def _ticks(follower: TableFollower, until: int, timeout: float = 20.0) -> int:
@@ -21,12 +19,6 @@ def _ticks(follower: TableFollower, until: int, timeout: float = 20.0) -> int:
         written += follower.tick()
         time.sleep(0.05)
     return written
-
-
-def _dedupe(processors: Processors) -> state_store.RocksMapping:
-    store = state_store.mapping(processors.dedupe_table)
-    assert isinstance(store, state_store.RocksMapping)
-    return store
 
 
 def test_the_follower_keeps_the_partitions_not_active_here_and_none_during_a_rebalance(
@@ -44,7 +36,7 @@ def test_the_follower_keeps_the_partitions_not_active_here_and_none_during_a_reb
         follower.follow([])  # nothing active here: every partition followed
         write_records(kafka_bootstrap, [(topic, b'"a"', b'{"at":1.0}', 0), (topic, b'"b"', b'{"at":2.0}', 1)])
         assert _ticks(follower, 2) == 2
-        store = _dedupe(processors)
+        store = disk_store(processors.dedupe_table)
         assert dict(store.items()) == {"a": {"at": 1.0}, "b": {"at": 2.0}}
         assert store.persisted_offsets() == {0: 0, 1: 0} and follower.applied == 2
 
