@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,26 +40,80 @@ class JsonFormatter(logging.Formatter):
         return f"{self._second_text}.{micros // 1000:03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
+        fields = record.__dict__
+        names = fields.keys() - _STANDARD  # a set operation: most of a record's attributes are standard
+        extras = {k: fields[k] for k in names} if names else None
+        error = self.formatException(record.exc_info) if record.exc_info else None
+        return self.line(record.created, record.levelname.lower(), record.name, record.getMessage(), extras, error)
+
+    def line(
+        self, created: float, level: str, logger: str, message: str, extras: dict[str, Any] | None, error: str | None
+    ) -> str:
+        """One JSON line: time, level, service, logger, masked message, request/event id from the
+        context, masked extra fields (those not starting with "_"), masked error."""
         entry: dict[str, Any] = {
-            "ts": self._timestamp(record.created),
-            "level": record.levelname.lower(),
+            "ts": self._timestamp(created),
+            "level": level,
             "service": self.service,
-            "logger": record.name,
-            "msg": mask_text(record.getMessage()),
+            "logger": logger,
+            "msg": mask_text(message),
         }
         request_id, event_id = request_id_var.get(), event_id_var.get()
         if request_id:
             entry["request_id"] = request_id
         if event_id:
             entry["event_id"] = event_id
-        fields = record.__dict__
-        names = fields.keys() - _STANDARD  # a set operation: most of a record's attributes are standard
-        if names:
-            extras = {k: fields[k] for k in names if not k.startswith("_")}
-            entry.update(mask_data(extras))
-        if record.exc_info:
-            entry["error"] = mask_text(self.formatException(record.exc_info))
+        if extras:
+            entry.update(mask_data({k: v for k, v in extras.items() if not k.startswith("_")}))
+        if error is not None:
+            entry["error"] = mask_text(error)
         return orjson.dumps(entry, default=str).decode()
+
+
+# The handler configure_logging installed, for log_info's direct path.
+_json_handler: logging.StreamHandler[Any] | None = None
+
+
+def log_info(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
+    """`logger.info(message, extra=fields)`, for a line written once per request (the ingress's audit).
+
+    When the line would reach only the JSON handler configure_logging installed (no other handler, no
+    filter on the way: the services' set-up), it is formatted and written here directly, the same
+    line as through `logging` at half the CPU: no LogRecord, no handler chain (~40 -> ~17 us by hand,
+    docs/benchmarks.md). Otherwise (tests' capture handlers, a handler added at run time) it goes
+    through `logging` as usual. `fields` follows `extra`'s rule: no LogRecord attribute names."""
+    handler = _json_handler
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    if handler is None or not _reaches_only(logger, handler):
+        logger.info(message, extra=fields)
+        return
+    formatter = handler.formatter
+    assert isinstance(formatter, JsonFormatter)
+    text = formatter.line(time.time(), "info", logger.name, message, fields, None) + handler.terminator
+    handler.acquire()
+    try:
+        handler.stream.write(text)
+        handler.flush()
+    except Exception:  # what Handler.emit does: report on stderr, never raise into the request
+        handler.handleError(logger.makeRecord(logger.name, logging.INFO, "", 0, message, (), None, extra=fields))
+    finally:
+        handler.release()
+
+
+def _reaches_only(logger: logging.Logger, handler: logging.Handler) -> bool:
+    """The INFO line of `logger` goes to `handler` alone, and nothing on the way filters it."""
+    if logger.disabled or logger.filters or handler.filters or handler.level > logging.INFO:
+        return False
+    found = False
+    current: logging.Logger | None = logger
+    while current is not None:
+        for other in current.handlers:
+            if other is not handler:
+                return False
+            found = True
+        current = current.parent if current.propagate else None
+    return found
 
 
 def configure_logging(service: str, level: str = "INFO", stream: Any = None) -> None:
@@ -69,8 +124,10 @@ def configure_logging(service: str, level: str = "INFO", stream: Any = None) -> 
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    global _json_handler
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter(service))
+    _json_handler = handler
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

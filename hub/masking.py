@@ -102,27 +102,62 @@ def mask_name(value: str) -> str:
 
 _NUMBER_PII_KEYS = frozenset({"phone", "telefone", "cpf"})
 
+# What a key says about its value, worked out once per key: every log line and trail hop runs
+# mask_data on the same few dozen keys, and the lower-casing plus five set lookups per field cost
+# more than the masking itself. Keys are not values: the memo never holds personal data.
+_PLAIN, _ID, _TIME, _SECRET, _NAME, _FREE_TEXT, _NUMBER_PII = range(7)
+_KEY_KINDS: dict[str | None, int] = {}
+_KEY_KINDS_MAX_ITEMS = 4096
+
+
+def _key_kind(key: str | None) -> int:
+    kind = _KEY_KINDS.get(key)
+    if kind is not None:
+        return kind
+    lowered = key.lower() if key else ""
+    if lowered in ID_KEYS:
+        kind = _ID
+    elif lowered == "at" or lowered.endswith("_at"):
+        kind = _TIME
+    elif lowered in SECRET_KEYS:
+        kind = _SECRET
+    elif lowered in NAME_KEYS:
+        kind = _NAME
+    elif lowered in FREE_TEXT_KEYS:
+        kind = _FREE_TEXT
+    elif lowered in _NUMBER_PII_KEYS:
+        kind = _NUMBER_PII
+    else:
+        kind = _PLAIN
+    if len(_KEY_KINDS) >= _KEY_KINDS_MAX_ITEMS:
+        _KEY_KINDS.clear()
+    _KEY_KINDS[key] = kind
+    return kind
+
 
 def mask_data(value: Any, key: str | None = None) -> Any:
     """Return a masked copy of a JSON-like value (dicts, lists, strings, numbers)."""
     # Strings first: most logged values are (every log line runs this on its fields).
     if isinstance(value, str):
-        lowered = key.lower() if key else ""
-        if lowered in ID_KEYS or _UUID.match(value):
+        kind = _key_kind(key)
+        if kind in (_PLAIN, _NUMBER_PII):
+            # No digit and no "@": nothing any pattern could take (most logged strings).
+            if not _MAYBE_PERSONAL.search(value) or _UUID.match(value):
+                return value
+            return mask_text(value)
+        if kind == _ID or _UUID.match(value):
             return value
-        if (lowered == "at" or lowered.endswith("_at")) and _ISO_DATETIME.match(value):
-            return value
-        if lowered in SECRET_KEYS:
+        if kind == _TIME:
+            return value if _ISO_DATETIME.match(value) else mask_text(value)
+        if kind == _SECRET:
             return "***"
-        if lowered in NAME_KEYS:
+        if kind == _NAME:
             return mask_name(value)
-        if lowered in FREE_TEXT_KEYS:
-            return f"[text: {len(value)} chars]"
-        return mask_text(value)
+        return f"[text: {len(value)} chars]"  # _FREE_TEXT
     if isinstance(value, dict):
         return {k: mask_data(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_data(v, key) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and key and key.lower() in _NUMBER_PII_KEYS:
+    if isinstance(value, int) and not isinstance(value, bool) and key and _key_kind(key) == _NUMBER_PII:
         return "***"
     return value

@@ -16,7 +16,7 @@ import orjson
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.logging import request_id_var
+from hub.logging import log_info, request_id_var
 from ingress.metrics import REQUEST_LATENCY, REQUESTS
 
 log = logging.getLogger("ingress.audit")
@@ -64,7 +64,7 @@ class AuditRecord:
                 "status": status,
                 "latency_ms": round(latency * 1000, 2),
             }
-            log.info("request", extra=entry)
+            log_info(log, "request", entry)
             _to_kafka(state, entry)
         request_id_var.reset(self.token)
 
