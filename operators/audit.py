@@ -11,7 +11,7 @@ import getpass
 import socket
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -117,7 +117,10 @@ def read_audit(
     operator: str | None = None,
 ) -> Iterator[AuditEntry]:
     """Operator actions on the audit topic, in topic order per partition (callers sort by `at`)."""
-    for record in scan_topic(bootstrap, topology.system_topic("audit"), since=since):
+    # The audit topic also holds a record per ingress request: stop an hour past `until` (records are
+    # written just after their `at`) instead of reading to the end.
+    stop = until + timedelta(hours=1) if until is not None else None
+    for record in scan_topic(bootstrap, topology.system_topic("audit"), since=since, until=stop):
         if record.header(KIND_HEADER) != KIND or record.value is None:
             continue
         try:

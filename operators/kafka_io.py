@@ -103,27 +103,28 @@ def scan_topic(
     topic: str,
     *,
     since: datetime | None = None,
+    until: datetime | None = None,
     timeout: float = 60.0,
     end_offsets: dict[int, int] | None = None,
 ) -> Iterator[RawRecord]:
     """Yield every record of `topic` from the beginning (or from the first record at/after `since`)
-    up to the end offsets captured at the start (or `end_offsets`, to repeat an earlier pass).
-    Memory: one record at a time."""
+    up to the end offsets captured at the start (or `end_offsets`, to repeat an earlier pass), and,
+    with `until`, not past the first record at/after `until`. Both bounds go by the records' Kafka
+    timestamps (the producers' clocks, when they wrote): callers filter by their own time fields and
+    give the bounds a margin for records written late. Memory: one record at a time."""
     consumer = reader(bootstrap)
     try:
         parts = partitions_of(consumer, topic)
-        start: dict[int, int] = {}
-        if since is not None:
-            wanted = [TopicPartition(topic, p, int(since.timestamp() * 1000)) for p in parts]
-            found = retrying(lambda: consumer.offsets_for_times(wanted, timeout=10), f"offsets in {topic}")
-            for tp in found:
-                start[tp.partition] = tp.offset  # -1: nothing at/after since
+        start = _offsets_at(consumer, topic, parts, since) if since is not None else {}
+        stop = _offsets_at(consumer, topic, parts, until) if until is not None else {}
         end: dict[int, int] = {}
         assignment: list[TopicPartition] = []
         for p in parts:
             low, high = get_watermarks(consumer, topic, p)
             if end_offsets is not None:
                 high = min(high, end_offsets.get(p, 0))
+            if stop.get(p, -1) >= 0:  # -1: nothing at/after until, read to the end
+                high = min(high, stop[p])
             first = start.get(p, -1) if since is not None else low
             if first < 0 or first >= high:
                 continue  # empty, or nothing at/after `since`
@@ -154,6 +155,13 @@ def scan_topic(
                 yield RawRecord.from_message(msg)
     finally:
         consumer.close()
+
+
+def _offsets_at(consumer: Consumer, topic: str, parts: list[int], moment: datetime) -> dict[int, int]:
+    """Per partition, the first offset whose timestamp is at/after `moment` (-1: none)."""
+    wanted = [TopicPartition(topic, p, int(moment.timestamp() * 1000)) for p in parts]
+    found = retrying(lambda: consumer.offsets_for_times(wanted, timeout=10), f"offsets in {topic}")
+    return {tp.partition: tp.offset for tp in found}
 
 
 def read_one(bootstrap: str, topic: str, partition: int, offset: int, timeout: float = 10.0) -> RawRecord | None:

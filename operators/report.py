@@ -41,6 +41,10 @@ from operators.settings import OperatorSettings
 ReportFormat = Literal["md", "html"]
 # Deliveries finishing on the day may belong to events accepted a little before midnight.
 ACCEPTED_LOOKBACK = timedelta(hours=6)
+# A record's Kafka timestamp is when it was written, a little after the time it carries: the scans
+# read up to this long past the day's end (not to the end of the topic, which on a report run late,
+# or on a busy hub's first start, is everything written since).
+LATE_RECORDS = timedelta(hours=1)
 
 
 @dataclass
@@ -191,7 +195,9 @@ def build_daily_report(
 
     # 1. When each event entered the hub (trail "accepted" hops), for end-to-end latency.
     accepted: dict[str, datetime] = {}
-    for record in scan_topic(bootstrap, topology.system_topic("trail"), since=start - ACCEPTED_LOOKBACK):
+    for record in scan_topic(
+        bootstrap, topology.system_topic("trail"), since=start - ACCEPTED_LOOKBACK, until=end + LATE_RECORDS
+    ):
         if record.value is None or b'"accepted"' not in record.value:
             continue  # cheap pre-filter: most hops are not "accepted"
         try:
@@ -204,7 +210,9 @@ def build_daily_report(
     # 2. Delivery attempts of the day; the last one per delivery decides its outcome.
     last: dict[str, Attempt] = {}
     failure_reasons: Counter[tuple[str, str]] = Counter()
-    for record in scan_topic(bootstrap, topology.system_topic("deliveries"), since=start - timedelta(minutes=5)):
+    for record in scan_topic(
+        bootstrap, topology.system_topic("deliveries"), since=start - timedelta(minutes=5), until=end + LATE_RECORDS
+    ):
         attempt = parse_attempt(record.value)
         if attempt is None or not start <= attempt.at < end:
             continue
@@ -234,7 +242,9 @@ def build_daily_report(
 
     # 3. Dead letters: new on the day (by reason), and what is still open now.
     dead_new: Counter[tuple[str, str]] = Counter()
-    for record in scan_topic(bootstrap, topology.dead_letter_topic, since=start - timedelta(minutes=5)):
+    for record in scan_topic(
+        bootstrap, topology.dead_letter_topic, since=start - timedelta(minutes=5), until=end + LATE_RECORDS
+    ):
         try:
             info = DeadLetterInfo.from_headers(list(record.headers))
         except (TypeError, ValueError):

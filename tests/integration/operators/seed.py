@@ -62,7 +62,12 @@ class Seeder:
         self.positions: list[str] = []
 
     def _produce(
-        self, topic: str, value: bytes | None, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        at: datetime | None = None,
     ) -> str:
         where: list[str] = []
 
@@ -70,7 +75,7 @@ class Seeder:
             assert err is None, err
             where.append(f"{msg.partition()}:{msg.offset()}")
 
-        self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=done)
+        self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=done, timestamp=_ms(at))
         assert self.producer.flush(60) == 0
         return where[0]
 
@@ -117,7 +122,7 @@ class Seeder:
             last_status_code=status,
             **ids,
         )
-        return self._produce(self.topology.dead_letter_topic, raw, key, info.to_headers())
+        return self._produce(self.topology.dead_letter_topic, raw, key, info.to_headers(), at=failed_at)
 
     def attempt(
         self,
@@ -143,14 +148,25 @@ class Seeder:
             "at": at.isoformat(),
         }
         self.producer.produce(
-            self.topology.system_topic("deliveries"), key=str(record.delivery_id).encode(), value=orjson.dumps(value)
+            self.topology.system_topic("deliveries"),
+            key=str(record.delivery_id).encode(),
+            value=orjson.dumps(value),
+            timestamp=_ms(at),
         )
 
     def hop(self, hop: TrailHop) -> None:
-        self.producer.produce(self.topology.system_topic("trail"), key=hop.kafka_key(), value=hop.to_json())
+        self.producer.produce(
+            self.topology.system_topic("trail"), key=hop.kafka_key(), value=hop.to_json(), timestamp=_ms(hop.at)
+        )
 
     def health(self, key: str, value: dict[str, Any]) -> None:
         self.producer.produce(self.topology.system_topic("health"), key=key.encode(), value=orjson.dumps(value))
 
     def flush(self) -> None:
         assert self.producer.flush(60) == 0
+
+
+def _ms(at: datetime | None) -> int:
+    """A record's Kafka timestamp as the hub's producers set it: when the record was written, which is
+    when the time it carries happened (0: librdkafka stamps it now)."""
+    return int(at.timestamp() * 1000) if at is not None else 0

@@ -316,3 +316,7 @@ def test_export_masked_and_revealed(seeder: Seeder, carinho: RunCli, tmp_path: P
     assert "dlq.export" in table.out and "REVEAL" in table.out and "ana.operadora" in table.out
     other = carinho("audit", "--by", "someone.else", "--json")
     assert other.json_lines() == []
+    # --until: entries at/after it are left out (and the scan stops an hour past it, not at the end).
+    assert carinho("audit", "--json", "--action", "dlq.export", "--until", "2h").json_lines() == []
+    later = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    assert len(carinho("audit", "--json", "--action", "dlq.export", "--until", later).json_lines()) == 2
