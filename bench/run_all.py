@@ -27,6 +27,7 @@ BENCHMARKS = (
     ("processors_trail_recovery", ["-m", "bench.processors_trail_recovery"]),
     ("connectors", ["-m", "bench.connectors_throughput"]),
     ("hub_end_to_end", ["-m", "bench.hub_end_to_end"]),
+    ("hub_idle", ["-m", "bench.hub_idle"]),
 )
 
 

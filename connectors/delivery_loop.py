@@ -232,7 +232,7 @@ class DestinationWorker:
             self.bootstrap,
             group_id=self.group,
             client_id=f"connector-{self.name}",
-            **{"queued.max.messages.kbytes": 8192, "fetch.wait.max.ms": 100, **self.consumer_overrides},
+            **{"queued.max.messages.kbytes": 8192, "fetch.wait.max.ms": 500, **self.consumer_overrides},
         )
         consumer = Consumer(config)
         self.consumer = consumer

@@ -20,11 +20,11 @@ def test_fetch_settings_reach_the_destination_consumers() -> None:
     assert overrides["fetch.min.bytes"] == 16_384 and overrides["fetch.wait.max.ms"] == 250
 
 
-def test_fetch_defaults_are_one_byte_and_100_ms() -> None:
+def test_fetch_defaults_are_one_byte_and_500_ms() -> None:
     service = _service()
     service._build()
     overrides = service.workers["crm"].consumer_overrides
-    assert overrides["fetch.min.bytes"] == 1 and overrides["fetch.wait.max.ms"] == 100
+    assert overrides["fetch.min.bytes"] == 1 and overrides["fetch.wait.max.ms"] == 500
 
 
 def test_fetch_settings_are_checked() -> None:
