@@ -53,6 +53,10 @@ def idle_cores(settings: dict[str, str], settle: float, seconds: float) -> dict[
     return {name: round(share, 3) for name, share in used.items()}
 
 
+def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {proc: round(statistics.median(r[proc] for r in runs), 3) for proc in runs[0]}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settle", type=float, default=60.0)
@@ -73,9 +77,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": "python -m bench.hub_idle " + " ".join(argv if argv is not None else sys.argv[1:]),
         "variants": {name: settings for name, settings in variants},
         "rounds": rounds,
-        "median_cores": {
-            name: {proc: round(statistics.median(r[proc] for r in runs), 3) for proc in runs[0]} for name, runs in rounds.items()
-        },
+        "median_cores": {name: _medians(runs) for name, runs in rounds.items()},
     }
     path = save("hub_idle", result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
