@@ -131,3 +131,11 @@ def test_a_failed_write_is_reported_not_raised(stream: io.StringIO, capsys: pyte
     with json_handler_alone():
         log_info(logging.getLogger("ingress.audit"), "request", FIELDS)
     assert "ValueError" in capsys.readouterr().err
+
+
+def test_another_formatter_on_the_handler_is_used(stream: io.StringIO) -> None:
+    assert hub_logging._json_handler is not None
+    hub_logging._json_handler.setFormatter(logging.Formatter("plain %(message)s"))
+    with json_handler_alone():
+        log_info(logging.getLogger("ingress.audit"), "request", FIELDS)
+    assert stream.getvalue() == "plain request\n"
