@@ -129,9 +129,10 @@ def _key_kind(key: str | None) -> int:
         kind = _NUMBER_PII
     else:
         kind = _PLAIN
-    if len(_KEY_KINDS) >= _KEY_KINDS_MAX_ITEMS:
-        _KEY_KINDS.clear()
-    _KEY_KINDS[key] = kind
+    if key is None or len(key) <= _CLEAN_MAX_CHARS:  # payload keys are the senders': keep the memo small
+        if len(_KEY_KINDS) >= _KEY_KINDS_MAX_ITEMS:
+            _KEY_KINDS.clear()
+        _KEY_KINDS[key] = kind
     return kind
 
 

@@ -8,7 +8,7 @@ import logging
 from datetime import UTC, datetime
 
 from hub.logging import JsonFormatter, request_id_var
-from hub.masking import _CLEAN, mask_data, mask_text
+from hub.masking import _CLEAN, _KEY_KINDS, mask_data, mask_text
 
 PERSON = {
     "name": "Maria Aparecida Souza",
@@ -102,3 +102,15 @@ def test_times_under_time_keys_survive_and_only_they() -> None:
     assert "11987654321" not in masked["note"]
     # A phone under a time key is not a date-time: masked as anywhere else.
     assert "98765" not in mask_data({"at": "+55 11 98765-4321"})["at"]
+
+
+def test_what_a_key_means_is_remembered_for_short_keys_only() -> None:
+    """mask_data remembers each key's meaning (hub.masking._KEY_KINDS); payload keys come from the
+    senders, so a long one is worked out every time and never kept."""
+    long_key = "k" * 200
+    for _ in range(2):
+        assert mask_data({"Nome": "Maria Souza", long_key: "tel 11987654321"}) == {
+            "Nome": "M*** S***",
+            long_key: mask_text("tel 11987654321"),
+        }
+    assert "Nome" in _KEY_KINDS and long_key not in _KEY_KINDS
