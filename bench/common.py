@@ -179,6 +179,14 @@ def save(name: str, result: dict[str, Any]) -> Path:
     return path
 
 
+def save_and_show(name: str, result: dict[str, Any]) -> Path:
+    """Save `result` and print it (without the machine description) and where it went."""
+    path = save(name, result)
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    print(f"saved {path}")
+    return path
+
+
 def metric_sum(url: str, sample: str, **labels: str) -> float | None:
     """The sum of a service's /metrics samples named `sample` (e.g. `..._seconds_sum`) whose labels
     include `labels`; None when there is none. Parsed by prometheus_client, which wrote them."""

@@ -15,7 +15,6 @@ round and as medians.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import cpu_seconds_with_children, machine, save
+from bench.common import cpu_seconds_with_children, machine, save_and_show
 from bench.hub_end_to_end import Hub, bench_topology
 
 
@@ -79,9 +78,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rounds": rounds,
         "median_cores": {name: _medians(runs) for name, runs in rounds.items()},
     }
-    path = save("hub_idle", result)
-    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
-    print(f"saved {path}")
+    save_and_show("hub_idle", result)
     return result
 
 

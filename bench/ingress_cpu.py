@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, machine, save
+from bench.common import ROOT, machine, save_and_show
 from hub.logging import configure_logging
 from hub.topology import load_topology
 from ingress.api_keys import ApiKeyStore
@@ -166,9 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # Logs go to a file, as in production (one JSON audit line per request is part of the cost).
     with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "ingress.log", "w") as log:
         result.update(asyncio.run(measure(args.requests, args.rounds, args.batch, log)))
-    path = save("ingress_cpu", result)
-    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
-    print(f"saved {path}")
+    save_and_show("ingress_cpu", result)
     return result
 
 
