@@ -57,9 +57,10 @@ class ConnectorSettings(HubSettings):
         default=1, ge=1, le=1_048_576, description="CARINHO_CONNECTOR_FETCH_MIN_BYTES"
     )
     # 500 (librdkafka's default): with min 1 byte the broker answers as soon as a record lands, so the
-    # wait only bounds an idle fetch; at 100 ms the nine destinations' idle fetches cost the broker
-    # ~0.12 of a core against ~0.05 (bench.hub_idle). What waits longer: a partition resumed (a retry
-    # tier's record coming due) or newly assigned is fetched when the parked fetch returns, <= 500 ms.
+    # wait only bounds an idle fetch; at 100 ms the nine destinations' idle fetches cost an idle hub's
+    # broker ~0.07-0.12 of a core more (docs/benchmarks.md, bench.hub_idle). What waits longer: a
+    # partition resumed (a retry tier's record coming due) or newly assigned is fetched when the
+    # parked fetch returns, <= 500 ms.
     connector_fetch_max_wait_ms: int = Field(
         default=500, ge=1, le=10_000, description="CARINHO_CONNECTOR_FETCH_MAX_WAIT_MS"
     )

@@ -104,7 +104,7 @@ _NUMBER_PII_KEYS = frozenset({"phone", "telefone", "cpf"})
 
 # What a key says about its value, worked out once per key: every log line and trail hop runs
 # mask_data on the same few dozen keys, and the lower-casing plus five set lookups per field cost
-# more than the masking itself. Keys are not values: the memo never holds personal data.
+# more than the masking itself. The memo stays in memory (never logged), short keys only.
 _PLAIN, _ID, _TIME, _SECRET, _NAME, _FREE_TEXT, _NUMBER_PII = range(7)
 _KEY_KINDS: dict[str | None, int] = {}
 _KEY_KINDS_MAX_ITEMS = 4096

@@ -11,7 +11,7 @@ import getpass
 import socket
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.masking import mask_data
 from hub.topology import Topology
-from operators.kafka_io import DeliveryErrors, flush_or_raise, producer, scan_topic
+from operators.kafka_io import LATE_RECORDS, DeliveryErrors, flush_or_raise, producer, scan_topic
 
 KIND = "operator_action"
 KIND_HEADER = "audit_kind"
@@ -117,9 +117,8 @@ def read_audit(
     operator: str | None = None,
 ) -> Iterator[AuditEntry]:
     """Operator actions on the audit topic, in topic order per partition (callers sort by `at`)."""
-    # The audit topic also holds a record per ingress request: stop an hour past `until` (records are
-    # written just after their `at`) instead of reading to the end.
-    stop = until + timedelta(hours=1) if until is not None else None
+    # The audit topic also holds a record per ingress request: stop past `until` instead of at the end.
+    stop = until + LATE_RECORDS if until is not None else None
     for record in scan_topic(bootstrap, topology.system_topic("audit"), since=since, until=stop):
         if record.header(KIND_HEADER) != KIND or record.value is None:
             continue

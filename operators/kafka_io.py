@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -17,6 +17,9 @@ from hub.kafka_config import consumer_config, producer_config
 from hub.kafka_retry import retry_transient
 
 CLIENT_ID = "carinho-operators"
+# A record's Kafka timestamp is when it was written, a little after the time it carries: readers that
+# stop at a moment (scan_topic's `until`) stop this long past it and filter by their own time field.
+LATE_RECORDS = timedelta(hours=1)
 T = TypeVar("T")
 
 
@@ -115,8 +118,8 @@ def scan_topic(
     consumer = reader(bootstrap)
     try:
         parts = partitions_of(consumer, topic)
-        start = _offsets_at(consumer, topic, parts, since) if since is not None else {}
-        stop = _offsets_at(consumer, topic, parts, until) if until is not None else {}
+        start = offsets_at(consumer, topic, parts, since) if since is not None else {}
+        stop = offsets_at(consumer, topic, parts, until) if until is not None else {}
         end: dict[int, int] = {}
         assignment: list[TopicPartition] = []
         for p in parts:
@@ -157,8 +160,8 @@ def scan_topic(
         consumer.close()
 
 
-def _offsets_at(consumer: Consumer, topic: str, parts: list[int], moment: datetime) -> dict[int, int]:
-    """Per partition, the first offset whose timestamp is at/after `moment` (-1: none)."""
+def offsets_at(consumer: Consumer, topic: str, parts: list[int], moment: datetime) -> dict[int, int]:
+    """Per partition, the first offset whose Kafka timestamp is at/after `moment` (-1: none)."""
     wanted = [TopicPartition(topic, p, int(moment.timestamp() * 1000)) for p in parts]
     found = retrying(lambda: consumer.offsets_for_times(wanted, timeout=10), f"offsets in {topic}")
     return {tp.partition: tp.offset for tp in found}

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
-from operators.kafka_io import RawRecord, partitions_of, reader, retrying
+from operators.kafka_io import RawRecord, offsets_at, partitions_of, reader
 
 
 class TopicTail:
@@ -17,10 +17,9 @@ class TopicTail:
         self.consumer = reader(bootstrap)
         parts = partitions_of(self.consumer, topic)
         if since is not None:
-            wanted = [TopicPartition(topic, p, int(since.timestamp() * 1000)) for p in parts]
-            found = retrying(lambda: self.consumer.offsets_for_times(wanted, timeout=10), f"offsets in {topic}")
+            found = offsets_at(self.consumer, topic, parts, since)
             # -1 (nothing at/after `since`): start at the end, i.e. only new records.
-            assignment = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else -1) for tp in found]
+            assignment = [TopicPartition(topic, p, offset if offset >= 0 else -1) for p, offset in found.items()]
         else:
             assignment = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts]
         self.consumer.assign(assignment)

@@ -35,16 +35,12 @@ from operators.history import (
     parse_time,
 )
 from operators.integrations import IntegrationIndex
-from operators.kafka_io import scan_topic
+from operators.kafka_io import LATE_RECORDS, scan_topic
 from operators.settings import OperatorSettings
 
 ReportFormat = Literal["md", "html"]
 # Deliveries finishing on the day may belong to events accepted a little before midnight.
 ACCEPTED_LOOKBACK = timedelta(hours=6)
-# A record's Kafka timestamp is when it was written, a little after the time it carries: the scans
-# read up to this long past the day's end (not to the end of the topic, which on a report run late,
-# or on a busy hub's first start, is everything written since).
-LATE_RECORDS = timedelta(hours=1)
 
 
 @dataclass
@@ -193,6 +189,8 @@ def build_daily_report(
     for integration in topology.integrations:  # every integration shows, even with no traffic
         fig(integration)
 
+    # Every scan stops LATE_RECORDS past the day's end, not at the end of the topic (on a report run
+    # late, or on a busy hub's first start, that is everything written since).
     # 1. When each event entered the hub (trail "accepted" hops), for end-to-end latency.
     accepted: dict[str, datetime] = {}
     for record in scan_topic(
