@@ -69,7 +69,10 @@ def _sync_run(args: argparse.Namespace) -> int:
         http_timeout=settings.sync_http_timeout,
         tokens=settings.source_tokens,
     )
-    result = runner.run(args.name)
+    try:
+        result = runner.run(args.name)
+    finally:
+        runner.close()
     if result.ok:
         print(
             f"sync {result.sync}: ok, {result.items} item(s) in {result.pages} page(s), "

@@ -51,7 +51,9 @@ class FakeSources:
                 parsed = urlparse(self.path)
                 query = {k: v[0] for k, v in parse_qs(parsed.query, keep_blank_values=True).items()}
                 path = parsed.path.split("/", 3)[-1]  # /sources/<source>/api/... -> api/...
-                sources.requests.append({"path": "/" + path, **query})
+                sources.requests.append(
+                    {"path": "/" + path, "authorization": self.headers.get("Authorization", ""), **query}
+                )
                 items = sorted(sources.items.get("/" + path, []), key=lambda i: i["updated_at"])
                 since = query.get("since") or ""
                 items = [i for i in items if not since or i["updated_at"] > since]

@@ -235,7 +235,10 @@ def test_sync_resumes_from_its_watermark_after_a_failure_and_runs_on_the_worker(
         }
         for i in range(450)
     ]  # 3 pages of 200
-    runner = SyncRunner(topology, kafka_bootstrap, lambda source: f"{fake_sources.url}/sources/{source}")
+    source = topology.syncs["agenda-operacao"].source
+    runner = SyncRunner(
+        topology, kafka_bootstrap, lambda source: f"{fake_sources.url}/sources/{source}", tokens={source: "s3cret"}
+    )
     fake_sources.fail_pages = {2}
     failed = runner.run("agenda-operacao")  # crashes on page 2: page 1 already emitted, watermark not moved
     assert not failed.ok and failed.items == 200
@@ -245,6 +248,9 @@ def test_sync_resumes_from_its_watermark_after_a_failure_and_runs_on_the_worker(
     fake_sources.requests.clear()
     ok = runner.run("agenda-operacao")
     assert ok.ok and ok.items == 450 and ok.watermark == fake_sources.items[path][-1]["updated_at"]
+    # the runner's one HTTP client, reused across runs, sent the source's token on every page
+    assert [r["authorization"] for r in fake_sources.requests] == ["Bearer s3cret"] * 3
+    runner.close()
     health = read_topic(kafka_bootstrap, topology.system_topic("health"), timeout=5)
     last = orjson.loads([r for r in health if r.key == b"sync:agenda-operacao"][-1].value)
     assert last["consecutive_failures"] == 0 and last["watermark"] == ok.watermark
