@@ -35,9 +35,16 @@ def free_port() -> int:
 
 @contextmanager
 def bench_broker() -> Iterator[str]:
-    """A fresh single-node KRaft broker for the benchmark run (or KAFKA_BOOTSTRAP_SERVERS)."""
+    """A fresh single-node KRaft broker for the benchmark run (or KAFKA_BOOTSTRAP_SERVERS), its JIT
+    warmed up before anything is measured (bench/broker_warmup.py; a broker elsewhere is not)."""
+    from bench.broker_warmup import warm_up_broker  # it imports this module
+
+    def note(*args: Any, **kwargs: Any) -> None:  # stdout carries the benchmarks' JSON
+        print(*args, file=sys.stderr, **kwargs)
+
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
+        warm_up_broker(external, log=note)
         yield external
         return
     env = {
@@ -50,6 +57,7 @@ def bench_broker() -> Iterator[str]:
     subprocess.run([script, "reset"], env=env, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([script, "start"], env=env, check=True, stdout=subprocess.DEVNULL)
     try:
+        warm_up_broker(f"127.0.0.1:{BENCH_KAFKA_PORT}", log=note)
         yield f"127.0.0.1:{BENCH_KAFKA_PORT}"
     finally:
         subprocess.run([script, "stop"], env=env, check=False, stdout=subprocess.DEVNULL)

@@ -319,6 +319,9 @@ def main() -> int:
         kafka = LocalKafka(port=args.kafka_port, run_dir=ROOT / ".run" / f"kafka-bench-{args.kafka_port}")
         kafka.start()
         bootstrap = kafka.bootstrap
+    from bench.broker_warmup import warm_up_broker
+
+    warm_up_broker(bootstrap, log=lambda *a, **k: print(*a, file=sys.stderr, **k))
     sandbox = Sandbox()
     rounds: list[dict[str, float]] = []
     try:

@@ -6,8 +6,9 @@ exactly once each, how fast, and what every process spends.
 Starts a local hub with deploy/local/hub.sh in a temporary run directory: its own KRaft broker on a
 free port, the sandbox destinations, the connectors, the processors and the ingress, as `make up`
 runs them. The destinations' rate limits are raised for the run (topics.yaml caps them at 10-200/s,
-which would be the bottleneck by design). After a warm-up at the first rate (not reported), for each
-offered rate in turn:
+which would be the bottleneck by design). After a warm-up at the first rate (not reported; 10 s steps
+until the new broker's JIT compiler is quiet, see bench/broker_warmup.py), for each offered rate in
+turn:
 
 * posts `lead.created` events (each with its own idempotency key) to POST /v1/events/batch in
   batches of --batch, paced to the rate, for --seconds; every lead goes to crm and marketing, and
@@ -20,7 +21,8 @@ offered rate in turn:
 * reports retries, fallbacks, dead letters and breaker openings per destination (connectors' /status);
 * reports the delivered rate (events whose three deliveries all arrived, per second from the first
   202 to the last delivery), the latency from the ingress's 202 to the destination's receipt (p50,
-  p99, max; one clock: every process runs on this machine), and the CPU per event of each process.
+  p99, max; one clock: every process runs on this machine), and the CPU per event of each process
+  (and, apart, the part of the broker's that its JIT compiler took: `broker_jit`).
 
 A rate the hub sustains drains within about its latency once the posting stops; a rate above what
 it sustains shows as a drain time that grows with --seconds. Exits 1 when the invariant fails.
@@ -44,6 +46,7 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 import yaml
 
+from bench.broker_warmup import JitWatch, warm_until_settled
 from bench.common import ROOT, broker_process, cpu_seconds_with_children, free_port, machine, save
 from hub.topology import load_topology
 from ingress.api_keys import ApiKeyStore
@@ -198,6 +201,8 @@ def run_rate(hub: Hub, api_key: str, rate: float, seconds: float, batch: int, dr
     httpx.post(f"{hub.url('sandbox')}/_control/reset", timeout=10).raise_for_status()
     procs = hub.processes()
     cpu_before = {name: cpu_seconds_with_children(p) for name, p in procs.items()}
+    jit = JitWatch(procs["broker"].pid) if "broker" in procs else None
+    jit_before = jit.cpu_seconds() if jit is not None else 0.0
     stats_before = connector_stats(hub)
     run = uuid.uuid4().hex[:8]
 
@@ -219,6 +224,7 @@ def run_rate(hub: Hub, api_key: str, rate: float, seconds: float, batch: int, dr
         time.sleep(0.5)
     time.sleep(2.0)  # anything delivered twice would arrive now
     cpu = {name: cpu_seconds_with_children(p) - cpu_before[name] for name, p in procs.items()}
+    jit_seconds = jit.cpu_seconds() - jit_before if jit is not None else None
     result: dict[str, Any] = {
         "offered_events_per_s": rate,
         "posted_seconds": round(posting_ended - sent_at, 1),
@@ -271,6 +277,8 @@ def run_rate(hub: Hub, api_key: str, rate: float, seconds: float, batch: int, dr
     result["drain_seconds_after_posting"] = round(max(last_delivery - posting_ended, 0.0), 2)
     result["cpu_us_per_event"] = {name: round(s / max(len(accepted), 1) * 1e6, 1) for name, s in cpu.items()}
     result["cpu_us_per_event"]["all"] = round(sum(cpu.values()) / max(len(accepted), 1) * 1e6, 1)
+    if jit_seconds is not None:  # the broker's figure includes it: a JIT still compiling shows here
+        result["cpu_us_per_event"]["broker_jit"] = round(jit_seconds / max(len(accepted), 1) * 1e6, 1)
     result["invariant_violations"] = violations
     return result
 
@@ -281,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="how long each rate is offered")
     parser.add_argument("--batch", type=int, default=20, help="events per POST /v1/events/batch")
     parser.add_argument("--drain-timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--warm-up-max", type=float, default=180.0, help="seconds the warm-up may take at most (until the JIT settles)"
+    )
     parser.add_argument("--env", action="append", default=[], help="VAR=value for every hub service (repeatable)")
     args = parser.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",")]
@@ -294,10 +305,14 @@ def main(argv: list[str] | None = None) -> int:
             summary["hub_up_seconds"] = round(time.monotonic() - started, 1)
             api_key = ApiKeyStore(hub.run_dir / "api-keys.json").create("site", rate_limit_per_second=1e6)[1]
             time.sleep(2.0)  # the ingress reloads its key file every second
-            # Warm-up, not reported: a new broker's JIT and the services' first connections would
-            # otherwise land on the first rate's figures.
-            summary["warm_up"] = run_rate(
-                hub, api_key, rates[0], min(args.seconds, 10.0), args.batch, args.drain_timeout
+            # Warm-up, not reported: the services' first connections and the new broker's JIT would
+            # otherwise land on the first rate's figures. The JIT took ~80 s of this load on a 2-core
+            # machine (bench/broker_warmup.py): 10 s steps at the first rate until it is quiet.
+            summary["warm_up"] = warm_until_settled(
+                f"127.0.0.1:{hub.ports['kafka']}",
+                lambda: run_rate(hub, api_key, rates[0], 10.0, args.batch, args.drain_timeout),
+                log=lambda *a, **k: print(*a, file=sys.stderr, **k),
+                max_seconds=args.warm_up_max,
             )
             for rate in rates:
                 row = run_rate(hub, api_key, rate, args.seconds, args.batch, args.drain_timeout)

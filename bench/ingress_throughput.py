@@ -26,6 +26,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from bench.broker_warmup import warm_until_settled
 from bench.common import ROOT, RssSampler, bench_broker, drop_hub, free_port, machine, median, save, wait_http
 from hub.admin import apply_topics
 from hub.envelope import new_envelope
@@ -142,13 +143,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         try:
             wait_http(f"http://127.0.0.1:{ingress_port}/health")
             wait_http(f"http://127.0.0.1:{bare_port}/health")
-            # Warm-up: connections, JIT-less but cache-warm Python paths, producer metadata.
-            wrk(
-                f"http://127.0.0.1:{ingress_port}",
-                "wrk_event.lua",
-                3,
-                args.connections,
-                {"BENCH_API_KEY": site_key, "BENCH_RUN": "warm"},
+
+            # Warm-up: connections, cache-warm Python paths, producer metadata, and the broker's JIT
+            # for this load (bench/broker_warmup.py): single events and batches until it is quiet.
+            def warm_step() -> None:
+                run = f"warm{time.monotonic_ns()}"
+                wrk(
+                    f"http://127.0.0.1:{ingress_port}",
+                    "wrk_event.lua",
+                    4,
+                    args.connections,
+                    {"BENCH_API_KEY": site_key, "BENCH_RUN": run},
+                )
+                wrk(
+                    f"http://127.0.0.1:{ingress_port}",
+                    "wrk_batch.lua",
+                    4,
+                    args.batch_connections,
+                    {"BENCH_API_KEY": batch_key, "BENCH_RUN": run, "BENCH_BATCH": "500"},
+                )
+
+            result["warm_up"] = warm_until_settled(
+                bootstrap, warm_step, log=lambda *a, **k: print(*a, file=sys.stderr, **k)
             )
             wrk(f"http://127.0.0.1:{bare_port}", "wrk_event.lua", 3, args.connections, {"BENCH_RUN": "warm"})
 
