@@ -112,8 +112,7 @@ def warm_up_broker(bootstrap: str, *, log: Any = print) -> dict[str, Any]:
         future.result(30)
     stop = threading.Event()
     load = [
-        threading.Thread(target=_produce_paced, args=(bootstrap, topic, stop), daemon=True),
-        threading.Thread(target=_produce_bulk, args=(bootstrap, topic, stop), daemon=True),
+        *(threading.Thread(target=_produce, args=(bootstrap, topic, stop, *p), daemon=True) for p in _PRODUCERS),
         threading.Thread(target=_consume, args=(bootstrap, topic, stop), daemon=True),
     ]
     started = time.monotonic()
@@ -146,38 +145,43 @@ def warm_up_broker(bootstrap: str, *, log: Any = print) -> dict[str, Any]:
     return result
 
 
-def _produce_paced(bootstrap: str, topic: str, stop: threading.Event) -> None:
-    producer = Producer(producer_config(bootstrap, client_id="bench-warmup", linger_ms=1))
-    value = b"x" * 600
+# Small paced records (many small produce requests, like the services') and large compressed batches
+# (like the ingress's batch route and the routers' outputs): (client id, linger ms, records/s, records
+# written between two looks at the clock, values).
+_PRODUCERS = (
+    ("bench-warmup", 1, PACED_RATE, 30, [b"x" * 600]),
+    (
+        "bench-warmup-bulk",
+        5,
+        BULK_RATE,
+        500,
+        [(b'{"n": %d, "pad": "' % n) + b"ab" * (50 + n * 40) + b'"}' for n in range(20)],
+    ),
+)
+
+
+def _produce(
+    bootstrap: str,
+    topic: str,
+    stop: threading.Event,
+    client_id: str,
+    linger_ms: int,
+    rate: int,
+    burst: int,
+    values: list[bytes],
+) -> None:
+    producer = Producer(producer_config(bootstrap, client_id=client_id, linger_ms=linger_ms))
     sent, started = 0, time.monotonic()
     while not stop.is_set():
-        for _ in range(30):
+        for n in range(burst):
+            value = values[n % len(values)]
             try:
                 producer.produce(topic, value, str(sent).encode())
             except BufferError:
                 producer.poll(0.05)
             sent += 1
         producer.poll(0)
-        ahead = sent / PACED_RATE - (time.monotonic() - started)
-        if ahead > 0:
-            time.sleep(ahead)
-    producer.flush(30)
-
-
-def _produce_bulk(bootstrap: str, topic: str, stop: threading.Event) -> None:
-    """Large compressed batches, like the ingress's batch route and the routers' outputs."""
-    producer = Producer(producer_config(bootstrap, client_id="bench-warmup-bulk", linger_ms=5))
-    values = [(b'{"n": %d, "pad": "' % n) + b"ab" * (50 + n * 40) + b'"}' for n in range(20)]
-    sent, started = 0, time.monotonic()
-    while not stop.is_set():
-        for value in values * 25:
-            try:
-                producer.produce(topic, value, str(sent).encode())
-            except BufferError:
-                producer.poll(0.05)
-            sent += 1
-        producer.poll(0)
-        ahead = sent / BULK_RATE - (time.monotonic() - started)
+        ahead = sent / rate - (time.monotonic() - started)
         if ahead > 0:
             time.sleep(ahead)
     producer.flush(30)

@@ -247,6 +247,7 @@ class Processors:
             self._on_produce_error,
             linger_ms=settings.output_linger_ms,
             urgent_linger_ms=settings.output_urgent_linger_ms,
+            never_urgent=(self.trail_topic,),  # a hop waits 50 ms at most; nobody waits on it
             **{"compression.type": settings.output_compression},
         )
         self.app = self._make_app()

@@ -16,7 +16,7 @@ import asyncio
 import functools
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -192,6 +192,7 @@ class OutputProducer:
         *,
         linger_ms: int = 5,
         urgent_linger_ms: int | None = None,
+        never_urgent: Iterable[str] = (),
         **overrides: Any,
     ):
         self._producer = Producer(producer_config(bootstrap, client_id=client_id, linger_ms=linger_ms, **overrides))
@@ -201,6 +202,10 @@ class OutputProducer:
                 producer_config(bootstrap, client_id=f"{client_id}-urgent", linger_ms=urgent_linger_ms, **overrides)
             )
         self._producers = tuple({id(p): p for p in (self._urgent, self._producer)}.values())
+        # Topics written through the bulk producer even for urgent events (the trail): librdkafka sends
+        # one partition per produce request, so each topic written with the short linger costs the
+        # broker up to (its partitions) / linger requests a second (docs/benchmarks.md, fifteenth session).
+        self._never_urgent = frozenset(never_urgent)
         self._on_error = on_error
         self._epoch = 0
         self._pending: dict[int, int] = {0: 0}
@@ -230,7 +235,8 @@ class OutputProducer:
         *,
         urgent: bool = False,
     ) -> None:
-        self._produce(topic, key, value, headers, partition, self._callback, self._urgent if urgent else self._producer)
+        producer = self._urgent if urgent and topic not in self._never_urgent else self._producer
+        self._produce(topic, key, value, headers, partition, self._callback, producer)
 
     def produce_changelog(self, topic: str, key: bytes, value: bytes, partition: int, table: Any) -> None:
         """A record of a Faust `table`'s changelog, written by the routers themselves: once the broker
@@ -267,9 +273,10 @@ class OutputProducer:
         self.produced += 1
 
     def produce_all(self, records: list[Record], *, urgent: bool = False) -> None:
-        producer, callback, produce = self._urgent if urgent else self._producer, self._callback, self._produce
+        bulk, callback, produce, never = self._producer, self._callback, self._produce, self._never_urgent
+        producer = self._urgent if urgent else bulk
         for topic, key, value, headers, partition in records:
-            produce(topic, key, value, headers, partition, callback, producer)
+            produce(topic, key, value, headers, partition, callback, bulk if topic in never else producer)
 
     def poll(self) -> None:
         """Serve delivery callbacks (cheap; call once per batch)."""

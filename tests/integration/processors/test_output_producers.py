@@ -1,6 +1,7 @@
 """The routers' output producer (processors/output.py OutputProducer) against the real broker: records
-of urgent events go through the short-linger librdkafka producer, everything else (changelogs
-included) through the bulk one, and one flush waits for both before every record is on its topic."""
+of urgent events go through the short-linger librdkafka producer (but for the topics named never
+urgent: the trail), everything else (changelogs included) through the bulk one, and one flush waits
+for both before every record is on its topic."""
 
 from __future__ import annotations
 
@@ -61,6 +62,31 @@ def test_urgent_and_bulk_records_take_their_own_producer_and_one_flush_covers_bo
     on_trail = {r.key: r for r in read_topic(kafka_bootstrap, trail, expect=3)}
     assert {k: r.value for k, r in on_trail.items()} == {b"u2": b"urgent-2", b"b2": b"bulk-2", b"c1": b"changelog-1"}
     assert on_trail[b"c1"].partition == 0 and table.persisted[TP(trail, 0)] == on_trail[b"c1"].offset
+
+
+def test_topics_never_urgent_take_the_bulk_producer_even_for_urgent_events(
+    kafka_bootstrap: str,
+    short_topology_file: Path,  # noqa: F811
+) -> None:
+    topology = make_hub(short_topology_file, kafka_bootstrap)
+    deliveries, trail = topology.delivery_topic("crm"), topology.system_topic("trail")
+    out = OutputProducer(
+        kafka_bootstrap, "tests-output", errors, linger_ms=1000, urgent_linger_ms=0, never_urgent=(trail,)
+    )
+    urgent, bulk = out._urgent, out._producer
+    # an urgent event's delivery and its routed hop, as the router writes them
+    out.produce_all(
+        [(deliveries, b"d1", b"delivery-1", None, None), (trail, b"e1", b"routed-hop-1", None, None)], urgent=True
+    )
+    out.produce(trail, b"e2", b"hop-2", urgent=True)
+    assert (len(urgent), len(bulk)) == (1, 2)
+    asyncio.run(out.flush(limit=30))
+    out.close()
+    assert {r.key: r.value for r in read_topic(kafka_bootstrap, trail, expect=2)} == {
+        b"e1": b"routed-hop-1",
+        b"e2": b"hop-2",
+    }
+    assert [r.value for r in read_topic(kafka_bootstrap, deliveries, expect=1)] == [b"delivery-1"]
 
 
 def test_one_producer_when_both_lingers_are_equal_or_no_urgent_linger_is_given(kafka_bootstrap: str) -> None:
