@@ -8,14 +8,16 @@ broker, and the end-to-end benchmark's hub another one, so each measured while t
 
 `JitWatch` reads the compiler threads' CPU from /proc; `warm_up_broker` (called by
 `bench.common.bench_broker`) drives produce, fetch and offset-commit requests at a new broker until the
-JIT has settled (its share of a core under `SETTLED_SHARE` for two windows in a row), or `MAX_SECONDS`
-pass; `warm_until_settled` repeats a benchmark's own warm-up load until the JIT is quiet during it.
+JIT has settled (its share of a core under `SETTLED_SHARE` for two 5 s windows in a row), or
+`MAX_SECONDS` pass; `warm_until_settled` repeats a benchmark's own warm-up load until the JIT is quiet
+during it. Both report on stderr (the benchmarks print their JSON on stdout).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 import uuid
@@ -31,7 +33,6 @@ from hub.kafka_config import admin_config, consumer_config, producer_config
 
 SETTLED_SHARE = 0.05  # of one core: a settled broker's compiler threads stay around 0.01-0.05
 WINDOW_SECONDS = 5.0
-MIN_SECONDS = 10.0
 MAX_SECONDS = 180.0
 PACED_RATE = 3_000  # records/s with a 1 ms linger: many small produce requests, like the services'
 BULK_RATE = 20_000  # records/s with a 5 ms linger: large compressed batches
@@ -72,36 +73,27 @@ def jit_watch(bootstrap: str) -> JitWatch | None:
     return JitWatch(process.pid) if process is not None else None
 
 
+def _stderr(*args: Any, **kwargs: Any) -> None:
+    print(*args, file=sys.stderr, **kwargs)  # stdout carries the benchmarks' JSON
+
+
 def warm_until_settled(
-    bootstrap: str, step: Callable[[], object], *, log: Any = print, max_seconds: float = 150.0
+    bootstrap: str, step: Callable[[], object], *, log: Any = _stderr, max_seconds: float = 150.0
 ) -> dict[str, Any]:
     """Run a benchmark's own warm-up `step` (a few seconds of its real load) again and again until the
     broker's JIT used under SETTLED_SHARE of a core during one, or `max_seconds` pass: the generic
     warm-up in `bench_broker` does not reach every path a benchmark's load takes."""
     watch = jit_watch(bootstrap)
-    started = time.monotonic()
-    shares: list[float] = []
-    while True:
-        if watch is not None:
-            watch.share()
+    if watch is None:  # a broker elsewhere: one step, as before
         step()
-        if watch is None:  # a broker elsewhere: one step, as before
-            break
-        shares.append(round(watch.share(), 3))
-        if shares[-1] < SETTLED_SHARE or time.monotonic() - started >= max_seconds:
-            break
-    result = {
-        "steps": len(shares) or 1,
-        "seconds": round(time.monotonic() - started, 1),
-        "settled": bool(shares) and shares[-1] < SETTLED_SHARE,
-        "jit_share_per_step": shares,
-    }
+        return {"steps": 1, "settled": None}
+    result = _settle(watch, step, quiet_steps=1, max_seconds=max_seconds)
     log(f"warm-up with the benchmark's load: {result}", flush=True)
     return result
 
 
-def warm_up_broker(bootstrap: str, *, log: Any = print) -> dict[str, Any]:
-    """Drive traffic at the broker until its JIT settles; returns what it took."""
+def warm_up_broker(bootstrap: str, *, log: Any = _stderr) -> dict[str, Any]:
+    """Drive traffic at the broker until its JIT settles (two quiet windows in a row); returns what it took."""
     watch = jit_watch(bootstrap)
     if watch is None:
         log(f"broker warm-up: no local broker process on {bootstrap}; not warmed", flush=True)
@@ -115,18 +107,10 @@ def warm_up_broker(bootstrap: str, *, log: Any = print) -> dict[str, Any]:
         *(threading.Thread(target=_produce, args=(bootstrap, topic, stop, *p), daemon=True) for p in _PRODUCERS),
         threading.Thread(target=_consume, args=(bootstrap, topic, stop), daemon=True),
     ]
-    started = time.monotonic()
-    watch.share()
-    jit_before = watch.cpu_seconds()
-    shares: list[float] = []
     for thread in load:
         thread.start()
     try:
-        while time.monotonic() - started < MAX_SECONDS:
-            time.sleep(WINDOW_SECONDS)
-            shares.append(round(watch.share(), 3))
-            if time.monotonic() - started >= MIN_SECONDS and len(shares) >= 2 and max(shares[-2:]) < SETTLED_SHARE:
-                break
+        result = _settle(watch, lambda: time.sleep(WINDOW_SECONDS), quiet_steps=2, max_seconds=MAX_SECONDS)
     finally:
         stop.set()
         for thread in load:
@@ -134,15 +118,31 @@ def warm_up_broker(bootstrap: str, *, log: Any = print) -> dict[str, Any]:
         for future in admin.delete_topics([topic], operation_timeout=30).values():
             with contextlib.suppress(KafkaException):  # a scratch topic: gone with the broker anyway
                 future.result(30)
-    result = {
-        "warmed": True,
-        "settled": len(shares) >= 2 and max(shares[-2:]) < SETTLED_SHARE,
-        "seconds": round(time.monotonic() - started, 1),
-        "jit_cpu_seconds": round(watch.cpu_seconds() - jit_before, 1),
-        "jit_share_per_window": shares,
-    }
     log(f"broker warm-up: {result}", flush=True)
-    return result
+    return {"warmed": True, **result}
+
+
+def _settle(watch: JitWatch, step: Callable[[], object], *, quiet_steps: int, max_seconds: float) -> dict[str, Any]:
+    """Run `step` until the JIT used under SETTLED_SHARE of a core during each of the last `quiet_steps`
+    steps, or `max_seconds` pass."""
+    started = time.monotonic()
+    jit_before = watch.cpu_seconds()
+    shares: list[float] = []
+
+    def settled() -> bool:
+        return len(shares) >= quiet_steps and max(shares[-quiet_steps:]) < SETTLED_SHARE
+
+    while not settled() and time.monotonic() - started < max_seconds:
+        watch.share()
+        step()
+        shares.append(round(watch.share(), 3))
+    return {
+        "steps": len(shares),
+        "seconds": round(time.monotonic() - started, 1),
+        "settled": settled(),
+        "jit_cpu_seconds": round(watch.cpu_seconds() - jit_before, 1),
+        "jit_share_per_step": shares,
+    }
 
 
 # Small paced records (many small produce requests, like the services') and large compressed batches

@@ -39,12 +39,9 @@ def bench_broker() -> Iterator[str]:
     warmed up before anything is measured (bench/broker_warmup.py; a broker elsewhere is not)."""
     from bench.broker_warmup import warm_up_broker  # it imports this module
 
-    def note(*args: Any, **kwargs: Any) -> None:  # stdout carries the benchmarks' JSON
-        print(*args, file=sys.stderr, **kwargs)
-
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
-        warm_up_broker(external, log=note)
+        warm_up_broker(external)
         yield external
         return
     env = {
@@ -57,7 +54,7 @@ def bench_broker() -> Iterator[str]:
     subprocess.run([script, "reset"], env=env, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([script, "start"], env=env, check=True, stdout=subprocess.DEVNULL)
     try:
-        warm_up_broker(f"127.0.0.1:{BENCH_KAFKA_PORT}", log=note)
+        warm_up_broker(f"127.0.0.1:{BENCH_KAFKA_PORT}")
         yield f"127.0.0.1:{BENCH_KAFKA_PORT}"
     finally:
         subprocess.run([script, "stop"], env=env, check=False, stdout=subprocess.DEVNULL)

@@ -321,7 +321,7 @@ def main() -> int:
         bootstrap = kafka.bootstrap
     from bench.broker_warmup import warm_up_broker
 
-    warm_up_broker(bootstrap, log=lambda *a, **k: print(*a, file=sys.stderr, **k))
+    warm_up_broker(bootstrap)
     sandbox = Sandbox()
     rounds: list[dict[str, float]] = []
     try:

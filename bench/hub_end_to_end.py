@@ -311,7 +311,6 @@ def main(argv: list[str] | None = None) -> int:
             summary["warm_up"] = warm_until_settled(
                 f"127.0.0.1:{hub.ports['kafka']}",
                 lambda: run_rate(hub, api_key, rates[0], 10.0, args.batch, args.drain_timeout),
-                log=lambda *a, **k: print(*a, file=sys.stderr, **k),
                 max_seconds=args.warm_up_max,
             )
             for rate in rates:

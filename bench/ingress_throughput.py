@@ -163,9 +163,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     {"BENCH_API_KEY": batch_key, "BENCH_RUN": run, "BENCH_BATCH": "500"},
                 )
 
-            result["warm_up"] = warm_until_settled(
-                bootstrap, warm_step, log=lambda *a, **k: print(*a, file=sys.stderr, **k)
-            )
+            result["warm_up"] = warm_until_settled(bootstrap, warm_step)
             wrk(f"http://127.0.0.1:{bare_port}", "wrk_event.lua", 3, args.connections, {"BENCH_RUN": "warm"})
 
             single_ingress, single_bare, batch_ingress, peak_rss = [], [], [], 0.0

@@ -478,7 +478,7 @@ def measure(args: argparse.Namespace) -> int:
                 finally:
                     drop_hub(topology.namespace, args.bootstrap)
 
-            warm_until_settled(args.bootstrap, warm_step, log=lambda *a, **k: print(*a, file=sys.stderr, **k))
+            warm_until_settled(args.bootstrap, warm_step)
         for _ in range(args.repeat):
             for name, runner in runners.items():
                 if name in only:
