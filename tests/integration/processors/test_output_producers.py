@@ -6,6 +6,7 @@ for both before every record is on its topic."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from faust.types import TP
 
 from processors.output import OutputProducer
 from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
+from tests.integration.processors.helpers import LaneMessage, close_offline, lead, offline_processors
 from tests.kafka_support import read_topic
 
 
@@ -87,6 +89,46 @@ def test_topics_never_urgent_take_the_bulk_producer_even_for_urgent_events(
         b"e2": b"hop-2",
     }
     assert [r.value for r in read_topic(kafka_bootstrap, deliveries, expect=1)] == [b"delivery-1"]
+
+
+def test_the_worker_sends_an_urgent_events_deliveries_urgently_and_its_trail_hop_in_bulk(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    short_topology_file: Path,  # noqa: F811
+) -> None:
+    topology = make_hub(short_topology_file, kafka_bootstrap)
+    processors = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
+    envelope = lead()  # p2: urgent by default (OUTPUT_URGENT_MAX_PRIORITY 2)
+    message = LaneMessage(
+        topology.priority_topic(2), 0, 0, envelope.kafka_key(), envelope.to_json(), envelope.kafka_headers()
+    )
+    outputs = processors.outputs
+    urgent, bulk = TopicsOf(outputs._urgent), TopicsOf(outputs._producer)
+    outputs._urgent, outputs._producer = urgent, bulk
+    try:
+        assert processors._route_one(2, message, datetime.now(UTC)) is None
+        # crm, marketing and the WhatsApp auto-reply go urgently; the routed hop and the dedupe
+        # changelog record wait for the bulk producer's linger
+        assert sorted(urgent.topics) == sorted(topology.delivery_topic(d) for d in ("crm", "marketing", "whatsapp"))
+        assert topology.system_topic("trail") in bulk.topics
+    finally:
+        outputs._urgent, outputs._producer = urgent.producer, bulk.producer
+        close_offline(processors)
+
+
+class TopicsOf:
+    """A librdkafka producer that notes the topic of every record it is given."""
+
+    def __init__(self, producer: Any):
+        self.producer = producer
+        self.topics: list[str] = []
+
+    def produce(self, topic: str, *args: Any, **kwargs: Any) -> None:
+        self.topics.append(topic)
+        self.producer.produce(topic, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.producer, name)
 
 
 def test_one_producer_when_both_lingers_are_equal_or_no_urgent_linger_is_given(kafka_bootstrap: str) -> None:
