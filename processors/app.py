@@ -60,7 +60,7 @@ from processors.fetch_tuning import install_fetch_sizes
 from processors.hole_filler import read_range
 from processors.offset_guard import Hole, OffsetGuard
 from processors.output import OutputBuilder, OutputProducer
-from processors.priority import LEVELS, PriorityLanes, install_priority_fetch, topic_rank
+from processors.priority import LEVELS, PriorityLanes, install_priority_fetch, resume_partition, topic_rank
 from processors.routing import InvalidRecord, Router, TransformFailed, parse_record
 from processors.settings import ProcessorSettings
 from processors.syncs.runner import SyncRunner, is_due
@@ -211,7 +211,7 @@ class Processors:
         self.lanes = PriorityLanes(
             high_water=settings.stream_buffer,
             on_full=lambda tp: self.app.consumer.on_buffer_full(TP(tp.topic, tp.partition)),
-            on_drop=lambda tp: self.app.consumer.on_buffer_drop(TP(tp.topic, tp.partition)),
+            on_drop=lambda tp: resume_partition(self.app.consumer, TP(tp.topic, tp.partition)),
         )
         self.trail_lane = PriorityLanes(
             levels=(TRAIL_LEVEL,),
