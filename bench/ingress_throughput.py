@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from confluent_kafka import Producer
 
 from bench.broker_warmup import warm_until_settled
 from bench.common import ROOT, RssSampler, bench_broker, drop_hub, free_port, machine, median, save, wait_http
+from bench.machine_speed import SpeedProbe
 from hub.admin import apply_topics
 from hub.envelope import new_envelope
 from hub.kafka_config import producer_config
@@ -119,7 +121,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "args": vars(args),
         "command": "python -m bench.ingress_throughput " + " ".join(argv or sys.argv[1:]),
     }
-    with bench_broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
+    # The machine's speed during each wrk run (bench/machine_speed.py).
+    with bench_broker() as bootstrap, tempfile.TemporaryDirectory() as tmp, SpeedProbe() as probe:
         namespace = f"bench{int(time.time())}"
         topology = load_topology(ROOT / "topics.yaml").with_namespace(namespace)
         apply_topics(topology, "local", bootstrap)
@@ -167,33 +170,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             wrk(f"http://127.0.0.1:{bare_port}", "wrk_event.lua", 3, args.connections, {"BENCH_RUN": "warm"})
 
             single_ingress, single_bare, batch_ingress, peak_rss = [], [], [], 0.0
+
+            def sped(run: Callable[[], dict[str, float]]) -> dict[str, float]:
+                started = time.monotonic()
+                measured = run()
+                measured["probe_ms"] = probe.median_ms(started) or float("nan")
+                return measured
+
             for r in range(args.rounds):
                 single_bare.append(
-                    wrk(
-                        f"http://127.0.0.1:{bare_port}",
-                        "wrk_event.lua",
-                        args.duration,
-                        args.connections,
-                        {"BENCH_RUN": f"s{r}"},
+                    sped(
+                        lambda: wrk(
+                            f"http://127.0.0.1:{bare_port}",
+                            "wrk_event.lua",
+                            args.duration,
+                            args.connections,
+                            {"BENCH_RUN": f"s{r}"},  # noqa: B023 - called at once
+                        )
                     )
                 )
                 with RssSampler(ingress.pid) as rss:
                     single_ingress.append(
-                        wrk(
-                            f"http://127.0.0.1:{ingress_port}",
-                            "wrk_event.lua",
-                            args.duration,
-                            args.connections,
-                            {"BENCH_API_KEY": site_key, "BENCH_RUN": f"s{r}"},
+                        sped(
+                            lambda: wrk(
+                                f"http://127.0.0.1:{ingress_port}",
+                                "wrk_event.lua",
+                                args.duration,
+                                args.connections,
+                                {"BENCH_API_KEY": site_key, "BENCH_RUN": f"s{r}"},  # noqa: B023 - called at once
+                            )
                         )
                     )
                     batch_ingress.append(
-                        wrk(
-                            f"http://127.0.0.1:{ingress_port}",
-                            "wrk_batch.lua",
-                            args.duration,
-                            args.batch_connections,
-                            {"BENCH_API_KEY": batch_key, "BENCH_RUN": f"b{r}", "BENCH_BATCH": "500"},
+                        sped(
+                            lambda: wrk(
+                                f"http://127.0.0.1:{ingress_port}",
+                                "wrk_batch.lua",
+                                args.duration,
+                                args.batch_connections,
+                                {"BENCH_API_KEY": batch_key, "BENCH_RUN": f"b{r}", "BENCH_BATCH": "500"},  # noqa: B023
+                            )
                         )
                     )
                 peak_rss = max(peak_rss, rss.peak_mb)

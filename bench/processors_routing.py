@@ -11,8 +11,10 @@ steady rate to the faust worker, and the worker's peak RSS. Prints one JSON summ
 
 Besides events/s (wall clock, noisy on a shared machine) each contender reports `cpu_us_per_event`:
 CPU seconds of its whole process (all threads, librdkafka's included) per routed event, which other
-load on the machine barely moves. Starts its own broker (bench.common.bench_broker: port
-CARINHO_BENCH_KAFKA_PORT, or KAFKA_BOOTSTRAP_SERVERS) unless --bootstrap is given.
+load on the machine barely moves, and `probe_ms`: the machine's speed during the round
+(bench/machine_speed.py; higher is slower), to compare rounds taken at different speeds. Starts its
+own broker (bench.common.bench_broker: port CARINHO_BENCH_KAFKA_PORT, or KAFKA_BOOTSTRAP_SERVERS)
+unless --bootstrap is given.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.broker_warmup import warm_until_settled
 from bench.common import MainThreadTime, bench_broker, drop_hub, metric_sum
+from bench.machine_speed import SpeedProbe
 from hub.admin import apply_topics
 from hub.envelope import EventEnvelope, new_envelope
 from hub.kafka_config import admin_config, consumer_config, producer_config
@@ -461,7 +464,7 @@ def measure(args: argparse.Namespace) -> int:
     base = load_topology(ROOT / "topics.yaml")
     only = set(args.only or ["faust", "confluent", "quix", "latency"])
     results: dict[str, list[dict[str, float]]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-processors-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-processors-") as tmp, SpeedProbe() as probe:
         runners: dict[str, Callable[[Topology], dict[str, float]]] = {
             "confluent": lambda t: run_confluent(args.bootstrap, t, args.events),
             "quix": lambda t: run_quix_retrying(args.bootstrap, t, args.events, f"{tmp}/quix-{t.namespace}"),
@@ -484,10 +487,14 @@ def measure(args: argparse.Namespace) -> int:
                 if name in only:
                     topology = hub(base, args.bootstrap)
                     fill(args.bootstrap, topology, args.events, INPUT_LEVEL)
+                    started = time.monotonic()
                     try:
-                        results.setdefault(name, []).append(runner(topology))
+                        result = runner(topology)
                     finally:
                         drop_hub(topology.namespace, args.bootstrap)
+                    # The machine's speed during the round (bench/machine_speed.py): compare rounds by it.
+                    result["probe_ms"] = probe.median_ms(started) or float("nan")
+                    results.setdefault(name, []).append(result)
                     print(f"{name}: {results[name][-1]}", file=sys.stderr)
         if "latency" in only:
             topology = hub(base, args.bootstrap)
@@ -508,9 +515,13 @@ def measure(args: argparse.Namespace) -> int:
     }
     for name, runs in results.items():
         summary[name] = {
-            key: round(statistics.median(r[key] for r in runs), 3 if key.startswith("main_thread") else 1)
+            key: round(statistics.median(r[key] for r in runs), 3 if key.startswith(("main_thread", "probe")) else 1)
             for key in runs[0]
         }
+        if name != "latency":
+            summary[name]["rounds"] = [
+                {key: round(r[key], 3 if key.startswith(("main_thread", "probe")) else 1) for key in r} for r in runs
+            ]
     if "faust" in summary and "quix" in summary:
         summary["faust_vs_quix"] = round(summary["faust"]["events_per_s"] / summary["quix"]["events_per_s"], 2)
         # Round by round (quix then faust ran back to back): the machine's load moves both.

@@ -1,0 +1,66 @@
+"""How fast this machine runs Python right now, sampled beside a benchmark.
+
+The shared 2-core VM runs at two speeds, minutes apart: the same pure-Python loop, pinned to one
+CPU, took 0.36 s and 0.64 s of CPU time two minutes apart with our broker idle and almost no steal
+time (docs/benchmarks.md, "The machine runs at two speeds"). A benchmark's CPU per event moves with it
+by up to 1.8x, so a round is only comparable with rounds taken at the same speed.
+
+`SpeedProbe` runs a small process that times a fixed pure-Python workload (~4 ms of CPU) every
+`period` seconds, under 1 % of one CPU. `median_ms(since, until)` is the probe's median between two
+`time.monotonic()` readings (CLOCK_MONOTONIC is the same clock in every process): higher means a
+slower machine. Rounds report it as `probe_ms`. In five identical rounds CPU per event spread 1.40x,
+CPU per event divided by `probe_ms` 1.14x (sixteenth session).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from types import TracebackType
+
+# A fixed workload: dict stores and integer arithmetic, the kind of work the services' loops do.
+_PROBE = """
+import sys, time
+period = float(sys.argv[1])
+while True:
+    started = time.process_time()
+    d = {}
+    for i in range(20000):
+        d[i & 1023] = i * 3 + (i >> 2)
+    print(f"{time.monotonic():.4f} {(time.process_time() - started) * 1e3:.4f}", flush=True)
+    time.sleep(period)
+"""
+
+
+class SpeedProbe:
+    def __init__(self, period: float = 0.5):
+        self._samples: list[tuple[float, float]] = []  # (monotonic time, probe CPU ms)
+        self._process = subprocess.Popen([sys.executable, "-c", _PROBE, str(period)], stdout=subprocess.PIPE, text=True)
+        self._reader = threading.Thread(target=self._read, name="speed-probe", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            at, ms = line.split()
+            self._samples.append((float(at), float(ms)))
+
+    def median_ms(self, since: float, until: float | None = None) -> float | None:
+        """The probe's median CPU ms between two time.monotonic() readings (None: no sample)."""
+        end = time.monotonic() if until is None else until
+        window = [ms for at, ms in list(self._samples) if since <= at <= end]
+        return round(statistics.median(window), 3) if window else None
+
+    def close(self) -> None:
+        self._process.kill()
+        self._process.wait()
+        self._reader.join(5)
+
+    def __enter__(self) -> SpeedProbe:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
