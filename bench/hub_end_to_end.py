@@ -21,8 +21,9 @@ turn:
 * reports retries, fallbacks, dead letters and breaker openings per destination (connectors' /status);
 * reports the delivered rate (events whose three deliveries all arrived, per second from the first
   202 to the last delivery), the latency from the ingress's 202 to the destination's receipt (p50,
-  p99, max; one clock: every process runs on this machine), and the CPU per event of each process
-  (and, apart, the part of the broker's that its JIT compiler took: `broker_jit`).
+  p99, max; one clock: every process runs on this machine), the CPU per event of each process
+  (and, apart, the part of the broker's that its JIT compiler took: `broker_jit`), and the
+  machine's speed meanwhile (`probe_ms`, bench/machine_speed.py; higher is slower).
 
 A rate the hub sustains drains within about its latency once the posting stops; a rate above what
 it sustains shows as a drain time that grows with --seconds. Exits 1 when the invariant fails.
@@ -48,6 +49,7 @@ import yaml
 
 from bench.broker_warmup import JitWatch, warm_until_settled
 from bench.common import ROOT, broker_process, cpu_seconds_with_children, free_port, machine, save
+from bench.machine_speed import SpeedProbe
 from hub.topology import load_topology
 from ingress.api_keys import ApiKeyStore
 
@@ -296,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",")]
     summary: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv), "rates": []}
-    with tempfile.TemporaryDirectory(prefix="carinho-e2e-") as tmp:
+    # The machine's speed during each rate (bench/machine_speed.py): compare runs taken at similar speeds.
+    with tempfile.TemporaryDirectory(prefix="carinho-e2e-") as tmp, SpeedProbe() as probe:
         settings = dict(item.split("=", 1) for item in args.env)
         hub = Hub(Path(tmp) / "run", bench_topology(Path(tmp)), settings)
         started = time.monotonic()
@@ -314,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
                 max_seconds=args.warm_up_max,
             )
             for rate in rates:
+                rate_started = time.monotonic()
                 row = run_rate(hub, api_key, rate, args.seconds, args.batch, args.drain_timeout)
+                row["probe_ms"] = probe.median_ms(rate_started)
                 print(json.dumps(row), flush=True)
                 summary["rates"].append(row)
         finally:
