@@ -9,7 +9,8 @@ by up to 1.8x, so a round is only comparable with rounds taken at the same speed
 `period` seconds, under 1 % of one CPU. `median_ms(since, until)` is the probe's median between two
 `time.monotonic()` readings (CLOCK_MONOTONIC is the same clock in every process): higher means a
 slower machine. Rounds report it as `probe_ms`. In five identical rounds CPU per event spread 1.40x,
-CPU per event divided by `probe_ms` 1.14x (sixteenth session).
+CPU per event divided by `probe_ms` 1.14x (sixteenth session). The probe also feels the benchmark's
+own load (a loop the scheduler cuts restarts with cold caches): compare rounds of one contender.
 """
 
 from __future__ import annotations
