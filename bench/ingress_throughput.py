@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +59,16 @@ def wrk(url: str, script: str, duration: int, connections: int, env: dict[str, s
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(ROOT / "bench" / script), url]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, check=True).stdout
     return parse_wrk(out)
+
+
+def wrk_probed(
+    probe: SpeedProbe, url: str, script: str, duration: int, connections: int, env: dict[str, str]
+) -> dict[str, float]:
+    """One wrk run, with the machine's speed during it (`probe_ms`, bench/machine_speed.py)."""
+    started = time.monotonic()
+    result = wrk(url, script, duration, connections, env)
+    result["probe_ms"] = probe.median_ms(started) or float("nan")
+    return result
 
 
 def raw_producer_loop(bootstrap: str, topic: str, count: int) -> float:
@@ -170,46 +179,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             wrk(f"http://127.0.0.1:{bare_port}", "wrk_event.lua", 3, args.connections, {"BENCH_RUN": "warm"})
 
             single_ingress, single_bare, batch_ingress, peak_rss = [], [], [], 0.0
-
-            def sped(run: Callable[[], dict[str, float]]) -> dict[str, float]:
-                started = time.monotonic()
-                measured = run()
-                measured["probe_ms"] = probe.median_ms(started) or float("nan")
-                return measured
-
             for r in range(args.rounds):
                 single_bare.append(
-                    sped(
-                        lambda: wrk(
-                            f"http://127.0.0.1:{bare_port}",
-                            "wrk_event.lua",
-                            args.duration,
-                            args.connections,
-                            {"BENCH_RUN": f"s{r}"},  # noqa: B023 - called at once
-                        )
+                    wrk_probed(
+                        probe,
+                        f"http://127.0.0.1:{bare_port}",
+                        "wrk_event.lua",
+                        args.duration,
+                        args.connections,
+                        {"BENCH_RUN": f"s{r}"},
                     )
                 )
                 with RssSampler(ingress.pid) as rss:
                     single_ingress.append(
-                        sped(
-                            lambda: wrk(
-                                f"http://127.0.0.1:{ingress_port}",
-                                "wrk_event.lua",
-                                args.duration,
-                                args.connections,
-                                {"BENCH_API_KEY": site_key, "BENCH_RUN": f"s{r}"},  # noqa: B023 - called at once
-                            )
+                        wrk_probed(
+                            probe,
+                            f"http://127.0.0.1:{ingress_port}",
+                            "wrk_event.lua",
+                            args.duration,
+                            args.connections,
+                            {"BENCH_API_KEY": site_key, "BENCH_RUN": f"s{r}"},
                         )
                     )
                     batch_ingress.append(
-                        sped(
-                            lambda: wrk(
-                                f"http://127.0.0.1:{ingress_port}",
-                                "wrk_batch.lua",
-                                args.duration,
-                                args.batch_connections,
-                                {"BENCH_API_KEY": batch_key, "BENCH_RUN": f"b{r}", "BENCH_BATCH": "500"},  # noqa: B023
-                            )
+                        wrk_probed(
+                            probe,
+                            f"http://127.0.0.1:{ingress_port}",
+                            "wrk_batch.lua",
+                            args.duration,
+                            args.batch_connections,
+                            {"BENCH_API_KEY": batch_key, "BENCH_RUN": f"b{r}", "BENCH_BATCH": "500"},
                         )
                     )
                 peak_rss = max(peak_rss, rss.peak_mb)

@@ -443,6 +443,11 @@ def run_latency(
         worker.stop()
 
 
+def _digits(key: str) -> int:
+    """Decimals a figure is reported with: shares and probe milliseconds need three."""
+    return 3 if key.startswith(("main_thread", "probe")) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -520,14 +525,9 @@ def measure(args: argparse.Namespace) -> int:
         "bootstrap": args.bootstrap,
     }
     for name, runs in results.items():
-        summary[name] = {
-            key: round(statistics.median(r[key] for r in runs), 3 if key.startswith(("main_thread", "probe")) else 1)
-            for key in runs[0]
-        }
+        summary[name] = {key: round(statistics.median(r[key] for r in runs), _digits(key)) for key in runs[0]}
         if name != "latency":
-            summary[name]["rounds"] = [
-                {key: round(r[key], 3 if key.startswith(("main_thread", "probe")) else 1) for key in r} for r in runs
-            ]
+            summary[name]["rounds"] = [{key: round(r[key], _digits(key)) for key in r} for r in runs]
     if "faust" in summary and "quix" in summary:
         summary["faust_vs_quix"] = round(summary["faust"]["events_per_s"] / summary["quix"]["events_per_s"], 2)
         # Round by round (quix then faust ran back to back): the machine's load moves both.
