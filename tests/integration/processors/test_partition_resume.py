@@ -5,7 +5,9 @@ The worker's poll is aiokafka's `fetched_records` over Faust's live set of activ
 test leaves partition 1's records prefetched while only partition 0 is active (as when a lane is
 full), starts a poll, and puts partition 1 back in the set. Without a wake-up the poll keeps waiting
 (no new record will come: nothing else is produced) — the test checks that first, so it can fail —
-and with `resume_partition` it returns partition 1's records at once.
+and with `resume_partition` it returns partition 1's records at once. The checks that need no broker
+(no consumer started yet; aiokafka on another thread's loop) are in
+tests/unit/processors/test_priority_resume.py.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from hub.kafka_config import admin_config, producer_config
 from processors.priority import resume_partition
-from tests.kafka_support import unique, wait_until
+from tests.kafka_support import unique
 
 pytestmark = pytest.mark.integration
 
@@ -83,51 +85,3 @@ async def test_a_released_partition_reaches_the_waiting_poll_at_once(kafka_boots
         assert [r.value for r in records[tp1]] == [f"1-{i}".encode() for i in range(10)]
     finally:
         await consumer.stop()
-
-
-def test_resume_partition_without_a_started_consumer_only_puts_it_back() -> None:
-    active: set[TopicPartition] = set()
-    faust_consumer = FaustConsumer(None, active)  # type: ignore[arg-type]
-    resume_partition(faust_consumer, TopicPartition("t", 3))
-    assert active == {TopicPartition("t", 3)}
-
-
-def test_a_poll_on_another_threads_loop_is_woken_there(kafka_bootstrap: str) -> None:
-    """CARINHO_CONSUMER_THREAD=true: aiokafka runs on the consumer thread's loop, not the router's."""
-    import threading
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-
-        class Fetcher:
-            def __init__(self) -> None:
-                self._loop = loop
-                self._fetch_waiters: set[asyncio.Future[None]] = set()
-                self.woken_on: list[threading.Thread] = []
-
-            def _notify(self, future: asyncio.Future[None]) -> None:
-                self.woken_on.append(threading.current_thread())
-                future.set_result(None)
-
-        fetcher = Fetcher()
-        waiter = asyncio.run_coroutine_threadsafe(_create_future(loop), loop).result(5)
-        fetcher._fetch_waiters.add(waiter)
-        consumer: Any = FaustConsumer(None, set())  # type: ignore[arg-type]
-        consumer._consumer = type("Aio", (), {"_fetcher": fetcher})()
-
-        async def from_the_router_loop() -> None:
-            resume_partition(consumer, TopicPartition("t", 0))
-
-        asyncio.run(from_the_router_loop())
-        wait_until(lambda: waiter.done(), timeout=5, message="waiter woken")
-        assert fetcher.woken_on == [thread]
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
-
-
-async def _create_future(loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
-    return loop.create_future()
