@@ -97,6 +97,7 @@ class ApiKeyStore:
         self.path = Path(path)
         self.reload_interval_s = reload_interval_s
         self._by_id: dict[str, ApiKeyRecord] = {}
+        self._grants: dict[str, tuple[ApiKeyRecord, Verified, float | None]] = {}  # see verify
         self._mtime: float | None = None
         self._checked_at = 0.0
         self._reload(force=True)
@@ -134,13 +135,20 @@ class ApiKeyStore:
         matches = hmac.compare_digest(hash_key(presented), expected)
         if record is None or not matches:
             raise KeyRejected("invalid API key")
-        now = now or datetime.now(UTC)
+        # What a record grants is built once per record (every request of a source asks again);
+        # a reload that replaces the record replaces the entry.
+        cached = self._grants.get(record.key_id)
+        if cached is None or cached[0] is not record:
+            types = frozenset(record.event_types) if record.event_types is not None else None
+            expires = record.expires_at.timestamp() if record.expires_at is not None else None
+            verified = Verified(record.key_id, record.source, types, record.rate_limit_per_second)
+            cached = self._grants[record.key_id] = (record, verified, expires)
         if record.revoked_at is not None:
             raise KeyRejected("API key revoked")
-        if record.expires_at is not None and now >= record.expires_at:
+        expires = cached[2]
+        if expires is not None and (now.timestamp() if now is not None else time.time()) >= expires:
             raise KeyRejected("API key expired")
-        types = frozenset(record.event_types) if record.event_types is not None else None
-        return Verified(record.key_id, record.source, types, record.rate_limit_per_second)
+        return cached[1]
 
     def close(self) -> None:
         """Nothing to release for the file store (the Kafka store stops its reader)."""

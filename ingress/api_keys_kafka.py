@@ -19,7 +19,7 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from hub.kafka_config import consumer_config, producer_config
-from ingress.api_keys import ApiKeyRecord, ApiKeyStore, KeyFile
+from ingress.api_keys import ApiKeyRecord, ApiKeyStore, KeyFile, Verified
 
 log = logging.getLogger("ingress.api_keys")
 
@@ -33,6 +33,7 @@ class KafkaApiKeyStore(ApiKeyStore):
         self.topic = topic
         self.timeout_s = timeout_s
         self._by_id: dict[str, ApiKeyRecord] = {}
+        self._grants: dict[str, tuple[ApiKeyRecord, Verified, float | None]] = {}  # see ApiKeyStore.verify
         self._consumer = Consumer(
             consumer_config(bootstrap, group_id="carinho.api-keys-view", client_id="carinho-api-keys")
         )

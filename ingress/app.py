@@ -108,8 +108,8 @@ def create_app(
     )
     app.services = state
     app.add_middleware(audit.AuditMiddleware, state=state)
-    # The operators' consolidated page (/ops, /ops/api/summary): no personal data, cached 2 s.
-    app.include_router(ops_router(topology, settings.kafka_bootstrap_servers, cache_seconds=2.0))
+    # The operators' consolidated page (/ops, /ops/api/summary): no personal data, cached briefly.
+    app.include_router(ops_router(topology, settings.kafka_bootstrap_servers, cache_seconds=settings.ops_cache_seconds))
 
     def hub() -> Ingress:
         return state["ingress"]
@@ -125,7 +125,7 @@ def create_app(
     )
     async def post_event(request: Request) -> Response:
         # Served by IngressApp below FastAPI once the service is up; this route documents the path.
-        return Response(await accept_single(hub(), request), 202, media_type="application/json")
+        return Response(await accept_single(hub(), request.scope, request.receive), 202, media_type="application/json")
 
     @app.post(
         "/v1/events/batch",

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from ingress import audit
-from ingress.accept import authenticate, enforce_rate, read_json_body
+from ingress.accept import check_body_headers, enforce_rate, key_from_headers, parse_json, receive_body, verify_key
 from ingress.audit import AuditRecord
 from ingress.errors import ApiError
 from ingress.service import Ingress, accept_event
@@ -44,18 +44,19 @@ class IngressApp(FastAPI):
 
 
 async def serve_event(ingress: Ingress, services: dict[str, Any], scope: Scope, receive: Receive, send: Send) -> None:
-    record = AuditRecord(scope)
+    headers = header_map(scope)
+    record = AuditRecord(scope, headers.get(b"x-request-id", b""))
     rid_header = (b"x-request-id", record.request_id.encode())
     status = 500
     try:
         try:
-            body = await accept_single(ingress, Request(scope, receive))
+            body = await accept_single(ingress, scope, receive, headers)
             status = 202
-            headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+            headers_out = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
         except ApiError as exc:
             response = exc.response(record.request_id)
-            status, body, headers = exc.status, bytes(response.body), list(response.raw_headers)
-        await send({"type": "http.response.start", "status": status, "headers": [*headers, rid_header]})
+            status, body, headers_out = exc.status, bytes(response.body), list(response.raw_headers)
+        await send({"type": "http.response.start", "status": status, "headers": [*headers_out, rid_header]})
         await send({"type": "http.response.body", "body": body})
     except Exception:
         # What Starlette's ServerErrorMiddleware does for the other routes: log, plain 500.
@@ -73,18 +74,43 @@ async def serve_event(ingress: Ingress, services: dict[str, Any], scope: Scope, 
         record.finish(scope, status, services, ROUTE)
 
 
-async def accept_single(ingress: Ingress, request: Request) -> bytes:
-    """POST /v1/events up to the 202 body; refusals raise ApiError (both routes of the path call it)."""
-    verified = authenticate(request, ingress.keys)
-    audit.note(request, source=verified.source, key_id=verified.key_id)
+def header_map(scope: Scope) -> dict[bytes, bytes]:
+    """The request's headers by (lower-case, as ASGI servers pass them) name; the first of repeated
+    headers wins, as with Starlette's `Headers.get`. One dict instead of a list scan per lookup."""
+    return dict(reversed(scope["headers"]))
+
+
+def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    value = headers.get(name)
+    return value.decode("latin-1") if value is not None else None
+
+
+async def accept_single(
+    ingress: Ingress, scope: Scope, receive: Receive, headers: dict[bytes, bytes] | None = None
+) -> bytes:
+    """POST /v1/events up to the 202 body; refusals raise ApiError (both routes of the path call it).
+
+    Works on the ASGI scope and channel directly (no Request object: this runs once per event); the
+    checks are `ingress.accept`'s, in its documented order."""
+    if headers is None:
+        headers = header_map(scope)
+    fields = audit.fields_of(scope)
+    presented = key_from_headers(_text(headers, b"x-api-key"), _text(headers, b"authorization"))
+    verified = verify_key(presented, ingress.keys)
+    fields["source"] = verified.source
+    fields["key_id"] = verified.key_id
     enforce_rate(verified, ingress.topology, ingress.limiter)
-    raw = await read_json_body(request, ingress.settings.max_body_bytes)
-    header_key = request.headers.get("idempotency-key")
-    request_id = audit.request_id(request)
+    max_bytes = ingress.settings.max_body_bytes
+    check_body_headers(_text(headers, b"content-type") or "", _text(headers, b"content-length"), max_bytes)
+    raw = parse_json(await receive_body(receive, max_bytes))
+    header_key = _text(headers, b"idempotency-key")
+    request_id: str | None = fields.get("request_id")
     fast = ingress.fast_path.prepare_single(raw, verified, header_key, request_id, datetime.now(UTC))
     if fast is None:  # an error (or a shape the fast path does not take): the reference pipeline
-        return orjson.dumps((await accept_event(ingress, request, raw, verified, header_key)).model_dump())
-    audit.note(request, event_type=fast.type, event_id=fast.event_id)
+        accepted = await accept_event(ingress, Request(scope, receive), raw, verified, header_key)
+        return orjson.dumps(accepted.model_dump())
+    fields["event_type"] = fast.type
+    fields["event_id"] = fast.event_id
     await ingress.publish(
         fast.topic,
         fast.value,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -48,6 +49,8 @@ class Publisher:
         self._side = Producer(side)
         self._poller: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        # Writes waiting for their ack, oldest first, with the time their backstop runs out (see publish).
+        self._deadlines: deque[tuple[float, asyncio.Future[tuple[int, int]]]] = deque()
 
     def start(self) -> None:
         """Serve delivery callbacks on the event loop itself (call from the loop, at start-up).
@@ -64,9 +67,12 @@ class Publisher:
         wake = self._wake
         assert wake is not None  # set by start()
         side_due = 0.0
+        deadlines = self._deadlines
         while True:
             served = self._producer.poll(0)
             now = loop.time()
+            while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
+                _expire(deadlines.popleft()[1])  # a no-op for the answered ones
             if now >= side_due:  # the side producer needs no answer: its reports are served 20x/s
                 self._side.poll(0)
                 side_due = now + SIDE_POLL_S
@@ -86,13 +92,11 @@ class Publisher:
     ) -> tuple[int, int]:
         """Write one record and wait for the ack; returns (partition, offset)."""
         future = self.send(topic, value, key, headers)
-        # A timer on the future instead of asyncio.wait_for (which wraps it in a task): the write's
-        # own bound is librdkafka's delivery.timeout.ms; this is the backstop if no report comes.
-        timer = asyncio.get_running_loop().call_later(self.timeout_s + 1.0, _expire, future)
-        try:
-            return await future
-        finally:
-            timer.cancel()
+        # The write's own bound is librdkafka's delivery.timeout.ms; this backstop, for a report that
+        # never comes, is checked by the poll loop (writes are queued in order, all with one timeout):
+        # no timer to arm and cancel per request.
+        self._deadlines.append((asyncio.get_running_loop().time() + self.timeout_s + 1.0, future))
+        return await future
 
     def send(
         self, topic: str, value: bytes, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None

@@ -32,3 +32,6 @@ class IngressSettings(HubSettings):
     connectors_url: str = Field(default="http://127.0.0.1:9108", description="connector health for /health/detailed")
     audit_to_kafka: bool = Field(default=True, description="also write the request audit to the audit topic (90 d)")
     keys_reload_interval_s: float = Field(default=1.0, ge=0.1)
+    ops_cache_seconds: float = Field(
+        default=2.0, ge=0.1, le=300, description="CARINHO_OPS_CACHE_SECONDS: how long /ops reuses its summary"
+    )

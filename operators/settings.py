@@ -23,4 +23,3 @@ class OperatorSettings(HubSettings):
     report_timezone: TimeZoneName = Field(default="America/Sao_Paulo", description="CARINHO_REPORT_TIMEZONE (IANA)")
     report_webhook_url: HttpUrl | None = Field(default=None, description="CARINHO_REPORT_WEBHOOK_URL")
     report_dir: Path = Field(default=PROJECT_ROOT / ".run" / "reports", description="CARINHO_REPORT_DIR")
-    ops_cache_seconds: float = Field(default=2.0, ge=0.1, le=300, description="CARINHO_OPS_CACHE_SECONDS")

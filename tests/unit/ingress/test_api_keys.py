@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -95,3 +96,12 @@ def test_missing_file_means_no_keys(tmp_path: Path) -> None:
     assert store.records() == []
     with pytest.raises(KeyRejected):
         store.verify("ck_0123456789ab_secret")
+
+
+def test_expiry_without_an_explicit_time_uses_the_clock(tmp_path: Path) -> None:
+    store = ApiKeyStore(tmp_path / "keys.json")
+    _, key = store.create("site", expires_in=timedelta(milliseconds=300))
+    assert store.verify(key).source == "site"  # the grant is now cached for this record
+    time.sleep(0.4)
+    with pytest.raises(KeyRejected, match="expired"):
+        store.verify(key)
