@@ -51,6 +51,9 @@ class Publisher:
         self._wake: asyncio.Event | None = None
         # Writes waiting for their ack, oldest first, with the time their backstop runs out (see publish).
         self._deadlines: deque[tuple[float, asyncio.Future[tuple[int, int]]]] = deque()
+        # Side records waiting for the end of this turn of the event loop (see _flush_side).
+        self._side_queued: dict[str, list[dict[str, bytes | None]]] = {}
+        self._side_due = False
 
     def start(self) -> None:
         """Serve delivery callbacks on the event loop itself (call from the loop, at start-up).
@@ -102,25 +105,35 @@ class Publisher:
         self, topic: str, value: bytes, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None
     ) -> asyncio.Future[tuple[int, int]]:
         """Start a write; the future resolves on ack (or fails with PublishFailed)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[int, int]] = loop.create_future()
-
-        def on_delivery(err: KafkaError | None, msg: Message) -> None:  # runs on the loop (see start)
-            if err is not None:
-                exc = PublishFailed(f"{err.name()}: {err.str()}", retryable=err.retriable() or not err.fatal())
-                _set_exception(future, exc)
-            else:
-                _set_result(future, (msg.partition(), msg.offset()))
-
+        future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
         try:
-            self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+            self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=partial(_report, future))
         except BufferError:
-            future.set_exception(PublishFailed("producer queue full"))
+            _set_exception(future, PublishFailed("producer queue full"))
         except KafkaException as exc:
-            future.set_exception(PublishFailed(str(exc.args[0])))
+            _set_exception(future, PublishFailed(str(exc.args[0])))
         if self._wake is not None:
             self._wake.set()
         return future
+
+    def _flush_side(self) -> None:
+        """Write the side records this turn of the event loop queued, one produce_batch per topic.
+
+        A produce() per record, between requests, cost ~4x what the same call costs in a run of
+        them (cold caches): docs/benchmarks.md, seventeenth session. The events themselves are
+        produced at once: deferring them to the end of the turn too measured slower."""
+        self._side_due = False
+        side, self._side_queued = self._side_queued, {}
+        for topic, records in side.items():
+            self._produce_side(topic, records)
+
+    def _produce_side(self, topic: str, records: list[dict[str, bytes | None]]) -> None:
+        try:
+            queued = self._side.produce_batch(topic, records)
+        except (BufferError, KafkaException):
+            queued = 0
+        if queued < len(records):
+            log.warning("side records dropped: producer queue full or closed", extra={"count": len(records) - queued})
 
     async def publish_many(self, records: Sequence[Record]) -> list[bool]:
         """Write records and wait until each is acknowledged or failed; True per acknowledged record.
@@ -144,21 +157,20 @@ class Publisher:
             timer.cancel()
 
     def fire_and_forget(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        """Best-effort write (request audit): never blocks, never raises."""
-        try:
-            self._side.produce(topic, value=value, key=key)
-        except (BufferError, KafkaException):
-            log.warning("audit record dropped: producer queue full or closed")
+        """Best-effort write (request audit, trail hops): never blocks, never raises. Written with the
+        turn's other side records in one produce_batch (same partitioner as produce)."""
+        records = self._side_queued.get(topic)
+        if records is None:
+            records = self._side_queued[topic] = []
+        records.append({"value": value, "key": key})
+        if not self._side_due:
+            self._side_due = True
+            asyncio.get_running_loop().call_soon(self._flush_side)
 
     def fire_and_forget_many(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
         """Best-effort writes of (value, key) records in one call (a batch's trail hops): never blocks,
         never raises. One produce_batch instead of a produce() per record; same partitioner."""
-        try:
-            queued = self._side.produce_batch(topic, [{"value": value, "key": key} for value, key in records])
-        except (BufferError, KafkaException):
-            queued = 0
-        if queued < len(records):
-            log.warning("trail records dropped: producer queue full or closed", extra={"count": len(records) - queued})
+        self._produce_side(topic, [{"value": value, "key": key} for value, key in records])
 
     def reachable(self, timeout_s: float = 2.0) -> bool:
         try:
@@ -169,6 +181,8 @@ class Publisher:
 
     async def aclose(self, timeout_s: float = 10.0) -> int:
         """Flush what is in flight (callbacks still resolve); returns how many were still undelivered."""
+        if self._side_queued:
+            self._flush_side()
         deadline = asyncio.get_running_loop().time() + timeout_s
         while (len(self._producer) or len(self._side)) and asyncio.get_running_loop().time() < deadline:
             self._producer.poll(0)
@@ -209,6 +223,16 @@ class _BatchAck:
     def expire(self) -> None:  # backstop: reports not in by now count as not acknowledged
         if not self.future.done():
             self.future.set_result(list(self.ok))
+
+
+def _report(future: asyncio.Future[tuple[int, int]], err: KafkaError | None, msg: Message) -> None:
+    """A record's delivery report (served on the loop: see Publisher.start)."""
+    if err is not None:
+        _set_exception(
+            future, PublishFailed(f"{err.name()}: {err.str()}", retryable=err.retriable() or not err.fatal())
+        )
+    else:
+        _set_result(future, (msg.partition(), msg.offset()))
 
 
 def _expire(future: asyncio.Future[tuple[int, int]]) -> None:
