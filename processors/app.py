@@ -664,10 +664,14 @@ class Processors:
         if verdict is dedupe.Verdict.DUPLICATE:
             counters.duplicate.inc()
             first = store.get(key) or {}
+            seen = first.get("at")  # epoch seconds in the dedupe entry; ISO time in the trail, as every hop's
             self._hop(
                 envelope.event_id,
                 "duplicate_dropped",
-                detail={"first_seen_at": first.get("at"), "topic": message.topic},
+                detail={
+                    "first_seen_at": datetime.fromtimestamp(float(seen), UTC).isoformat() if seen is not None else None,
+                    "topic": message.topic,
+                },
             )
             return None
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -146,6 +147,9 @@ def test_duplicates_are_dropped_and_trailed(kafka_bootstrap: str, shared: tuple[
         timeout=20,
         message="two duplicate_dropped hops",
     )
+    for hop in (h for h in worker.trail(str(e.event_id)) if h["hop"] == "duplicate_dropped"):
+        first_seen = datetime.fromisoformat(hop["detail"]["first_seen_at"])  # an ISO time, like every hop's
+        assert abs((datetime.now(UTC) - first_seen).total_seconds()) < 600
     for dest in ("crm", "marketing", "whatsapp"):
         assert len(by_event(deliveries(kafka_bootstrap, topology, dest, timeout=3), e.event_id)) == 1, dest
 
