@@ -39,7 +39,7 @@ from ingress.metrics import EVENTS_REJECTED
 from ingress.publisher import Publisher, PublishFailed
 from ingress.service import Ingress, accept_event
 from ingress.settings import IngressSettings
-from ingress.webhooks import select_mapping, to_event
+from ingress.webhooks import native_fields, select_mapping, to_event
 from operators.web import ops_router
 
 log = logging.getLogger("ingress")
@@ -225,7 +225,10 @@ def create_app(
                 "key_source",
                 f"this API key belongs to source {verified.source!r}, not {source!r}",
             )
-        accepted = await accept_event(ingress, request, to_event(selected[1], raw), verified, None)
+        try:
+            accepted = await accept_event(ingress, request, to_event(selected[1], raw), verified, None)
+        except ApiError as refused:
+            raise native_fields(refused, selected[1]) from None
         return json_response(accepted.model_dump(), 202)
 
     @app.get("/v1/events/{event_id}", tags=["events"], summary="The event's trail (every hop), personal data masked")

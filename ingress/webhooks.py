@@ -3,6 +3,7 @@ by topics.yaml `sources.<source>.webhooks` — no code per integration."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hub.topology import Source, WebhookMapping
@@ -71,3 +72,27 @@ def to_event(mapping: WebhookMapping, payload: dict[str, Any]) -> dict[str, Any]
         if (value := lookup(payload, path)) is not _MISSING and value not in (None, "")
     }
     return {"type": mapping.event_type, "data": data, "idempotency_key": str(key), "metadata": metadata}
+
+
+_DATA_FIELD = re.compile(r"^data\.([^.\[]+)(.*)$")
+
+
+def native_fields(error: ApiError, mapping: WebhookMapping) -> ApiError:
+    """The same refusal with each `data.<name>` field named as the sender's payload names it (the
+    site form's `telefone`, Z-API's `text.message`): the sender cannot know the event's names.
+    Fields the mapping sets to a constant keep the event's name."""
+
+    def native(field: str) -> str:
+        match = _DATA_FIELD.match(field)
+        path = mapping.data.get(match.group(1)) if match else None
+        if match is None or path is None or path.startswith("="):
+            return field
+        return path + match.group(2)
+
+    items, message = [], error.message
+    for item in error.errors:
+        renamed = native(item.field)
+        if renamed != item.field:
+            message = message.replace(f"{item.field}:", f"{renamed}:")
+        items.append(item.model_copy(update={"field": renamed}))
+    return ApiError(error.status, error.error, message, items, error.headers)

@@ -340,6 +340,9 @@ def test_site_and_zapi_webhooks(ingress: RunningIngress) -> None:
     assert wrong_source.status_code == 403
     unknown = post(ingress, site_key, form, path="/v1/webhooks/erp")
     assert unknown.status_code == 404
+    bad_phone = post(ingress, site_key, {**form, "form_id": "f-78", "telefone": "12"}, path="/v1/webhooks/site")
+    assert bad_phone.status_code == 422
+    assert [e["field"] for e in bad_phone.json()["errors"]] == ["telefone"]  # the form's name, not data.phone
 
     records = read_topic(ingress.bootstrap, ingress.topology.priority_topic(2), expect=2)
     envelopes = {

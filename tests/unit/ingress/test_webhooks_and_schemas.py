@@ -95,3 +95,43 @@ def test_datetimes_must_carry_a_timezone() -> None:
     servico.model_validate({"servico_id": "1", "cliente_id": "2", "completed_at": "2026-11-29T10:00:00-03:00"})
     with pytest.raises(ValidationError):
         servico.model_validate({"servico_id": "1", "cliente_id": "2", "completed_at": "2026-11-29T10:00:00"})
+
+
+def test_refusals_name_the_senders_fields() -> None:
+    """A site form with a bad phone and no name: the 422 names `telefone` and `nome`, the form's fields."""
+    from ingress.accept import validate_event
+    from ingress.webhooks import native_fields
+
+    form = {"form_id": "f-2", "telefone": "12", "email": "a@b.com"}
+    _, mapping = select_mapping(TOPOLOGY.sources["site"], form, None)  # type: ignore[misc]
+    with pytest.raises(ApiError) as refused:
+        validate_event(to_event(mapping, form), TOPOLOGY, MODELS, None)
+    assert {item.field for item in refused.value.errors} >= {"data.phone"}
+    renamed = native_fields(refused.value, mapping)
+    fields = {item.field for item in renamed.errors}
+    assert "telefone" in fields and not any(f.startswith("data.phone") for f in fields)
+    assert "telefone:" in renamed.message and "data.phone:" not in renamed.message
+    assert (renamed.status, renamed.error) == (refused.value.status, refused.value.error)
+
+
+def test_nested_and_constant_fields_keep_their_own_names() -> None:
+    from ingress.event_schemas import ErrorItem
+    from ingress.webhooks import native_fields
+
+    selected = select_mapping(TOPOLOGY.sources["whatsapp"], ZAPI, None)
+    assert selected is not None
+    error = ApiError(
+        422,
+        "validation_failed",
+        "x",
+        [
+            ErrorItem(field="data.message", rule="string_type", message="m"),
+            ErrorItem(field="data.origin", rule="literal_error", message="m"),
+            ErrorItem(field="idempotency_key", rule="required", message="m"),
+        ],
+    )
+    assert [i.field for i in native_fields(error, selected[1]).errors] == [
+        "text.message",
+        "data.origin",
+        "idempotency_key",
+    ]
