@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
     create.add_argument("--rate", type=float, metavar="PER_SECOND", help="override the source's rate limit")
     create.set_defaults(func=_create)
 
-    listing = ksub.add_parser("list", help="list keys (ids, scope, expiry; never the keys)")
+    listing = ksub.add_parser("list", help="list keys (ids, scope, creation, expiry, rate limit; never the keys)")
     listing.add_argument("--source")
     listing.set_defaults(func=_list)
 
@@ -35,7 +35,12 @@ def register(sub: Any) -> None:
     rotate.add_argument(
         "--overlap", type=float, default=7.0, metavar="DAYS", help="days the old key keeps working (default 7; 0 = now)"
     )
-    rotate.add_argument("--expires", type=int, metavar="DAYS")
+    rotate.add_argument(
+        "--expires",
+        type=int,
+        metavar="DAYS",
+        help="the new key expires after DAYS days (default: the old key's lifetime; never if it had no expiry)",
+    )
     rotate.set_defaults(func=_rotate)
 
     revoke = ksub.add_parser("revoke", help="revoke a key immediately")
@@ -97,11 +102,15 @@ def _list(args: argparse.Namespace) -> int:
     store, _ = _store()
     now = datetime.now(UTC)
     rows = [r for r in store.records() if args.source is None or r.source == args.source]
-    print(f"{'KEY ID':<14}{'SOURCE':<13}{'STATUS':<9}{'EXPIRES':<27}{'TYPES':<40}LABEL")
+    print(
+        f"{'KEY ID':<14}{'SOURCE':<13}{'STATUS':<9}{'CREATED':<27}{'EXPIRES':<27}{'RATE LIMIT':<13}{'TYPES':<40}LABEL"
+    )
     for r in rows:
+        created = r.created_at.isoformat(timespec="seconds")
         expires = r.expires_at.isoformat(timespec="seconds") if r.expires_at else "never"
+        rate = f"{r.rate_limit_per_second:g}/s" if r.rate_limit_per_second is not None else "(source's)"
         types = ",".join(r.event_types) if r.event_types else "(all of the source's)"
-        print(f"{r.key_id:<14}{r.source:<13}{r.status(now):<9}{expires:<27}{types:<40}{r.label}")
+        print(f"{r.key_id:<14}{r.source:<13}{r.status(now):<9}{created:<27}{expires:<27}{rate:<13}{types:<40}{r.label}")
     return 0
 
 
@@ -109,6 +118,8 @@ def _rotate(args: argparse.Namespace) -> int:
     store, _ = _store()
     if args.overlap < 0:
         return _fail("--overlap must be >= 0 days")
+    if args.expires is not None and args.expires <= 0:
+        return _fail("--expires must be a positive number of days")
     try:
         record, key = store.rotate(
             args.key_id, timedelta(days=args.overlap), timedelta(days=args.expires) if args.expires else None
@@ -116,8 +127,9 @@ def _rotate(args: argparse.Namespace) -> int:
     except KeyError as exc:
         return _fail(str(exc.args[0]))
     print(key)
+    expiry = f"expires {record.expires_at.isoformat(timespec='seconds')}" if record.expires_at else "never expires"
     print(
-        f"new key id {record.key_id}; the old key {args.key_id} keeps working for {args.overlap:g} day(s)",
+        f"new key id {record.key_id} ({expiry}); the old key {args.key_id} keeps working for {args.overlap:g} day(s)",
         file=sys.stderr,
     )
     return 0

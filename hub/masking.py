@@ -1,12 +1,15 @@
 """LGPD: personal data never leaves the hub in logs, trails or operator output unmasked.
 
 `mask_data` walks a payload: values under name-like keys become initials, free text becomes its length,
-and phones, e-mails and CPFs are masked wherever they appear (also inside other strings).
+and phones, e-mails and CPFs are masked wherever they appear (also inside other strings). An 11-digit
+number is both a mobile phone and a CPF: under a phone-like key (`telefone`, `celular`...) it is masked
+as a phone, under a CPF-like key (`cpf`, `documento`...) and anywhere else as a CPF.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-])[A-Za-z0-9.-]*\.([A-Za-z]{2,})")
@@ -74,14 +77,14 @@ def mask_text(value: str) -> str:
 _UUID_ANYWHERE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
-def _mask_around_uuids(value: str) -> str:
+def _mask_around_uuids(value: str, mask: Callable[[str], str] = mask_text) -> str:
     """Mask the text between UUIDs, keep the UUIDs (event ids in messages stay searchable)."""
     out, last = [], 0
     for match in _UUID_ANYWHERE.finditer(value):
-        out.append(mask_text(value[last : match.start()]))
+        out.append(mask(value[last : match.start()]))
         out.append(match.group(0))
         last = match.end()
-    out.append(mask_text(value[last:]))
+    out.append(mask(value[last:]))
     return "".join(out)
 
 
@@ -100,12 +103,48 @@ def mask_name(value: str) -> str:
     return " ".join(f"{p[0]}***" for p in parts) if parts else value
 
 
-_NUMBER_PII_KEYS = frozenset({"phone", "telefone", "cpf"})
+PHONE_KEYS = frozenset(
+    {
+        "phone",
+        "telefone",
+        "celular",
+        "whatsapp",
+        "mobile",
+        "cellphone",
+        "cell_phone",
+        "mobile_phone",
+        "phone_number",
+        "telefone_celular",
+        "fone",
+        "tel",
+    }
+)
+CPF_KEYS = frozenset({"cpf", "documento", "document", "cpf_cliente", "cliente_cpf"})
+
+
+def mask_phone_text(value: str) -> str:
+    """mask_text for a value known to be a phone number: the phone pattern runs before the CPF one,
+    so an 11-digit mobile ("11987654321") is masked as a phone, not as a CPF. Shares mask_text's
+    memo of clean strings (a string neither changes holds none of the three patterns)."""
+    if not _MAYBE_PERSONAL.search(value) or value in _CLEAN:
+        return value
+    if _UUID_ANYWHERE.search(value):
+        return _mask_around_uuids(value, mask_phone_text)
+    masked = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}***.{m.group(3)}", value)
+    masked = _PHONE.sub(_mask_phone, masked)
+    masked = _CPF.sub("***.***.***-**", masked)
+    if masked == value and len(value) <= _CLEAN_MAX_CHARS:
+        if len(_CLEAN) >= _CLEAN_MAX_ITEMS:
+            _CLEAN.clear()
+        _CLEAN.add(value)
+    return masked
+
 
 # What a key says about its value, worked out once per key: every log line and trail hop runs
 # mask_data on the same few dozen keys, and the lower-casing plus five set lookups per field cost
 # more than the masking itself. The memo stays in memory (never logged), short keys only.
-_PLAIN, _ID, _TIME, _SECRET, _NAME, _FREE_TEXT, _NUMBER_PII = range(7)
+_PLAIN, _ID, _TIME, _SECRET, _NAME, _FREE_TEXT, _PHONE_NUMBER, _CPF_NUMBER = range(8)
+_NUMBER_PII = (_PHONE_NUMBER, _CPF_NUMBER)
 _KEY_KINDS: dict[str | None, int] = {}
 _KEY_KINDS_MAX_ITEMS = 4096
 
@@ -125,8 +164,10 @@ def _key_kind(key: str | None) -> int:
         kind = _NAME
     elif lowered in FREE_TEXT_KEYS:
         kind = _FREE_TEXT
-    elif lowered in _NUMBER_PII_KEYS:
-        kind = _NUMBER_PII
+    elif lowered in PHONE_KEYS:
+        kind = _PHONE_NUMBER
+    elif lowered in CPF_KEYS:
+        kind = _CPF_NUMBER
     else:
         kind = _PLAIN
     if key is None or len(key) <= _CLEAN_MAX_CHARS:  # payload keys are the senders': keep the memo small
@@ -141,11 +182,12 @@ def mask_data(value: Any, key: str | None = None) -> Any:
     # Strings first: most logged values are (every log line runs this on its fields).
     if isinstance(value, str):
         kind = _key_kind(key)
-        if kind in (_PLAIN, _NUMBER_PII):
+        if kind in (_PLAIN, _CPF_NUMBER, _PHONE_NUMBER):
             # No digit and no "@": nothing any pattern could take (most logged strings).
             if not _MAYBE_PERSONAL.search(value) or _UUID.match(value):
                 return value
-            return mask_text(value)
+            # Plain strings and CPFs: CPF pattern first (mask_text); phones: phone pattern first.
+            return mask_phone_text(value) if kind == _PHONE_NUMBER else mask_text(value)
         if kind == _ID or _UUID.match(value):
             return value
         if kind == _TIME:
@@ -159,6 +201,6 @@ def mask_data(value: Any, key: str | None = None) -> Any:
         return {k: mask_data(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_data(v, key) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and key and _key_kind(key) == _NUMBER_PII:
+    if isinstance(value, int) and not isinstance(value, bool) and key and _key_kind(key) in _NUMBER_PII:
         return "***"
     return value

@@ -201,20 +201,26 @@ class ApiKeyStore:
         return record, key
 
     def rotate(self, key_id: str, overlap: timedelta, expires_in: timedelta | None = None) -> tuple[ApiKeyRecord, str]:
-        """New key with the same scope; the old one keeps working for `overlap`, then expires."""
+        """New key with the same scope; the old one keeps working for `overlap`, then expires.
+
+        The new key keeps the old key's lifetime policy: with `expires_in` None, a key that had an
+        expiry gets one the same length of time (old expires_at - old created_at) after its own
+        creation, and a key that never expired does not either. `expires_in` overrides that.
+        """
         new_id, key = generate_key()
         now = datetime.now(UTC)
         with self._locked() as data:
             old = next((k for k in data.keys if k.key_id == key_id), None)
             if old is None or not old.active(now):
                 raise KeyError(f"no active key {key_id}")
+            lifetime = expires_in if expires_in is not None else _lifetime(old)
             record = ApiKeyRecord(
                 key_id=new_id,
                 source=old.source,
                 key_hash=hash_key(key),
                 event_types=old.event_types,
                 created_at=now,
-                expires_at=now + expires_in if expires_in else None,
+                expires_at=now + lifetime if lifetime is not None else None,
                 label=old.label,
                 rate_limit_per_second=old.rate_limit_per_second,
             )
@@ -234,3 +240,10 @@ class ApiKeyStore:
             revoked = old.model_copy(update={"revoked_at": old.revoked_at or now})
             data.keys[data.keys.index(old)] = revoked
         return revoked
+
+
+def _lifetime(record: ApiKeyRecord) -> timedelta | None:
+    """How long the key was issued for (None: it never expires)."""
+    if record.expires_at is None:
+        return None
+    return record.expires_at - record.created_at

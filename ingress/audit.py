@@ -62,8 +62,7 @@ class AuditRecord:
     def finish(self, scope: Scope, status: int, state: dict[str, Any], route_path: str | None = None) -> None:
         latency = time.perf_counter() - self.started
         if route_path is None:
-            route = scope.get("route")
-            route_path = getattr(route, "path", None) or "unmatched"
+            route_path = _route_label(scope)
         _request_metrics(route_path, status, latency)
         if not route_path.startswith(("/metrics", "/health")):
             entry = {
@@ -76,6 +75,20 @@ class AuditRecord:
             log_info(log, "request", entry)
             _to_kafka(state, entry)
         request_id_var.reset(self.token)
+
+
+def _route_label(scope: Scope) -> str:
+    """The `route` label of the request metrics: the matched route's path template. FastAPI's own
+    pages (/docs, /openapi.json, /docs/oauth2-redirect, /redoc) are plain Starlette routes, which set
+    the scope's `endpoint` but not its `route`: a match without parameters is labelled by its path
+    (a fixed path, so no label explosion). Only a request no route matched is "unmatched"."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path:
+        return str(path)
+    if scope.get("endpoint") is not None and not scope.get("path_params"):
+        return str(scope["path"])
+    return "unmatched"
 
 
 _METRIC_CHILDREN: dict[tuple[str, int], tuple[Any, Any]] = {}

@@ -1,6 +1,7 @@
 """/health/detailed and /status: Kafka reachability, topology, per-destination checks and breaker
 states (from the compacted `health` topic the connectors and syncs write), pending events per
-priority (the router group's lag) and the dead-letter size. Cached briefly so probes stay cheap."""
+priority (the router group's lag) and the open dead-letter records (counted like `carinho dlq stats`
+and /ops: operators/dlq_state.py `dead_letter_counts`). Cached briefly so probes stay cheap."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ import httpx
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from hub.backlog import router_and_trail_backlog, topic_records
+from hub.backlog import router_and_trail_backlog
 from hub.kafka_config import consumer_config
 from hub.topology import Topology
 from ingress.metrics import DEAD_LETTER_RECORDS, PENDING_EVENTS, TRAIL_INDEX_PENDING
 from ingress.publisher import Publisher
 from ingress.settings import IngressSettings
+from operators.dlq_state import DeadLetterCounts, dead_letter_counts
+from operators.kafka_io import KafkaUnavailable
 
 log = logging.getLogger("ingress.health")
 CACHE_S = 2.0
@@ -159,23 +162,26 @@ class HealthReporter:
 
     async def _build_status(self) -> dict[str, Any]:
         pending: dict[str, Any]
-        dead_letters: int | None
+        dead_letters: DeadLetterCounts | None = None
         trail: int | None = None
         for attempt in range(10):
             try:
-                pending, dead_letters, trail = await asyncio.to_thread(self._lag_and_dlq)
+                pending, trail = await asyncio.to_thread(self._lag)
                 break
             except KafkaException as exc:
                 # A group coordinator moving or loading (fresh cluster, broker restart) is transient.
                 if exc.args[0].code() in _COORDINATOR_MOVING and attempt < 9:
                     await asyncio.sleep(0.5)
                     continue
-                pending, dead_letters = {"error": str(exc.args[0])}, None
+                pending = {"error": str(exc.args[0])}
                 break
-        if dead_letters is not None:
-            DEAD_LETTER_RECORDS.set(dead_letters)
+        if "error" not in pending:
             for level, count in pending.items():
                 PENDING_EVENTS.labels(priority=level.removeprefix("p")).set(count)  # "1".."5" like every metric
+            dead_letters = await asyncio.to_thread(self._dead_letters)
+        if dead_letters is not None:
+            # The alert (deploy/prometheus/alerts.yml, analysis 4.2: DLQ > 10 items) is on open items.
+            DEAD_LETTER_RECORDS.set(dead_letters.open)
         if trail is not None:
             TRAIL_INDEX_PENDING.set(trail)
         breakers = {
@@ -184,15 +190,23 @@ class HealthReporter:
         return {
             "checked_at": datetime.now(UTC).isoformat(),
             "pending_per_priority": pending,
-            "dead_letter_size": dead_letters,
+            # Open dead-letter records (pending or edited), as `carinho dlq stats` and /ops count them.
+            "dead_letter_size": dead_letters.open if dead_letters is not None else None,
+            # Every record on the dead-letter topic within retention, replayed/purged/archived included.
+            "dead_letter_records": dead_letters.total if dead_letters is not None else None,
             # Trail records not indexed yet (null: no processors worker indexes the trail).
             "trail_index_pending": trail,
             "breakers": {name: breakers.get(name, "unknown") for name in self.topology.destinations},
             "syncs": self.view.by_prefix("sync:"),
         }
 
-    def _lag_and_dlq(self) -> tuple[dict[str, Any], int, int | None]:
-        bootstrap = self.settings.kafka_bootstrap_servers
-        backlog, trail = router_and_trail_backlog(bootstrap, self.topology, timeout_s=5)
-        dead = topic_records(bootstrap, self.topology.dead_letter_topic, timeout_s=5)
-        return {f"p{level}": count for level, count in backlog.items()}, dead, trail
+    def _lag(self) -> tuple[dict[str, Any], int | None]:
+        backlog, trail = router_and_trail_backlog(self.settings.kafka_bootstrap_servers, self.topology, timeout_s=5)
+        return {f"p{level}": count for level, count in backlog.items()}, trail
+
+    def _dead_letters(self) -> DeadLetterCounts | None:
+        try:
+            return dead_letter_counts(self.topology, self.settings.kafka_bootstrap_servers, timeout=10.0)
+        except (KafkaUnavailable, KafkaException) as exc:
+            log.warning("dead-letter count failed", extra={"error": str(exc)})
+            return None

@@ -14,4 +14,6 @@ PENDING_EVENTS = gauge("pending_events", "Events on events.pN not yet routed (ro
 TRAIL_INDEX_PENDING = gauge(
     "trail_index_pending", "Trail records not indexed yet by the processors (router group lag on the trail topic)"
 )
-DEAD_LETTER_RECORDS = gauge("dead_letter_records", "Records on the dead-letter topic (within retention)")
+DEAD_LETTER_RECORDS = gauge(
+    "dead_letter_records", "Open dead-letter items (pending or edited), as carinho dlq stats counts them"
+)

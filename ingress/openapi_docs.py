@@ -36,7 +36,7 @@ def _error(status: int, error: str, field: str, rule: str, message: str) -> dict
                     "error": error,
                     "message": message,
                     "errors": [{"field": field, "rule": rule, "message": message}],
-                    "request_id": "4f1c0e9a7b2d4e55",
+                    "request_id": "4f1c0e9a7b2d4e558a0c3f6d2b1e9a74",
                 }
             }
         },

@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hub.backlog import partition_watermarks
 from hub.topology import Topology
-from operators.dlq_items import DlqItem
-from operators.kafka_io import DeliveryErrors, KafkaUnavailable, flush_or_raise, producer, scan_topic
+from operators.dlq_items import BadDlqId, DlqId, DlqItem
+from operators.kafka_io import DeliveryErrors, KafkaUnavailable, flush_or_raise, producer, reader, scan_topic
 
 Status = Literal["pending", "edited", "replayed", "purged", "archived"]
 STATUSES: tuple[Status, ...] = ("pending", "edited", "replayed", "purged", "archived")
@@ -146,3 +148,70 @@ class DlqStateStore:
         flush_or_raise(prod, "DLQ status")
         errors.raise_if_any()
         return written
+
+
+@dataclass(frozen=True)
+class DeadLetterCounts:
+    open: int  # pending or edited: what `carinho dlq stats` counts by default and /ops shows as open
+    total: int  # every record on the dead-letter topic within retention (replayed/purged/archived too)
+
+
+def is_open(item: DlqItem, state: DlqState | None) -> bool:
+    """The DLQ tools' rule: open while never touched, edited, or its state is for another record."""
+    return effective_status(item, state) in OPEN_STATUSES
+
+
+EXACT_COUNT_LIMIT = 10_000  # dead-letter records; past this /status counts from offsets (below)
+
+
+def dead_letter_counts(
+    topology: Topology, bootstrap: str, *, timeout: float = 60.0, exact_limit: int = EXACT_COUNT_LIMIT
+) -> DeadLetterCounts:
+    """Open and total records of the dead-letter topic, by the same rule as `carinho dlq stats` and
+    the /ops summary (the status of each record on the compacted deadletter.state topic). A topic that
+    does not exist counts as empty (no state topic: no record was touched). Raises KafkaUnavailable
+    when Kafka is down.
+
+    Up to `exact_limit` records it reads them all (one in memory at a time). Past it (an incident:
+    the ingress asks every 15 s, and reading a big topic would take seconds of its CPU each time) the
+    total comes from the partitions' offsets and the open count is the total minus the closed states
+    whose record is still kept. That differs from the tools' rule in one case only: a closed state
+    left from an older record at the same partition and offset (the topic deleted and recreated),
+    which the tools tell apart by the record's timestamp."""
+    dead_topic = topology.dead_letter_topic
+    state_topic = topology.system_topic("dead_letter_state")
+    consumer = reader(bootstrap)
+    try:
+        try:
+            metadata = consumer.list_topics(timeout=min(timeout, 10.0))
+            present = {
+                name for name in (dead_topic, state_topic) if (info := metadata.topics.get(name)) and info.error is None
+            }
+            marks = partition_watermarks(consumer, dead_topic, min(timeout, 10.0)) if dead_topic in present else {}
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"cannot reach Kafka to count dead letters: {exc.args[0].str()}") from None
+    finally:
+        consumer.close()
+    if dead_topic not in present:
+        return DeadLetterCounts(open=0, total=0)
+    states = DlqStateStore(topology, bootstrap).load() if state_topic in present else {}
+    kept = sum(high - low for low, high in marks.values())
+    if kept > exact_limit:
+        closed = sum(1 for state in states.values() if state.status not in OPEN_STATUSES and _kept(state.dlq_id, marks))
+        return DeadLetterCounts(open=kept - closed, total=kept)
+    total = opened = 0
+    for record in scan_topic(bootstrap, dead_topic, timeout=timeout):
+        item = DlqItem(record)
+        total += 1
+        opened += is_open(item, states.get(str(item.id)))
+    return DeadLetterCounts(open=opened, total=total)
+
+
+def _kept(dlq_id: str, marks: dict[int, tuple[int, int]]) -> bool:
+    """The record `partition:offset` is still within its partition's retention."""
+    try:
+        found = DlqId.parse(dlq_id)
+    except BadDlqId:
+        return False
+    low, high = marks.get(found.partition, (0, 0))
+    return low <= found.offset < high

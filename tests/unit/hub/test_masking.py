@@ -114,3 +114,20 @@ def test_what_a_key_means_is_remembered_for_short_keys_only() -> None:
             long_key: mask_text("tel 11987654321"),
         }
     assert "Nome" in _KEY_KINDS and long_key not in _KEY_KINDS
+
+
+def test_an_eleven_digit_number_is_masked_by_what_its_key_says() -> None:
+    """ "11987654321" is both a mobile and a CPF: under a phone-like key it is masked as a phone (the
+    last two digits kept), under a CPF-like key as a CPF; elsewhere the CPF pattern still comes first."""
+    for key in ("telefone", "phone", "Celular", "whatsapp", "mobile"):
+        for _ in range(2):  # the key's meaning and the clean-string memo are cached
+            masked = mask_data({key: "11987654321"})[key]
+            assert masked == "*********21", (key, masked)
+    assert mask_data({"telefone": "+55 (11) 98765-4321"})["telefone"].endswith("21")
+    assert "98765" not in mask_data({"telefone": "+55 (11) 98765-4321"})["telefone"]
+    for key in ("cpf", "documento", "CPF"):
+        assert mask_data({key: "52998224725"})[key] == "***.***.***-**"
+        assert mask_data({key: "529.982.247-25"})[key] == "***.***.***-**"
+    assert mask_data({"contato": "11987654321"})["contato"] == "***.***.***-**"
+    assert mask_data({"telefone": 11987654321, "cpf": 52998224725}) == {"telefone": "***", "cpf": "***"}
+    assert mask_data({"telefone": "sem telefone"})["telefone"] == "sem telefone"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import stat
@@ -105,3 +107,71 @@ def test_expiry_without_an_explicit_time_uses_the_clock(tmp_path: Path) -> None:
     time.sleep(0.4)
     with pytest.raises(KeyRejected, match="expired"):
         store.verify(key)
+
+
+def test_rotation_keeps_the_old_keys_lifetime(tmp_path: Path) -> None:
+    store = ApiKeyStore(tmp_path / "keys.json")
+    old, _ = store.create("crm", expires_in=timedelta(days=90))
+    new, _ = store.rotate(old.key_id, overlap=timedelta(days=7))
+    assert new.expires_at is not None
+    assert new.expires_at - new.created_at == timedelta(days=90)
+    stored_old = next(r for r in store.records() if r.key_id == old.key_id)
+    assert stored_old.expires_at == min(old.expires_at, new.created_at + timedelta(days=7))  # type: ignore[type-var]
+
+
+def test_rotation_of_a_key_without_expiry_gives_a_key_without_expiry(tmp_path: Path) -> None:
+    store = ApiKeyStore(tmp_path / "keys.json")
+    old, _ = store.create("crm")
+    new, _ = store.rotate(old.key_id, overlap=timedelta(days=7))
+    assert new.expires_at is None
+
+
+def test_rotation_with_an_explicit_expiry_overrides_the_old_lifetime(tmp_path: Path) -> None:
+    store = ApiKeyStore(tmp_path / "keys.json")
+    old, _ = store.create("crm", expires_in=timedelta(days=90))
+    new, _ = store.rotate(old.key_id, overlap=timedelta(days=7), expires_in=timedelta(days=30))
+    assert new.expires_at is not None and new.expires_at - new.created_at == timedelta(days=30)
+    never, _ = store.create("crm")
+    renewed, _ = store.rotate(never.key_id, overlap=timedelta(0), expires_in=timedelta(days=10))
+    assert renewed.expires_at is not None and renewed.expires_at - renewed.created_at == timedelta(days=10)
+
+
+def _carinho(monkeypatch: pytest.MonkeyPatch, path: Path, *argv: str) -> tuple[int, str, str]:
+    from cli.main import main
+
+    monkeypatch.setenv("CARINHO_KEYS_BACKEND", "file")
+    monkeypatch.setenv("CARINHO_KEYS_FILE", str(path))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_rotate_keeps_the_expiry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    assert _carinho(monkeypatch, path, "keys", "create", "--source", "crm", "--expires", "90")[0] == 0
+    (old,) = ApiKeyStore(path).records()
+    code, _, err = _carinho(monkeypatch, path, "keys", "rotate", old.key_id, "--overlap", "7")
+    assert code == 0
+    new = next(r for r in ApiKeyStore(path).records() if r.key_id != old.key_id)
+    assert new.expires_at is not None and new.expires_at - new.created_at == timedelta(days=90)
+    assert "never expires" not in err
+    code, _, err = _carinho(monkeypatch, path, "keys", "rotate", new.key_id, "--expires", "0")
+    assert code == 2 and "--expires" in err
+
+
+def test_cli_list_shows_creation_and_rate_limit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    _carinho(monkeypatch, path, "keys", "create", "--source", "crm", "--rate", "250")
+    _carinho(monkeypatch, path, "keys", "create", "--source", "site")
+    records = {r.source: r for r in ApiKeyStore(path).records()}
+    code, out, _ = _carinho(monkeypatch, path, "keys", "list")
+    assert code == 0
+    header, *lines = out.splitlines()
+    assert "CREATED" in header and "RATE LIMIT" in header
+    assert header.index("CREATED") < header.index("EXPIRES")
+    crm = next(line for line in lines if records["crm"].key_id in line)
+    site = next(line for line in lines if records["site"].key_id in line)
+    assert records["crm"].created_at.isoformat(timespec="seconds") in crm
+    assert records["site"].created_at.isoformat(timespec="seconds") in site
+    assert "250/s" in crm and "(source's)" in site
