@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from confluent_kafka import KafkaException
+
+from cli.errors import kafka_exception_line, kafka_line
+from operators.kafka_io import KafkaUnavailable
 
 # One module per area; each has register(subparsers) and sets `func` on its parsers.
 COMMAND_MODULES = (
@@ -29,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # librdkafka's log lines go to the "kafka.client" logger (hub/kafka_config.py). A command that does
+    # not configure logging would print each retry raw on stderr (Python's last-resort handler); with
+    # this they are dropped there, and a failure is the one line below. Services configure logging:
+    # their records still propagate to its handlers.
+    kafka_log = logging.getLogger("kafka.client")
+    if not any(isinstance(h, logging.NullHandler) for h in kafka_log.handlers):
+        kafka_log.addHandler(logging.NullHandler())
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[Any], int | None] = args.func
@@ -36,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except KafkaException as exc:  # any command, any client (admin, consumer, producer): one line, exit 1
+        print(kafka_exception_line(args, exc), file=sys.stderr)
+        return 1
+    except KafkaUnavailable as exc:  # the operator tools' reads and writes (operators/kafka_io.py)
+        print(kafka_line(args, str(exc)), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from operators.dlq import DlqError, DlqTool, ReplayResult
 from operators.dlq_edit import EditError
 from operators.dlq_filters import DlqFilter, FilterError, build_filter, parse_time
 from operators.dlq_items import BadDlqId, DlqId
-from operators.kafka_io import KafkaUnavailable
 from operators.settings import OperatorSettings
 
 Handler = Callable[[argparse.Namespace], int]
@@ -49,9 +48,7 @@ def _guarded(func: Handler) -> Handler:
         except (FilterError, BadDlqId, EditError, DlqError) as exc:
             print(f"carinho: {exc}", file=sys.stderr)
             return 2
-        except KafkaUnavailable as exc:
-            print(f"carinho: Kafka: {exc}", file=sys.stderr)
-            return 1
+        # KafkaUnavailable (and confluent_kafka's KafkaException): one line from cli/main.py, exit 1
 
     return run
 

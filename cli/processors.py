@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import orjson
 
+from cli.settings import CliSettings
 from processors.settings import ProcessorSettings
 
 
@@ -34,16 +35,28 @@ def register(sub: Any) -> None:
 
     trace = sub.add_parser("trace", help="print the trail of one event (every hop, personal data masked)")
     trace.add_argument("event_id")
-    trace.add_argument("--url", help="processors web URL (default http://CARINHO_WEB_HOST:CARINHO_WEB_PORT)")
+    trace.add_argument(
+        "--url",
+        help="processors web URL (default CARINHO_PROCESSORS_URL, which `make up` writes to .run/hub.env; "
+        "else http://CARINHO_WEB_HOST:CARINHO_WEB_PORT, i.e. http://127.0.0.1:6066)",
+    )
     trace.add_argument("--json", action="store_true")
     trace.set_defaults(func=_trace)
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> ProcessorSettings:
+    """The worker's settings (`carinho processors`: a service, so the environment only)."""
     values = {k: v for k, v in overrides.items() if v is not None}
     if getattr(args, "bootstrap", None):
         values["kafka_bootstrap_servers"] = args.bootstrap
     return ProcessorSettings(**values)
+
+
+def _tool_settings(args: argparse.Namespace) -> tuple[ProcessorSettings, CliSettings]:
+    """`sync` and `trace`: the processors' settings with the CLI's view of the running hub on top
+    (the environment, else `.run/hub.env` written by `make up`; cli/settings.py)."""
+    cli = CliSettings()
+    return _settings(args, **cli.processor_overrides()), cli
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -55,12 +68,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sync_run(args: argparse.Namespace) -> int:
-    from processors.syncs.runner import SyncRunner
+    from processors.syncs.runner import SyncConfigError, SyncRunner, feed_url
 
-    settings = _settings(args)
+    settings, _ = _tool_settings(args)
     topology = settings.topology()
     if args.name not in topology.syncs:
         print(f"unknown sync {args.name!r}; topics.yaml defines {sorted(topology.syncs)}", file=sys.stderr)
+        return 2
+    try:  # a configuration error is this shell's, not the sync's: not recorded as a (failed) run
+        feed_url(topology, args.name, settings.source_url)
+    except SyncConfigError as exc:
+        print(
+            f"sync {args.name}: {exc} (`make up` writes them for the local hub to .run/hub.env); nothing was run",
+            file=sys.stderr,
+        )
         return 2
     runner = SyncRunner(
         topology,
@@ -84,12 +105,14 @@ def _sync_run(args: argparse.Namespace) -> int:
 
 
 def _sync_status(args: argparse.Namespace) -> int:
+    from hub.durations import format_duration
     from processors.syncs.runner import next_due
     from processors.syncs.watermarks import SyncState, SyncStateStore
 
-    settings = _settings(args)
+    settings, _ = _tool_settings(args)
     topology = settings.topology()
-    states = SyncStateStore(topology, settings.kafka_bootstrap_servers).load_all()
+    # a person waits: two tries (~20 s when no broker answers), not the worker's five
+    states = SyncStateStore(topology, settings.kafka_bootstrap_servers).load_all(timeout=10, attempts=2)
     rows = []
     for name, sync in topology.syncs.items():
         state = states.get(name) or SyncState(sync=name)
@@ -97,7 +120,8 @@ def _sync_status(args: argparse.Namespace) -> int:
         rows.append(
             {
                 **state.health(),
-                "every": str(sync.every),
+                "every": format_duration(sync.every),  # as topics.yaml writes it ("1d", "4h")
+                "every_seconds": int(sync.every.total_seconds()),
                 "next_due": due.isoformat() if due else "now",
                 "last_result": state.last_result,
             }
@@ -122,8 +146,8 @@ def _trace(args: argparse.Namespace) -> int:
     except ValueError:
         print("event_id must be a UUID", file=sys.stderr)
         return 2
-    settings = _settings(args)
-    url = (args.url or f"http://{settings.web_host}:{settings.web_port}").rstrip("/")
+    settings, cli = _tool_settings(args)
+    url = (args.url or cli.processors_url or f"http://{settings.web_host}:{settings.web_port}").rstrip("/")
     try:
         response = httpx.get(f"{url}/v1/trail/{event_id}", timeout=5.0)
         hops = response.json().get("hops", []) if response.status_code in (200, 404) else None

@@ -1,4 +1,5 @@
-"""Settings of the operator tools (the only place they read the environment, prefix CARINHO_)."""
+"""Settings of the operator tools (the only place they read the environment, prefix CARINHO_). Like the
+CLI's, they also read the running local hub's `.run/hub.env` (hub/settings.py `LocalHubSettings`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from pathlib import Path
 from pydantic import Field, HttpUrl
 
 from hub.clock import TimeOfDay, TimeZoneName
-from hub.settings import PROJECT_ROOT, HubSettings
+from hub.settings import PROJECT_ROOT, LocalHubSettings
 
 
-class OperatorSettings(HubSettings):
+class OperatorSettings(LocalHubSettings):
     service_name: str = "operators"
     topic_namespace: str = Field(default="", description="CARINHO_TOPIC_NAMESPACE (tests, side-by-side hubs)")
     operator: str | None = Field(default=None, description="CARINHO_OPERATOR: who runs operator commands")

@@ -27,6 +27,9 @@ from tests.kafka_support import (
 )
 
 TEST_KAFKA_PORT = int(os.environ.get("CARINHO_TEST_KAFKA_PORT", "19092"))
+# The CLI's and operator tools' settings read a running local hub's .run/hub.env (hub/settings.py
+# LocalHubSettings); tests never do: a developer's hub, or a stale file, must not change what they build.
+os.environ["CARINHO_HUB_ENV_FILE"] = ""
 
 
 @pytest.fixture(scope="session")

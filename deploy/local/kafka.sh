@@ -127,7 +127,12 @@ start_node() {
   if node_running "$n"; then say "node $n already running (pid $(cat "$(pid_file "$n")"), port $(broker_port "$n"))"; return 0; fi
   local port; port=$(broker_port "$n")
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    die "port $port is taken by another process; set KAFKA_PORT or stop it"
+    local holder=""  # who, when `ss -ltnp` can tell (same user, or root)
+    if command -v ss >/dev/null 2>&1; then
+      holder=$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -n 1 |
+        sed -E 's/users:\(\("([^"]*)",pid=([0-9]+)/\1 (pid \2)/' || true)
+    fi
+    die "port $port is taken by another process${holder:+ ($holder)}; set KAFKA_PORT or stop it"
   fi
   # setsid: the broker must outlive the shell (and make) that started it.
   setsid nohup java -Xms128m -Xmx"$HEAP" -XX:+UseG1GC -Djava.awt.headless=true \

@@ -35,6 +35,21 @@ class SyncError(RuntimeError):
     pass
 
 
+class SyncConfigError(SyncError):
+    """Found before the source is contacted (no URL for it): `carinho sync run` reports it and records
+    nothing; a worker's scheduled run records it as a failure (its alert is how a misconfigured worker
+    gets noticed)."""
+
+
+def feed_url(topology: Topology, name: str, base_url: Callable[[str], str]) -> str:
+    """The change feed of sync `name`: its source's base URL (ProcessorSettings.source_url) + its path."""
+    sync = topology.syncs[name]
+    try:
+        return base_url(sync.source) + sync.path
+    except LookupError as exc:
+        raise SyncConfigError(str(exc.args[0]) if exc.args else str(exc)) from exc
+
+
 @dataclass(frozen=True)
 class SyncResult:
     sync: str
@@ -190,7 +205,7 @@ class SyncRunner:
         return SyncResult(name, True, items, pages, watermark, duration)
 
     def _pull_and_emit(self, name: str, sync: Sync, since: str | None, progress: dict[str, int]) -> str | None:
-        url = self.base_url(sync.source) + sync.path
+        url = feed_url(self.topology, name, self.base_url)
         headers = {"Accept": "application/json"}
         if sync.source in self.tokens:
             headers["Authorization"] = f"Bearer {self.tokens[sync.source]}"
