@@ -43,7 +43,8 @@ def one_pass(records: list[bytes], router: Router, build: OutputBuilder) -> tupl
         outputs += len(
             build.routed(envelope, outcome, level=INPUT_LEVEL, redelivery=verdict is dedupe.Verdict.REDELIVERY)
         )
-        seen[key] = entry = dedupe.entry(ref, time.time(), str(envelope.event_id))
+        fingerprint = dedupe.fingerprint(envelope.type, envelope.data)
+        seen[key] = entry = dedupe.entry(ref, time.time(), str(envelope.event_id), fingerprint)
         orjson.dumps(key), orjson.dumps(entry)
     return time.process_time() - started, outputs
 

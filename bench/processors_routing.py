@@ -262,6 +262,7 @@ def run_confluent(bootstrap: str, topology: Topology, n: int) -> dict[str, float
             key = dedupe.dedupe_key(envelope.source, envelope.idempotency_key)
             ref = dedupe.RecordRef(msg.topic(), msg.partition(), msg.offset())
             verdict = dedupe.judge(seen.get(key), ref, time.time(), DEDUPE_WINDOW)
+            fingerprint = dedupe.fingerprint(envelope.type, envelope.data)
             if verdict is dedupe.Verdict.DUPLICATE:
                 continue
             outcome = router.route(envelope, now)
@@ -269,7 +270,7 @@ def run_confluent(bootstrap: str, topology: Topology, n: int) -> dict[str, float
                 envelope, outcome, level=INPUT_LEVEL, redelivery=verdict is dedupe.Verdict.REDELIVERY
             ):
                 producer.produce(topic, value, k, headers=headers, partition=-1 if partition is None else partition)
-            seen[key] = dedupe.entry(ref, time.time(), str(envelope.event_id))
+            seen[key] = dedupe.entry(ref, time.time(), str(envelope.event_id), fingerprint)
             producer.produce(changelog, orjson.dumps(seen[key]), orjson.dumps(key), partition=msg.partition())
             producer.poll(0)
         if time.monotonic() - last_commit > 1.0:
@@ -335,13 +336,14 @@ def run_quix(bootstrap: str, topology: Topology, n: int, state_dir: str) -> dict
         ctx = message_context()
         ref = dedupe.RecordRef(ctx.topic, ctx.partition, ctx.offset)
         verdict = dedupe.judge(state.get(dkey), ref, time.time(), DEDUPE_WINDOW)
+        fingerprint = dedupe.fingerprint(envelope.type, envelope.data)
         if verdict is not dedupe.Verdict.DUPLICATE:
             outcome = router.route(envelope, datetime.now(UTC))
             for topic, k, data, hdrs, partition in build.routed(
                 envelope, outcome, level=INPUT_LEVEL, redelivery=verdict is dedupe.Verdict.REDELIVERY
             ):
                 out.produce(topic, key=k, value=data, headers=hdrs, partition=partition)
-            state.set(dkey, dedupe.entry(ref, time.time(), str(envelope.event_id)))
+            state.set(dkey, dedupe.entry(ref, time.time(), str(envelope.event_id), fingerprint))
         if progress["done"] >= n and progress["finished"] is None:
             progress["finished"] = time.monotonic()
             progress["cpu"] = cpu_seconds(me) - progress["cpu"]

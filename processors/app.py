@@ -661,18 +661,26 @@ class Processors:
         key = dedupe.dedupe_key(envelope.source, envelope.idempotency_key)
         store = state_store.mapping(self.dedupe_table)
         verdict = dedupe.judge(store.get(key), ref, time.time(), self.window)
+        fingerprint = dedupe.fingerprint(envelope.type, envelope.data)
         if verdict is dedupe.Verdict.DUPLICATE:
-            counters.duplicate.inc()
             first = store.get(key) or {}
             seen = first.get("at")  # epoch seconds in the dedupe entry; ISO time in the trail, as every hop's
-            self._hop(
-                envelope.event_id,
-                "duplicate_dropped",
-                detail={
-                    "first_seen_at": datetime.fromtimestamp(float(seen), UTC).isoformat() if seen is not None else None,
-                    "topic": message.topic,
-                },
-            )
+            detail: dict[str, Any] = {
+                "first_seen_at": datetime.fromtimestamp(float(seen), UTC).isoformat() if seen is not None else None,
+                "topic": message.topic,
+            }
+            if dedupe.conflicts(first, fingerprint):
+                # The key was reused for other data: dropped all the same (the first body wins), but
+                # counted, trailed and logged, so the sender can be told.
+                counters.duplicate_conflict.inc()
+                detail["payload_differs"] = True
+                log.warning(
+                    "idempotency key reused with a different payload: the later event was dropped",
+                    extra={"event_id": envelope.event_id_str, "source": envelope.source, "event_type": envelope.type},
+                )
+            else:
+                counters.duplicate.inc()
+            self._hop(envelope.event_id, "duplicate_dropped", detail=detail)
             return None
 
         try:
@@ -701,7 +709,7 @@ class Processors:
         )
         for delivery in outcome.deliveries:
             self._delivery_counter(delivery.destination).inc()
-        value = dedupe.entry(ref, time.time(), envelope.event_id_str)
+        value = dedupe.entry(ref, time.time(), envelope.event_id_str, fingerprint)
         store[key] = value
         # The changelog record exactly as Faust's json codec writes it (the table's recovery and standby
         # replicas read it back with that codec), through the output producer: flushed before commit.
@@ -1034,6 +1042,7 @@ class _LevelMetrics:
         self.routed = metrics.EVENTS.labels(label, "routed")
         self.invalid = metrics.EVENTS.labels(label, "invalid")
         self.duplicate = metrics.EVENTS.labels(label, "duplicate")
+        self.duplicate_conflict = metrics.EVENTS.labels(label, "duplicate_conflict")
         self.transform_failed = metrics.EVENTS.labels(label, "transform_failed")
         self.latency = metrics.ROUTING_LATENCY.labels(label)
 

@@ -154,6 +154,27 @@ def test_duplicates_are_dropped_and_trailed(kafka_bootstrap: str, shared: tuple[
         assert len(by_event(deliveries(kafka_bootstrap, topology, dest, timeout=3), e.event_id)) == 1, dest
 
 
+def test_a_key_reused_for_other_data_is_dropped_visibly(kafka_bootstrap: str, shared: tuple[Topology, Worker]) -> None:
+    """Same source and idempotency key, other data: the first body wins, and the trail says so."""
+    topology, worker = shared
+    first = lead("site")
+    send(kafka_bootstrap, topology, first)
+    wait_deliveries(kafka_bootstrap, topology, "crm", first.event_id)
+    retry = lead("site", key=first.idempotency_key)  # the same body again (a retry)
+    reused = lead("site", key=first.idempotency_key, name="outra pessoa")  # the key reused for new data
+    assert retry.event_id == reused.event_id == first.event_id
+    send(kafka_bootstrap, topology, retry, reused)
+    wait_until(
+        lambda: sum(h["hop"] == "duplicate_dropped" for h in worker.trail(str(first.event_id))) == 2,
+        timeout=20,
+        message="two duplicate_dropped hops",
+    )
+    dropped = [h for h in worker.trail(str(first.event_id)) if h["hop"] == "duplicate_dropped"]
+    assert sorted(bool(h["detail"].get("payload_differs")) for h in dropped) == [False, True]
+    [crm] = by_event(deliveries(kafka_bootstrap, topology, "crm", timeout=3), first.event_id)
+    assert crm.payload["nome"] == "maria da silva"  # the first body was delivered, once
+
+
 def test_invalid_records_dead_lettered_while_valid_ones_flow(
     kafka_bootstrap: str, shared: tuple[Topology, Worker]
 ) -> None:

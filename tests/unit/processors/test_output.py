@@ -164,7 +164,8 @@ def test_dedupe_changelog_bytes_are_fausts_json_codec() -> None:
     from processors import dedupe
 
     key = dedupe.dedupe_key("crm", "b-1é")
-    value = dedupe.entry(dedupe.RecordRef("x.events.p3", 5, 10), 1795943537.6221209, str(uuid.uuid4()))
+    fingerprint = dedupe.fingerprint("lead.created", {"name": "Ana"})
+    value = dedupe.entry(dedupe.RecordRef("x.events.p3", 5, 10), 1795943537.6221209, str(uuid.uuid4()), fingerprint)
     assert orjson.dumps(key) == codecs.dumps("json", key) and orjson.dumps(value) == codecs.dumps("json", value)
 
 

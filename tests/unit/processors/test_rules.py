@@ -189,14 +189,27 @@ def test_parse_record_checks_type_source_data_and_size(topology: Topology) -> No
 
 def test_dedupe_verdicts() -> None:
     ref = dedupe.RecordRef("events.p2", 3, 10)
-    seen = dedupe.entry(ref, 1000.0, "e1")
+    seen = dedupe.entry(ref, 1000.0, "e1", 7)
     assert dedupe.judge(None, ref, 1000.0, 60) is dedupe.Verdict.NEW
     assert dedupe.judge(seen, ref, 1001.0, 60) is dedupe.Verdict.REDELIVERY
     assert dedupe.judge(seen, dedupe.RecordRef("events.p2", 3, 11), 1001.0, 60) is dedupe.Verdict.DUPLICATE
     assert dedupe.judge(seen, dedupe.RecordRef("events.p2", 3, 11), 1060.0, 60) is dedupe.Verdict.NEW
-    store = {"a": seen, "b": dedupe.entry(ref, 2000.0, "e2")}
+    store = {"a": seen, "b": dedupe.entry(ref, 2000.0, "e2", 7)}
     removed = asyncio.run(state_store.sweep(store, lambda v: dedupe.expired(v, 1070.0, 60)))
     assert removed == 1 and list(store) == ["b"]
+
+
+def test_a_reused_key_is_told_from_a_retry() -> None:
+    """The fingerprint is the type and data (key order aside), not times or metadata a retry changes."""
+    first = dedupe.fingerprint("lead.created", {"name": "Ana", "phone": "11987654321"})
+    assert dedupe.fingerprint("lead.created", {"phone": "11987654321", "name": "Ana"}) == first
+    assert dedupe.fingerprint("lead.created", {"name": "Bia", "phone": "11987654321"}) != first
+    assert dedupe.fingerprint("cliente.created", {"name": "Ana", "phone": "11987654321"}) != first
+    seen = dedupe.entry(dedupe.RecordRef("events.p2", 3, 10), 1000.0, "e1", first)
+    assert not dedupe.conflicts(seen, first)
+    assert dedupe.conflicts(seen, dedupe.fingerprint("lead.created", {"name": "Bia"}))
+    legacy = {k: v for k, v in seen.items() if k != "fp"}  # an entry written before fingerprints
+    assert not dedupe.conflicts(legacy, dedupe.fingerprint("lead.created", {"name": "Bia"}))
 
 
 def test_feedback_due_after_the_delay(topology: Topology) -> None:
