@@ -219,7 +219,8 @@ down() {
   for name in $(services | cut -d'|' -f1 | tac); do stop_pid "$name"; done
   "$ROOT/deploy/local/kafka.sh" stop
   local port busy=""
-  for port in "$INGRESS_PORT" "$SANDBOX_PORT" "$PROCESSORS_PORT" "$CONNECTORS_PORT" "$KAFKA_PORT"; do
+  # The broker's KRaft controller listens on KAFKA_PORT + 1000 (deploy/local/kafka.sh).
+  for port in "$INGRESS_PORT" "$SANDBOX_PORT" "$PROCESSORS_PORT" "$CONNECTORS_PORT" "$KAFKA_PORT" $((KAFKA_PORT + 1000)); do
     if port_open "$port"; then busy="$busy $port"; fi
   done
   [ -z "$busy" ] || die "ports still answering after down:$busy"
