@@ -56,6 +56,20 @@ _KINDS: dict[FieldKind, Any] = {
 }
 
 
+# The fast path (data_typed_dict) only needs valid or not; anything it refuses goes to the reference
+# models above, whose Python validators word the error. So there the e-mail and phone rules are
+# patterns pydantic-core checks itself (no call back into Python per field), written so that they
+# accept a subset of what the validators accept: ASCII digits and separators only, and for e-mails the
+# exact whitespace set of Python's str.isspace (Rust's \s lacks \x1c-\x1f). Rust's `$` is the end of
+# the text (Python's also matches before a final newline). tests/unit/ingress/test_fast_path.py checks
+# the subset on tricky inputs.
+_FAST_KINDS: dict[FieldKind, Any] = {
+    **_KINDS,
+    "email": Annotated[str, Field(pattern=r"^[^@\s\x1c-\x1f]{1,64}@[^@\s\x1c-\x1f]+\.[^@\s\x1c-\x1f]{2,}$")],
+    "phone": Annotated[str, Field(pattern=r"^[ ().+\-]*(?:[0-9][ ().+\-]*){10,13}$")],
+}
+
+
 # extra="allow": sources may send more than we declare; declared fields are checked strictly.
 _DATA_CONFIG = ConfigDict(extra="allow", strict=False)
 
@@ -76,7 +90,7 @@ def data_typed_dict(event_type: str, spec: DataSpec) -> type:
     """The same rules as `data_model`, as a TypedDict: pydantic-core builds no model instance per event,
     for the ingress fast path that only needs valid/invalid (docs/benchmarks.md, ninth session)."""
     fields: dict[str, Any] = {
-        name: Required[_KINDS[kind]] if name in spec.required else NotRequired[_KINDS[kind] | None]
+        name: Required[_FAST_KINDS[kind]] if name in spec.required else NotRequired[_FAST_KINDS[kind] | None]
         for name, kind in spec.fields.items()
     }
     typed = TypedDict("Data_" + event_type.replace(".", "_"), fields, total=False)  # type: ignore[misc]

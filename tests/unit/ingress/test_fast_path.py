@@ -125,3 +125,61 @@ def test_a_batch_item_without_its_own_idempotency_key_goes_to_the_per_item_path(
     with pytest.raises(ApiError) as refused:
         reference(items[1], None)
     assert refused.value.status == 422
+
+
+TRICKY_PHONES = [
+    "+55 11 98765-4321",
+    "(11) 98765-4321",
+    "11987654321",
+    "5511987654321",
+    "551198765432100",  # 15 digits
+    "119876543",  # 9 digits
+    "11\t98765\t4321",  # tabs: Python's \s, not the pattern's separators
+    "11 98765 4321\n",  # a final newline
+    "\u0661\u0661\u0669\u0668\u0667\u0666\u0665\u0664\u0663\u0662\u0661",  # Arabic-Indic digits
+    "11\u00a098765\u00a04321",  # no-break spaces
+    "11 98765 4321 ramal 2",
+    "",
+]
+TRICKY_EMAILS = [
+    "maria@example.com",
+    "maria@example.com\n",
+    "ma ria@example.com",
+    "ma\x1cria@example.com",
+    "maria@exa\u2003mple.com",
+    "m@e.co",
+    "m@e.c",
+    "@example.com",
+    "maria@@example.com",
+    "maria@example",
+    "m" * 64 + "@example.com",
+    "m" * 65 + "@example.com",
+    "joão@exemplo.com.br",
+]
+
+
+def _reference_accepts(data: dict[str, Any]) -> bool:
+    try:
+        reference({"type": "lead.created", "data": data}, "k", SITE)
+    except ApiError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{**LEAD, "phone": phone} for phone in TRICKY_PHONES] + [{**LEAD, "email": email} for email in TRICKY_EMAILS],
+)
+def test_the_fast_path_never_takes_what_the_reference_refuses(data: dict[str, Any]) -> None:
+    """The fast path's phone and e-mail patterns accept a subset of the reference validators: whatever
+    it takes, the reference takes too (what it hands back, the reference decides)."""
+    fast = FAST.prepare_single({"type": "lead.created", "data": data}, SITE, "k", None, NOW)
+    if fast is not None:
+        assert _reference_accepts(data)
+
+
+def test_the_fast_path_takes_the_usual_phones_and_emails() -> None:
+    for phone in ("+55 11 98765-4321", "(11) 98765-4321", "11987654321", "5511987654321"):
+        assert FAST.prepare_single({"type": "lead.created", "data": {**LEAD, "phone": phone}}, SITE, "k", None, NOW)
+    for email in ("maria@example.com", "joão@exemplo.com.br", "m@e.co"):
+        assert FAST.prepare_single({"type": "lead.created", "data": {**LEAD, "email": email}}, SITE, "k", None, NOW)
