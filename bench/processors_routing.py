@@ -185,6 +185,11 @@ class FaustWorker:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait(10)
+        # Keep the log only when it says something (the worker logs warnings and errors only, as JSON
+        # lines): each round has its own port, and .run/ collected hundreds of near-empty files.
+        if self.proc.returncode in (0, -15) and b'"level":' not in self.log.read_bytes():
+            self.log.unlink(missing_ok=True)
 
 
 def run_faust(bootstrap: str, topology: Topology, n: int, port: int, data_dir: str) -> dict[str, float]:
