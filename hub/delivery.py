@@ -91,10 +91,12 @@ class DeliveryRecord(BaseModel):
     def from_json(cls, raw: bytes | str) -> DeliveryRecord:
         return cls.model_validate_json(raw)
 
-    def kafka_headers(self) -> list[tuple[str, bytes]]:
+    def kafka_headers(self, event_id: str | None = None) -> list[tuple[str, bytes]]:
+        """`event_id`: the event id's text when the caller has it (the router: UUID.__str__ runs in
+        Python, once per delivery otherwise)."""
         return [
             ("delivery_id", str(self.delivery_id).encode()),
-            ("event_id", str(self.event_id).encode()),
+            ("event_id", (event_id or str(self.event_id)).encode()),
             ("event_type", self.event_type.encode()),
             ("destination", self.destination.encode()),
             ("priority", str(self.priority).encode()),

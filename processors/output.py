@@ -87,12 +87,13 @@ class OutputBuilder:
             topic = self._delivery_topics[destination] = self.topology.delivery_topic(destination)
         return topic
 
-    def delivery(self, delivery: DeliveryRecord) -> Record:
+    def delivery(self, delivery: DeliveryRecord, event_id: str | None = None) -> Record:
+        """`event_id`: the event id's text when the caller has it (saves a UUID.__str__ per delivery)."""
         return (
             self.delivery_topic(delivery.destination),
             delivery.entity_key.encode(),
             delivery.to_json(),
-            delivery.kafka_headers(),
+            delivery.kafka_headers(event_id),
             None,
         )
 
@@ -123,7 +124,8 @@ class OutputBuilder:
     ) -> list[Record]:
         """Every record of a routed event: deliveries, delayed messages, the `routed` hop and one
         `scheduled` hop per delayed message (in this order)."""
-        records = [self.delivery(d) for d in outcome.deliveries]
+        event_id = envelope.event_id_str
+        records = [self.delivery(d, event_id) for d in outcome.deliveries]
         for scheduled in outcome.scheduled:
             delivery = scheduled.delivery
             records.append(
@@ -131,12 +133,11 @@ class OutputBuilder:
                     self.scheduled_topic,
                     str(delivery.delivery_id).encode(),
                     scheduled_json(scheduled),
-                    delivery.kafka_headers(),
+                    delivery.kafka_headers(event_id),
                     None,
                 )
             )
         at = datetime.now(UTC)
-        event_id = envelope.event_id_str
         records.append(
             self.hop(
                 event_id,
