@@ -77,7 +77,8 @@ async def serve_event(ingress: Ingress, services: dict[str, Any], scope: Scope, 
 def header_map(scope: Scope) -> dict[bytes, bytes]:
     """The request's headers by (lower-case, as ASGI servers pass them) name; the first of repeated
     headers wins, as with Starlette's `Headers.get`. One dict instead of a list scan per lookup."""
-    return dict(reversed(scope["headers"]))
+    raw = scope["headers"]  # ASGI: an iterable of pairs; servers pass a list
+    return dict(reversed(raw if isinstance(raw, list | tuple) else list(raw)))
 
 
 def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:

@@ -27,6 +27,8 @@ def test_header_map_keeps_the_first_of_repeated_headers_like_starlette() -> None
     mapped = header_map({"headers": raw})
     assert mapped[b"x-api-key"] == b"first" == Headers(raw=raw).get("x-api-key", "").encode()
     assert mapped[b"content-type"] == b"application/json"
+    assert header_map({"headers": iter(raw)}) == mapped  # any iterable of pairs, as ASGI allows
+    assert header_map({"headers": tuple([k, v] for k, v in raw)}) == mapped
 
 
 @pytest.mark.parametrize(
