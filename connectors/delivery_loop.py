@@ -562,7 +562,8 @@ class DestinationWorker:
             finally:
                 slots.give()
             self.breaker.record(permit, failed=result.counts_against_breaker)
-            self.timeout.observe(latency_s)
+            # No answer by the deadline (a refused connection fails fast and is not one).
+            self.timeout.observe(latency_s, timed_out=result.status is None and latency_s >= timeout_s * 0.9)
             self.stats["attempts"] += 1
             self.last_check_at = now = _utcnow()
             self.last_check_ok = not result.counts_against_breaker

@@ -52,6 +52,7 @@ from processors import (
     table_follower,
     trail_index,
 )
+from processors.automations import feedback
 from processors.automations.feedback import ScheduledMessage
 from processors.daily_report import run_due_report
 from processors.dead_letter import DeadLetterWriter, Failed, headers_dict
@@ -766,6 +767,7 @@ class Processors:
         if self.due_index.generation != self.lanes.generation:  # a rebalance since it was built
             await self.due_index.rebuild(store, self.lanes.generation)
         due, waiting = self.due_index.split(now, owned)
+        quiet_until = feedback.quiet_until(now, self.topology.automations.feedback_request)
         sent: list[tuple[str, dict[str, Any]]] = []
         for key in due:
             current = store.get(key)  # the entry itself decides: the index only points at it
@@ -773,6 +775,12 @@ class Processors:
                 self.due_index.discard(key)
                 continue
             if datetime.fromisoformat(current["due_at"]) > now:  # parked again, for later
+                self.due_index.add(key, current)
+                waiting += 1
+                continue
+            if quiet_until is not None and current["delivery"].get("message_type") == feedback.MESSAGE_TYPE:
+                # Due, but it is night now (a worker that was down, a release that ran late): the
+                # feedback request waits for the morning, whatever its due time said.
                 self.due_index.add(key, current)
                 waiting += 1
                 continue

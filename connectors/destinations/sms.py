@@ -5,20 +5,19 @@ fallback can hand a message over unchanged."""
 
 from __future__ import annotations
 
-import re
-
 import orjson
 
 from connectors.destinations.base import BaseHttpSender
 from hub.delivery import DeliveryRecord
-
-_NOT_DIGITS = re.compile(r"\D")
+from hub.phones import international_digits
 
 
 def digits_only(phone: object) -> str:
+    """The number as the gateways want it: digits, the country code first (hub.phones: a Brazilian
+    DDD + number typed without it gets 55)."""
     if not isinstance(phone, str | int):
         raise TypeError("phone must be a string")
-    digits = _NOT_DIGITS.sub("", str(phone))
+    digits = international_digits(str(phone))
     if not 8 <= len(digits) <= 15:
         raise ValueError("phone must have 8 to 15 digits")
     return digits

@@ -61,7 +61,9 @@ def feedback_request(
     phone = phone_of(envelope)
     if phone is None:
         return None
-    due_at = outside_quiet_hours(_completed_at(envelope) + config.delay, config)
+    # Never earlier than now: a completion that arrives late (the daily sync at 02:00 brings the day
+    # before's) is due at once, and then the quiet hours apply to *now*, not to the past due time.
+    due_at = outside_quiet_hours(max(_completed_at(envelope) + config.delay, now), config)
     servico = envelope.data.get("servico_id") or envelope.idempotency_key
     message = render(config.template, {"first_name": first_name(envelope.data.get("client_name"))})
     delivery = whatsapp_message(
@@ -94,3 +96,10 @@ def outside_quiet_hours(moment: datetime, config: FeedbackRequest) -> datetime:
     if now >= end:  # in the evening part of a window that wraps midnight: release tomorrow morning
         release += timedelta(days=1)
     return release.replace(tzinfo=zone).astimezone(UTC)
+
+
+def quiet_until(now: datetime, config: FeedbackRequest) -> datetime | None:
+    """The end of the quiet hours when `now` is inside them, else None: the scheduler holds due
+    feedback requests until then (a worker that was down at the due time must not send at night)."""
+    release = outside_quiet_hours(now, config)
+    return release if release > now else None

@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hub.phones import international_digits
+
 Hook = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 _NON_DIGITS = re.compile(r"\D")
@@ -28,9 +30,7 @@ def _cpf_digits(value: str) -> str:
 
 
 def _phone_e164(value: str) -> str:
-    digits = _NON_DIGITS.sub("", value)
-    if len(digits) in (10, 11):  # Brazilian DDD + number without the country code
-        digits = "55" + digits
+    digits = international_digits(value)  # a Brazilian DDD + number gets the country code
     if not 12 <= len(digits) <= 13:
         raise TransformError("phone must have 10-13 digits")
     return "+" + digits

@@ -42,6 +42,27 @@ def test_timeout_grows_when_the_tail_grows() -> None:
     assert timeout.current() > low and timeout.current() == 3.0
 
 
+def test_a_timeout_raises_the_timeout_at_once() -> None:
+    """Learned on fast days (floor 0.2 s), a destination now answering in 350 ms must get through on
+    the next call, not after the p99 of many more samples (one a minute while the breaker is open)."""
+    timeout = AdaptiveTimeout(POLICY)
+    for _ in range(200):
+        timeout.observe(0.01)
+    assert timeout.current() == 0.2
+    timeout.observe(0.2, timed_out=True)
+    assert timeout.current() == 2.0  # back to `initial`: the 350 ms answer fits
+    timeout.observe(2.0, timed_out=True)
+    assert timeout.current() == 4.0  # above `initial`: doubled
+    for _ in range(3):
+        timeout.observe(4.0, timed_out=True)
+    assert timeout.current() == 10.0  # never past `max`
+    for _ in range(15):
+        timeout.observe(0.35)
+    assert timeout.current() == 10.0  # no recompute before 16 answers at the new timeout
+    timeout.observe(0.35)
+    assert timeout.current() == 10.0  # the window's p99 is still a timed-out call: 4 s x 3, capped
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 0.0

@@ -14,7 +14,7 @@ from hub.envelope import Metadata, Utm, new_envelope
 from hub.topology import QuietHours, Topology, load_topology
 from processors import dedupe, state_store
 from processors.app import crc32_partitioner
-from processors.automations.feedback import feedback_request, outside_quiet_hours
+from processors.automations.feedback import feedback_request, outside_quiet_hours, quiet_until
 from processors.automations.lead_auto_reply import first_name, render, template_key
 from processors.priority import PriorityLanes, order_for_drain, topic_rank
 from processors.routing import InvalidRecord, Router, TransformFailed, check_data, entity_field, parse_record
@@ -262,6 +262,28 @@ def test_feedback_due_in_quiet_hours_waits_for_the_morning(topology: Topology) -
     assert outside_quiet_hours(
         datetime(2026, 3, 2, 16, 30, tzinfo=UTC), config.model_copy(update={"quiet_hours": None})
     ) == datetime(2026, 3, 2, 16, 30, tzinfo=UTC)
+
+
+def test_a_late_completion_is_not_sent_at_night(topology: Topology) -> None:
+    """A completion that arrives after its due time (the daily sync runs at 02:00 local) is due now,
+    and the quiet hours apply to now: 02:00 local waits for 08:00, 15:00 local goes at once."""
+    config = topology.automations.feedback_request  # quiet 21:00-08:00 São Paulo (UTC-3)
+    env = new_envelope(
+        type="servico.completed",
+        source="operacao",
+        priority=3,
+        idempotency_key="late",
+        data={"servico_id": "S9", "completed_at": "2026-02-28T18:00:00Z", "phone": "11977776666"},
+    )
+    at_night = datetime(2026, 3, 1, 5, 0, tzinfo=UTC)  # 02:00 local; due was 20:00Z = 17:00 local the day before
+    scheduled = feedback_request(env, config, entity_key="servico:S9", now=at_night)
+    assert scheduled is not None and scheduled.due_at == datetime(2026, 3, 1, 11, 0, tzinfo=UTC)
+    afternoon = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)  # 15:00 local
+    scheduled = feedback_request(env, config, entity_key="servico:S9", now=afternoon)
+    assert scheduled is not None and scheduled.due_at == afternoon
+    # What the scheduler checks when it releases: inside the quiet hours it holds feedback requests.
+    assert quiet_until(at_night, config) == datetime(2026, 3, 1, 11, 0, tzinfo=UTC)
+    assert quiet_until(afternoon, config) is None
 
 
 def test_sync_schedule_and_items(topology: Topology) -> None:
