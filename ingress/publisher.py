@@ -74,8 +74,7 @@ class Publisher:
         while True:
             served = self._producer.poll(0)
             now = loop.time()
-            while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
-                _expire(deadlines.popleft()[1])  # a no-op for the answered ones
+            expire_overdue(deadlines, now)
             if now >= side_due:  # the side producer needs no answer: its reports are served 20x/s
                 self._side.poll(0)
                 side_due = now + SIDE_POLL_S
@@ -233,6 +232,13 @@ def _report(future: asyncio.Future[tuple[int, int]], err: KafkaError | None, msg
         )
     else:
         _set_result(future, (msg.partition(), msg.offset()))
+
+
+def expire_overdue(deadlines: deque[tuple[float, asyncio.Future[tuple[int, int]]]], now: float) -> None:
+    """Drop the answered writes from the head of the queue and fail those past their deadline (the
+    queue is in write order, every write with the same timeout, so the head is the oldest)."""
+    while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
+        _expire(deadlines.popleft()[1])  # a no-op for the answered ones
 
 
 def _expire(future: asyncio.Future[tuple[int, int]]) -> None:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiokafka.structs import TopicPartition
 
-from hub.envelope import Metadata, Utm, new_envelope
+from hub.envelope import EventEnvelope, Metadata, Utm, new_envelope
 from hub.topology import QuietHours, Topology, load_topology
 from processors import dedupe, state_store
 from processors.app import crc32_partitioner
@@ -42,6 +42,11 @@ def lead(source: str = "site", campaign: str | None = None, **data: object):  # 
         metadata=Metadata(utm=Utm(campaign=campaign, source="ig") if campaign else None),
         received_at=NOW,
     )
+
+
+def servico(key: str = "k", **data: object) -> EventEnvelope:
+    """A servico.completed from Operação with this data."""
+    return new_envelope(type="servico.completed", source="operacao", priority=3, idempotency_key=key, data=data)
 
 
 def test_apply_map_paths_literals_and_missing() -> None:
@@ -125,14 +130,8 @@ def test_entity_keys(topology: Topology) -> None:
     router = Router(topology)
     assert entity_field("cliente.created", topology.event_types["cliente.created"].data) == "cliente_id"
     assert entity_field("lead.created", topology.event_types["lead.created"].data) is None
-    servico = new_envelope(
-        type="servico.completed",
-        source="operacao",
-        priority=3,
-        idempotency_key="k",
-        data={"servico_id": "S1", "cliente_id": "C1", "completed_at": "2026-01-01T00:00:00Z"},
-    )
-    assert router.entity_key(servico) == "servico:S1"
+    completed = servico(servico_id="S1", cliente_id="C1", completed_at="2026-01-01T00:00:00Z")
+    assert router.entity_key(completed) == "servico:S1"
     assert router.entity_key(lead()) == "site:form-1"
 
 
@@ -214,18 +213,12 @@ def test_a_reused_key_is_told_from_a_retry() -> None:
 
 def test_feedback_due_after_the_delay(topology: Topology) -> None:
     config = topology.automations.feedback_request
-    env = new_envelope(
-        type="servico.completed",
-        source="operacao",
-        priority=3,
-        idempotency_key="k",
-        data={
-            "servico_id": "S1",
-            "cliente_id": "C1",
-            "completed_at": "2026-03-01T10:00:00Z",
-            "phone": "+5511977776666",
-            "client_name": "lurdes",
-        },
+    env = servico(
+        servico_id="S1",
+        cliente_id="C1",
+        completed_at="2026-03-01T10:00:00Z",
+        phone="+5511977776666",
+        client_name="lurdes",
     )
     scheduled = feedback_request(env, config, entity_key="servico:S1", now=NOW)
     assert scheduled is not None and scheduled.due_at == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -240,13 +233,7 @@ def test_feedback_due_in_quiet_hours_waits_for_the_morning(topology: Topology) -
     assert config.quiet_hours is not None and config.timezone == "America/Sao_Paulo"
 
     def due(completed_at: str) -> datetime:
-        env = new_envelope(
-            type="servico.completed",
-            source="operacao",
-            priority=3,
-            idempotency_key=completed_at,
-            data={"servico_id": "S1", "completed_at": completed_at, "phone": "+5511977776666"},
-        )
+        env = servico(completed_at, servico_id="S1", completed_at=completed_at, phone="+5511977776666")
         scheduled = feedback_request(env, config, entity_key="servico:S1", now=NOW)
         assert scheduled is not None and scheduled.delivery.not_before == scheduled.due_at
         return scheduled.due_at
@@ -268,13 +255,7 @@ def test_a_late_completion_is_not_sent_at_night(topology: Topology) -> None:
     """A completion that arrives after its due time (the daily sync runs at 02:00 local) is due now,
     and the quiet hours apply to now: 02:00 local waits for 08:00, 15:00 local goes at once."""
     config = topology.automations.feedback_request  # quiet 21:00-08:00 São Paulo (UTC-3)
-    env = new_envelope(
-        type="servico.completed",
-        source="operacao",
-        priority=3,
-        idempotency_key="late",
-        data={"servico_id": "S9", "completed_at": "2026-02-28T18:00:00Z", "phone": "11977776666"},
-    )
+    env = servico("late", servico_id="S9", completed_at="2026-02-28T18:00:00Z", phone="11977776666")
     at_night = datetime(2026, 3, 1, 5, 0, tzinfo=UTC)  # 02:00 local; due was 20:00Z = 17:00 local the day before
     scheduled = feedback_request(env, config, entity_key="servico:S9", now=at_night)
     assert scheduled is not None and scheduled.due_at == datetime(2026, 3, 1, 11, 0, tzinfo=UTC)
