@@ -90,14 +90,7 @@ def enforce_rate(verified: Verified, topology: Topology, limiter: RateLimiter) -
 
 async def read_json_body(request: Request, max_bytes: int) -> Any:
     check_body_headers(request.headers.get("content-type", ""), request.headers.get("content-length"), max_bytes)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(max_bytes)
-        chunks.append(chunk)
-    return parse_json(b"".join(chunks))
+    return parse_json(await receive_body(request.receive, max_bytes))
 
 
 def check_body_headers(content_type: str, content_length: str | None, max_bytes: int) -> None:
@@ -117,7 +110,7 @@ def check_body_headers(content_type: str, content_length: str | None, max_bytes:
 
 async def receive_body(receive: Receive, max_bytes: int) -> bytes:
     """The whole request body straight from the ASGI channel (what `Request.stream` does, without its
-    async generator: the single-event route reads one chunk per request); 413 past `max_bytes`."""
+    async generator); 413 past `max_bytes`. Every route's body is read here, once."""
     chunks: list[bytes] = []
     size = 0
     while True:
