@@ -78,7 +78,7 @@ def _filter(args: argparse.Namespace, topology: Topology) -> DlqFilter:
         until=args.until,
         event_id=args.event_id,
         status=args.status,
-        ids=args.id,
+        ids=[*(args.id or []), *(getattr(args, "ids", None) or [])] or None,
     )
 
 
@@ -387,6 +387,8 @@ def _connection(parser: argparse.ArgumentParser) -> None:
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
+    # IDs also as positional arguments, as `dlq show ID` and `dlq edit ID` take them.
+    parser.add_argument("ids", nargs="*", metavar="ID", help="DLQ ids <partition>:<offset> (same as --id)")
     group = parser.add_argument_group("filters (repeat or comma-separate values)")
     group.add_argument("--destination", action="append", help="e.g. crm")
     group.add_argument("--event-type", action="append", help="e.g. lead.created")

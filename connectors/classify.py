@@ -7,6 +7,7 @@ not count against the breaker). Error text is masked before it leaves this modul
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -49,10 +50,19 @@ class AttemptResult:
 
     @property
     def reason(self) -> str:
-        """Short machine-friendly reason for dead-letter headers and metrics."""
+        """Short machine-friendly reason for dead-letter headers and metrics: `http_<status>`, or the
+        error class in lower case when there was no status (`connecttimeout`). A 2xx that carried an
+        error is named by its class in snake case: Z-API answers "You are not connected." with a 200,
+        and `http_200` in a dead-letter listing reads as a success (`zapi_disconnected`)."""
+        if self.status is not None and 200 <= self.status < 300 and not self.ok and self.error_class:
+            return _snake(self.error_class)
         if self.status is not None:
             return f"http_{self.status}"
         return (self.error_class or "error").lower()
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def kind_for_status(status: int) -> Kind:

@@ -76,11 +76,16 @@ def _at(entry: Mapping[str, Any]) -> datetime:
 
 def visible_hops(hops: Iterable[dict[str, Any]] | None, now: datetime, retention: timedelta) -> list[dict[str, Any]]:
     """Hops within retention, ordered by time (hops from several services interleave), at most the
-    newest MAX_HOPS_SHOWN, masked again as a second line of defence."""
+    newest MAX_HOPS_SHOWN, masked again as a second line of defence. Every `at` is shown in one form,
+    UTC with "Z" (the services write "Z" or "+00:00"; a trace mixing both reads as two clocks)."""
     cutoff = now - retention
-    kept = [h for h in (hops or []) if _at(h) >= cutoff]
-    kept.sort(key=_at)
-    return [mask_data(h) for h in kept[-MAX_HOPS_SHOWN:]]
+    timed = [(_at(h), h) for h in (hops or [])]
+    kept = sorted((item for item in timed if item[0] >= cutoff), key=lambda item: item[0])
+    return [mask_data({**h, "at": _utc_z(at)}) for at, h in kept[-MAX_HOPS_SHOWN:]]
+
+
+def _utc_z(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def expired(value: Any, cutoff: datetime) -> bool:

@@ -62,6 +62,8 @@ def test_list_filters_and_stats(seeder: Seeder, carinho: RunCli) -> None:
     assert listed("--until", (now - timedelta(days=1)).date().isoformat()) == {old_fin}
     assert listed("--event-id", str(target.event_id)) == {mkt}
     assert listed("--id", crm_503) == {crm_503}
+    assert listed(crm_503, mkt) == {crm_503, mkt}  # IDs also positional, as `dlq show ID` takes them
+    assert listed(crm_503, "--id", mkt) == {crm_503, mkt}
 
     table = carinho("dlq", "list", "--destination", "crm")
     assert "DESTINATION" in table.out and "http_400" in table.out and "2 shown" in table.out
@@ -91,6 +93,7 @@ def test_list_filters_and_stats(seeder: Seeder, carinho: RunCli) -> None:
         (["--reason", "http 400"], "--reason 'http 400'"),
         (["--since", "1h", "--until", "2h"], "must be before --until"),
         (["--id", "3-4"], "is not a DLQ id"),
+        (["3-4"], "is not a DLQ id"),
     ],
 )
 def test_bad_filters_fail_clearly(carinho_offline: RunCli, args: list[str], message: str) -> None:
@@ -223,7 +226,7 @@ def test_edit_keeps_original_and_replay_sends_correction(
     fixed.write_bytes(orjson.dumps(raw))
     assert carinho("dlq", "edit", dlq_id, "--file", str(fixed)).code == 0
 
-    assert carinho("dlq", "replay", "--id", dlq_id, "--yes").code == 0
+    assert carinho("dlq", "replay", dlq_id, "--yes").code == 0
     sent = _deliveries_on(kafka_bootstrap, hub.retry_topics("crm")[0], expect=1)
     assert len(sent) == 1
     assert sent[0].delivery_id == record.delivery_id

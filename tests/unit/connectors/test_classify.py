@@ -77,5 +77,8 @@ def test_zapi_success_and_errors() -> None:
     assert restore.kind == "transient"
     refused = classify_zapi(200, {}, b'{"error": "invalid phone", "message": "bad number"}')
     assert refused.kind == "permanent"
+    # A 2xx that carried an error is not reported as "http_200" (reads as a success in a DLQ listing).
+    assert (restore.reason, refused.reason) == ("zapi_disconnected", "zapi_error")
+    assert disconnected.reason == "http_400"
     assert classify_zapi(400, {}, b'{"error": "phone and message are required"}').kind == "permanent"
     assert classify_zapi(500, {}, b"oops").kind == "transient"

@@ -101,11 +101,27 @@ def test_retention_drops_old_hops_on_read_and_expires_entries_of_both_layouts() 
     event_id = uuid.uuid4()
     old, new = (trail_index.index_entry(hop(event_id, "accepted", s).to_json())[1] for s in (0, 3600))
     now = NOW + timedelta(days=30, minutes=30)
-    assert [h["at"] for h in trail_index.visible_hops([new, old], now, timedelta(days=30))] == [new["at"]]
+    assert [h["hop"] for h in trail_index.visible_hops([new, old], now, timedelta(days=30))] == [new["hop"]]
+    assert trail_index.visible_hops([old], now, timedelta(days=30)) == []
     cutoff = now - timedelta(days=30)
     assert trail_index.expired(old, cutoff) and not trail_index.expired(new, cutoff)
     assert not trail_index.expired([old, new], cutoff) and trail_index.expired([old], cutoff)
     assert trail_index.expired([], cutoff)
+
+
+def test_hop_times_are_shown_in_one_form_whatever_each_service_wrote() -> None:
+    event_id = str(uuid.uuid4())
+    written = [
+        {"event_id": event_id, "hop": "accepted", "at": "2026-03-01T12:00:00.100000Z"},
+        {"event_id": event_id, "hop": "routed", "at": "2026-03-01T12:00:00.200000+00:00"},
+        {"event_id": event_id, "hop": "delivered", "at": "2026-03-01T09:00:00.300000-03:00"},
+    ]
+    shown = trail_index.visible_hops(written, NOW + timedelta(hours=1), timedelta(days=30))
+    assert [h["at"] for h in shown] == [
+        "2026-03-01T12:00:00.100000Z",
+        "2026-03-01T12:00:00.200000Z",
+        "2026-03-01T12:00:00.300000Z",
+    ]
 
 
 def test_a_runaway_event_shows_its_newest_hops_only() -> None:
