@@ -1,4 +1,4 @@
-"""`carinho dlq|audit|report|matrix`: the operator tools (operators/*). Thin layer: parse arguments,
+"""`carinho dlq|audit|scheduled|report|matrix`: the operator tools (operators/*). Thin layer: parse arguments,
 call operators.*, print. Exit codes: 0 ok, 1 failure (Kafka, drift), 2 bad usage (filters, ids)."""
 
 from __future__ import annotations
@@ -318,6 +318,48 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- scheduled ------------------------------------------------------------------------------------
+def _scheduled(args: argparse.Namespace) -> int:
+    from operators.scheduled import read_scheduled
+
+    settings = _settings()
+    topology = _topology(settings)
+    found = read_scheduled(topology, args.bootstrap or settings.kafka_bootstrap_servers)
+    pending = [m for m in found if m.state == "pending"]
+    shown = found if args.all else pending
+    if args.limit:
+        shown = shown[: args.limit]
+    if args.json:
+        for message in shown:
+            print(orjson.dumps(message.as_dict()).decode())
+        return 0
+    rows = [
+        {
+            **message.as_dict(),
+            "due_at": message.due_at.isoformat(timespec="seconds") if message.due_at else "-",
+            "fired_at": message.fired_at.isoformat(timespec="seconds") if message.fired_at else "",
+        }
+        for message in shown
+    ]
+    columns = [("due_at", "DUE_AT"), ("state", "STATE")]
+    columns += [("fired_at", "RELEASED_AT")] if args.all else []
+    columns += [
+        ("message_type", "MESSAGE"),
+        ("destination", "DESTINATION"),
+        ("event_type", "EVENT_TYPE"),
+        ("event_id", "EVENT_ID"),
+        ("delivery_id", "DELIVERY_ID"),
+    ]
+    _table(rows, columns, sys.stdout)
+    due = pending[0].due_at.isoformat(timespec="seconds") if pending and pending[0].due_at else None
+    print(
+        f"{len(pending)} pending"
+        + (f" (next due {due})" if due else "")
+        + f", {len(found) - len(pending)} released in the last 8 days; {len(rows)} shown"
+    )
+    return 0
+
+
 # ---- report / matrix ------------------------------------------------------------------------------
 @_guarded
 def _report_daily(args: argparse.Namespace) -> int:
@@ -486,6 +528,13 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=int, default=200, help="latest N (0 = all)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_audit)
+
+    p = sub.add_parser("scheduled", help="delayed messages waiting in the processors (feedback requests), no payloads")
+    _connection(p)
+    p.add_argument("--all", action="store_true", help="also those already released (kept 8 days)")
+    p.add_argument("--limit", type=int, default=0, help="first N by due time (0 = all)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=_scheduled)
 
     report = sub.add_parser("report", help="operational reports")
     rsub = report.add_subparsers(dest="report_command", metavar="REPORT")

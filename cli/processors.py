@@ -126,18 +126,19 @@ def _sync_status(args: argparse.Namespace) -> int:
                 "last_result": state.last_result,
             }
         )
+    threshold = topology.alerts.sync_consecutive_failures
+    failing = any(r["consecutive_failures"] >= threshold for r in rows)  # the exit code, in both forms
     if args.json:
         print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
-        return 0
+        return 1 if failing else 0
     print(f"{'SYNC':22} {'WATERMARK':27} {'LAST SUCCESS':27} {'FAILS':>5}  NEXT DUE / LAST ERROR")
-    threshold = topology.alerts.sync_consecutive_failures
     for row in rows:
         flag = " !" if row["consecutive_failures"] >= threshold else ""
         print(
             f"{row['sync']:22} {row['watermark'] or '-':27} {row['last_success_at'] or 'never':27} "
             f"{row['consecutive_failures']:>5}{flag}  {row['next_due']}  {row['last_error'] or ''}"
         )
-    return 1 if any(r["consecutive_failures"] >= threshold for r in rows) else 0
+    return 1 if failing else 0
 
 
 def _trace(args: argparse.Namespace) -> int:

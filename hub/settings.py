@@ -1,5 +1,6 @@
 """Settings every service shares. Each service has one frozen model that extends `HubSettings`
-(ingress/settings.py, processors/settings.py, connectors/settings.py, cli/settings.py); only those
+(ingress/settings.py, processors/settings.py, connectors/settings.py, operators/settings.py,
+cli/settings.py); only those
 models read the environment (prefix CARINHO_)."""
 
 from __future__ import annotations

@@ -303,6 +303,11 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+def changelog_topic(app_id: str, table: str) -> str:
+    """The changelog topic of a processors' table (Faust's naming; app_id = Topology.router_group)."""
+    return f"{app_id}-{table}-changelog"
+
+
 class Topology(_Strict):
     version: Literal[1]
     # Prefix for every topic name (tests and side-by-side hubs on one cluster); set with

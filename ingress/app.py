@@ -212,12 +212,7 @@ def create_app(
             raise ApiError.field(
                 422, "validation_failed", "(body)", "object", "the webhook payload must be a JSON object"
             )
-        selected = select_mapping(source_cfg, raw, hook)
-        if selected is None:
-            # Other callback kinds (delivery receipts, our own messages): acknowledged, not events.
-            audit.note(request, ignored=True)
-            return json_response({"status": "ignored", "reason": "no webhook mapping matches this payload"}, 200)
-        if source != verified.source:
+        if source != verified.source:  # before "ignored": another source's key gets 403 for any payload
             raise ApiError.field(
                 403,
                 "forbidden",
@@ -225,6 +220,11 @@ def create_app(
                 "key_source",
                 f"this API key belongs to source {verified.source!r}, not {source!r}",
             )
+        selected = select_mapping(source_cfg, raw, hook)
+        if selected is None:
+            # Other callback kinds (delivery receipts, our own messages): acknowledged, not events.
+            audit.note(request, ignored=True)
+            return json_response({"status": "ignored", "reason": "no webhook mapping matches this payload"}, 200)
         try:
             accepted = await accept_event(ingress, request, to_event(selected[1], raw), verified, None)
         except ApiError as refused:

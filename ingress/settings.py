@@ -13,7 +13,9 @@ from hub.settings import PROJECT_ROOT, HubSettings
 class IngressSettings(HubSettings):
     service_name: str = "ingress"
     host: str = Field(default="127.0.0.1", description="CARINHO_HOST")
-    port: int = Field(default=8080, ge=1, le=65535, description="CARINHO_PORT (also CARINHO_INGRESS_PORT)")
+    port: int = Field(
+        default=8080, ge=1, le=65535, description="CARINHO_PORT (`make up` sets it from CARINHO_INGRESS_PORT)"
+    )
     keys_backend: Literal["file", "kafka"] = Field(
         default="file", description="CARINHO_KEYS_BACKEND: the JSON file (one host) or the api-keys topic (replicas)"
     )

@@ -27,6 +27,10 @@ class KafkaUnavailable(RuntimeError):
     """The broker could not be reached or the topic does not exist."""
 
 
+class TopicMissing(KafkaUnavailable):
+    """The broker answered: the topic does not exist (or has no partitions)."""
+
+
 @dataclass(frozen=True)
 class RawRecord:
     topic: str
@@ -81,7 +85,7 @@ def partitions_of(consumer: Consumer, topic: str, timeout: float = 10.0) -> list
     info = metadata.topics.get(topic)
     if info is None or info.error is not None or not info.partitions:
         reason = info.error.str() if info is not None and info.error is not None else "no partitions"
-        raise KafkaUnavailable(f"topic {topic!r} is not available ({reason}); run `carinho topics apply`")
+        raise TopicMissing(f"topic {topic!r} is not available ({reason}); run `carinho topics apply`")
     return sorted(info.partitions)
 
 

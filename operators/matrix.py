@@ -5,7 +5,11 @@ owner), generated from topics.yaml. `carinho matrix` writes docs/integration-mat
 from __future__ import annotations
 
 from hub.durations import format_duration
-from hub.topology import RetryPolicy, Topology
+from hub.topology import Fallback, QuietHours, RetryPolicy, Topology
+
+# The automations' message types (processors/automations/*.py MESSAGE_TYPE): a destination's fallback
+# applies to the message types it lists.
+LEAD_AUTO_REPLY, FEEDBACK_REQUEST = "lead_auto_reply", "feedback_request"
 
 HEADER = """# Integration matrix
 
@@ -19,9 +23,19 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _schedule(policy: RetryPolicy) -> str:
+def _schedule(policy: RetryPolicy, then: str = "DLQ") -> str:
     tiers = " → ".join(format_duration(t) for t in policy.tiers)
-    return f"{tiers} (±{round(policy.jitter * 100)}% jitter), then DLQ"
+    return f"{tiers} (±{round(policy.jitter * 100)}% jitter), then {then}"
+
+
+def _destination_end(fallback: Fallback | None) -> str:
+    if fallback is None or "retries_exhausted" not in fallback.when:
+        return "DLQ"
+    return f"DLQ ({fallback.destination} for {', '.join(fallback.message_types)})"
+
+
+def _quiet(hours: QuietHours | None, zone: str) -> str:
+    return f"none sent {hours.start} to {hours.end} ({zone}): held until {hours.end}" if hours else "-"
 
 
 def _frequency(topology: Topology, integration_id: str) -> str:
@@ -31,6 +45,13 @@ def _frequency(topology: Topology, integration_id: str) -> str:
     sync = topology.syncs[integ.sync]
     when = f"every {format_duration(sync.every)}" + (f" at {sync.at}" if sync.at else "")
     return f"{integ.trigger} (sync `{integ.sync}`: {when}, pages of {sync.page_size})"
+
+
+def _sources(topology: Topology, integration_sources: list[str], event_types: list[str]) -> str:
+    """The integration's sources, and any other source topics.yaml lets send its event types."""
+    others = sorted({s for et in event_types for s in topology.event_types[et].sources} - set(integration_sources))
+    text = ", ".join(integration_sources)
+    return f"{text} (also accepted from: {', '.join(others)})" if others else text
 
 
 def render_matrix(topology: Topology) -> str:
@@ -55,7 +76,7 @@ def render_matrix(topology: Topology) -> str:
                 _cell(c)
                 for c in (
                     f"**{integ.name}** (`{integ_id}`)",
-                    ", ".join(integ.sources),
+                    _sources(topology, integ.sources, event_types),
                     ", ".join(integ.destinations),
                     ", ".join(f"`{et}`" for et in event_types) or "-",
                     _frequency(topology, integ_id),
@@ -101,25 +122,53 @@ def render_matrix(topology: Topology) -> str:
         "",
         "## Automations",
         "",
-        "| Automation | Event type | Destination | Delay | Fallback | Retry schedule |",
-        "|---|---|---|---|---|---|",
+        "Both message the client's phone: an event without one gets no message.",
+        "",
+        "| Automation | Event type | Destination | Delay | Quiet hours | Fallback | Retry schedule |",
+        "|---|---|---|---|---|---|---|",
     ]
     autos = topology.automations
-    for name, event_type, dest, delay in (
-        ("Lead auto-reply", autos.lead_auto_reply.event_type, autos.lead_auto_reply.destination, "-"),
+    feedback = autos.feedback_request
+    zone = feedback.timezone or topology.defaults.timezone
+    for name, message_type, event_type, dest, delay, quiet in (
+        (
+            "Lead auto-reply",
+            LEAD_AUTO_REPLY,
+            autos.lead_auto_reply.event_type,
+            autos.lead_auto_reply.destination,
+            "-",
+            "-",
+        ),
         (
             "Feedback request",
-            autos.feedback_request.event_type,
-            autos.feedback_request.destination,
-            format_duration(autos.feedback_request.delay),
+            FEEDBACK_REQUEST,
+            feedback.event_type,
+            feedback.destination,
+            format_duration(feedback.delay),
+            _quiet(feedback.quiet_hours, zone),
         ),
     ):
         fallback = topology.destinations[dest].fallback
-        fb = f"{fallback.destination} when {', '.join(fallback.when)}" if fallback else "-"
+        applies = fallback is not None and message_type in fallback.message_types
+        fb = f"{fallback.destination} when {', '.join(fallback.when)}" if fallback and applies else "-"
+        then = (
+            f"{fallback.destination} (fallback)"
+            if fallback and applies and "retries_exhausted" in fallback.when
+            else "DLQ"
+        )
         lines.append(
             "| "
             + " | ".join(
-                _cell(c) for c in (name, f"`{event_type}`", dest, delay, fb, _schedule(topology.retry_policy(dest)))
+                _cell(c)
+                for c in (
+                    name,
+                    f"`{event_type}`",
+                    dest,
+                    delay,
+                    quiet,
+                    fb,
+                    _schedule(topology.retry_policy(dest), then),
+                )
             )
             + " |"
         )
@@ -147,7 +196,7 @@ def render_matrix(topology: Topology) -> str:
                     f"(≥{br.min_calls} calls in {format_duration(br.window)}), for {format_duration(br.open_for)}",
                     f"{spec.rate_limit.per_second:g}/s (burst {spec.rate_limit.burst})",
                     str(spec.concurrency),
-                    _schedule(spec.retry),
+                    _schedule(spec.retry, _destination_end(spec.fallback)),
                 )
             )
             + " |"
@@ -159,7 +208,8 @@ def render_matrix(topology: Topology) -> str:
         "## Alerts",
         "",
         f"- Dead-letter topic holds more than {alerts.dead_letter_over} open records.",
-        f"- An integration's error rate is above {alerts.error_rate_over * 100:g}%.",
+        f"- A destination's error rate is above {alerts.error_rate_over * 100:g}% (Prometheus: per destination over"
+        " 10 min; the `/ops` page: per integration over 1 h) — docs/monitoring.md.",
         f"- A sync job fails {alerts.sync_consecutive_failures} times in a row.",
         "",
     ]

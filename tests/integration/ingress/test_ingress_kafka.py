@@ -338,6 +338,10 @@ def test_site_and_zapi_webhooks(ingress: RunningIngress) -> None:
     assert ignored.status_code == 200 and ignored.json()["status"] == "ignored"
     wrong_source = post(ingress, site_key, zapi, path="/v1/webhooks/whatsapp")
     assert wrong_source.status_code == 403
+    # Another source's key is refused whatever the payload, also one that would only be "ignored".
+    status_callback = {**zapi, "type": "MessageStatusCallback", "messageId": "MSG-3"}
+    foreign = post(ingress, site_key, status_callback, path="/v1/webhooks/whatsapp")
+    assert foreign.status_code == 403 and foreign.json()["errors"][0]["rule"] == "key_source"
     unknown = post(ingress, site_key, form, path="/v1/webhooks/erp")
     assert unknown.status_code == 404
     bad_phone = post(ingress, site_key, {**form, "form_id": "f-78", "telefone": "12"}, path="/v1/webhooks/site")

@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import Producer
 
 from hub.kafka_config import producer_config
+from operators.scheduled import read_scheduled
 from processors.syncs.runner import SyncRunner
 from processors.syncs.watermarks import SyncStateStore
 from tests.integration.processors.conftest import FakeSources, WorkerFactory, make_hub
@@ -52,6 +53,10 @@ def test_dedupe_and_delayed_feedback_survive_a_restart(
     )
     first.stop()  # the delayed message is waiting only in Kafka now
     assert not by_event(deliveries(kafka_bootstrap, topology, "whatsapp", timeout=2), servico.event_id)
+    # What `carinho scheduled` shows operators: the waiting message, from the table's changelog.
+    [waiting] = [m for m in read_scheduled(topology, kafka_bootstrap) if m.event_id == str(servico.event_id)]
+    assert (waiting.state, waiting.message_type, waiting.destination) == ("pending", "feedback_request", "whatsapp")
+    assert waiting.due_at is not None and waiting.fired_at is None
 
     second = workers.start(topology, CARINHO_SYNC_ENABLED="false")
     send(kafka_bootstrap, topology, e)  # duplicate after the restart: dedupe state came back from the changelog
@@ -69,6 +74,9 @@ def test_dedupe_and_delayed_feedback_survive_a_restart(
     assert len(by_event(deliveries(kafka_bootstrap, topology, "whatsapp", timeout=3), servico.event_id)) == 1
     assert len(by_event(deliveries(kafka_bootstrap, topology, "crm", timeout=3), e.event_id)) == 1
     second.stop()
+    [released] = [m for m in read_scheduled(topology, kafka_bootstrap) if m.event_id == str(servico.event_id)]
+    assert released.state == "fired" and released.fired_at is not None
+    assert released.delivery_id == waiting.delivery_id
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
