@@ -35,8 +35,7 @@ from bench.processors_restart import start
 from bench.processors_routing import hub
 from bench.processors_trail_index import event_hops
 from hub.kafka_config import producer_config
-from hub.topology import Topology, load_topology
-from processors.app import changelog_topic
+from hub.topology import Topology, changelog_topic, load_topology
 from processors.trail_index import hop_key, index_entry
 
 LAYOUTS = ("per_hop", "hop_list")

@@ -185,6 +185,7 @@ class DestinationWorker:
         }
         self._m_attempts = {k: metrics.ATTEMPTS.labels(destination, k) for k in ("success", "transient", "permanent")}
         self._m_latency = metrics.LATENCY.labels(destination)
+        metrics.precreate(destination, len(self.retry_topics))
         # Keys are UUID.int: plain ints are not tracked by the garbage collector (50,000 UUID objects were).
         self._delivered: OrderedDict[int, None] = OrderedDict()
         self._delivered_cap = delivered_cache_size

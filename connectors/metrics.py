@@ -18,3 +18,17 @@ BREAKER_OPENED = counter("connector_breaker_opened_total", "Times the breaker op
 IN_FLIGHT = gauge("connector_in_flight", "Records consumed and not yet durable", ("destination",))
 PAUSED = gauge("connector_paused_partitions", "Partitions currently paused", ("destination",))
 TIMEOUT = gauge("connector_timeout_seconds", "Current adaptive request timeout", ("destination",))
+
+# Dead-letter reasons that do not depend on the destination's answer (delivery_loop.py); a permanent
+# failure's reason (http_<status>, zapi_disconnected...) is open-ended and created at its first use.
+DEAD_LETTER_REASONS = ("retries_exhausted", "invalid_record", "connector_error")
+
+
+def precreate(destination: str, tiers: int) -> None:
+    """Export a destination's counter children at 0 from its start: a child created at its first
+    increment is first scraped at 1, and increase()/rate() miss that first dead letter/retry/opening."""
+    for reason in DEAD_LETTER_REASONS:
+        DEAD_LETTERS.labels(destination, reason)
+    for tier in range(1, tiers + 1):  # the label is str(tier), as _retry writes it
+        RETRIES.labels(destination, str(tier))
+    BREAKER_OPENED.labels(destination)

@@ -7,6 +7,7 @@ Order (documented, relied on by clients): 401 key -> 429 rate -> 415 content typ
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,12 +16,15 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
-from hub.envelope import EventEnvelope, Metadata, derive_event_id
+from hub.data_rules import data_problems
+from hub.envelope import IDEMPOTENCY_KEY_PATTERN, EventEnvelope, Metadata, derive_event_id
 from hub.topology import Topology
 from ingress.api_keys import ApiKeyStore, KeyRejected, Verified
 from ingress.errors import ApiError, from_validation
-from ingress.event_schemas import EventIn
+from ingress.event_schemas import ErrorItem, EventIn
 from ingress.rate_limit import RateLimiter
+
+IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def presented_key(request: Request, allow_query_token: bool = False) -> str | None:
@@ -170,6 +174,22 @@ def validate_event(
         model.model_validate(event.data)
     except ValidationError as exc:
         raise from_validation(exc, f"{path}data") from None
+    # The processors' rules on the data as sent (the models above coerce): hub/data_rules.py.
+    problems = data_problems(event.data, topology.event_types[event.type].data)
+    if problems:
+        items = [ErrorItem(field=f"{path}data.{p.field}", rule=p.rule, message=p.message) for p in problems]
+        summary = "; ".join(f"{i.field}: {i.message}" for i in items[:3])
+        raise ApiError(422, "validation_failed", f"the request does not match the schema ({summary})", items)
+    if header_key is not None and not IDEMPOTENCY_KEY.match(header_key):
+        # Checked here, not only in the body's model: an unchecked header became an envelope the
+        # processors refuse (202, then the dead-letter topic), and an empty one gave one id to all.
+        raise ApiError.field(
+            422,
+            "validation_failed",
+            "Idempotency-Key",
+            "pattern",
+            "the Idempotency-Key header must be 1-200 printable ASCII characters without spaces",
+        )
     if header_key is not None and event.idempotency_key is not None and header_key != event.idempotency_key:
         raise ApiError.field(
             422,
@@ -184,7 +204,9 @@ def validate_event(
             "validation_failed",
             f"{path}idempotency_key",
             "required",
-            "send the Idempotency-Key header or idempotency_key in the body",
+            "every batch item needs its idempotency_key (the Idempotency-Key header names one event)"
+            if prefix
+            else "send the Idempotency-Key header or idempotency_key in the body",
         )
     return event
 

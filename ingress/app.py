@@ -55,6 +55,7 @@ def create_app(
         if settings.topic_namespace:
             topology = topology.with_namespace(settings.topic_namespace)
     state: dict[str, Ingress] = {}
+    audit.precreate_request_metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

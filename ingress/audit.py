@@ -96,12 +96,28 @@ _METRIC_CHILDREN: dict[tuple[str, int], tuple[Any, Any]] = {}
 
 def _request_metrics(route_path: str, status: int, latency: float) -> None:
     # labels() resolves a child under a lock each call; the set of (route, status) pairs is small.
+    children = _METRIC_CHILDREN.get((route_path, status)) or _request_metrics_children(route_path, status)
+    children[0].inc()
+    children[1].observe(latency)
+
+
+# The routes that accept events, as the `route` label names them: their refusals are alerted on.
+EVENT_ROUTES = ("/v1/events", "/v1/events/batch", "/v1/webhooks/{source}", "/v1/webhooks/{source}/{hook}")
+
+
+def precreate_request_metrics() -> None:
+    """Export the event routes' 503 counters at 0 from the start: a child created at its first
+    increment is first scraped at 1, and rate() would miss the start of a Kafka outage."""
+    for route in EVENT_ROUTES:
+        _request_metrics_children(route, 503)
+
+
+def _request_metrics_children(route_path: str, status: int) -> tuple[Any, Any]:
     children = _METRIC_CHILDREN.get((route_path, status))
     if children is None:
         children = (REQUESTS.labels(route=route_path, status=str(status)), REQUEST_LATENCY.labels(route=route_path))
         _METRIC_CHILDREN[(route_path, status)] = children
-    children[0].inc()
-    children[1].observe(latency)
+    return children
 
 
 def _to_kafka(state: dict[str, Any], entry: dict[str, Any]) -> None:

@@ -18,8 +18,10 @@ import orjson
 from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
 
+from hub.data_rules import data_problems
 from hub.envelope import IDEMPOTENCY_KEY_PATTERN, SCHEMA_VERSION, derive_event_id_str
 from hub.topology import Topology
+from ingress.accept import IDEMPOTENCY_KEY
 from ingress.api_keys import Verified
 from ingress.event_schemas import MetadataIn, data_typed_dict
 
@@ -74,6 +76,7 @@ class FastPath:
         self._single: TypeAdapter[Any] = TypeAdapter(_item_union(_SingleBase, data))
         self._batch: TypeAdapter[list[Any]] = TypeAdapter(list[_item_union(_BatchBase, data)])  # type: ignore[misc]
         self._allowed_sources = {name: frozenset(et.sources) for name, et in topology.event_types.items()}
+        self._data_specs = {name: et.data for name, et in topology.event_types.items()}
         self._default_priority = {name: topology.default_priority(name) for name in topology.event_types}
         self._topics = {level: topology.priority_topic(level) for level in range(1, 6)}
         self._header_cache: dict[tuple[str, str, int, str | None], list[tuple[str, bytes]]] = {}
@@ -91,7 +94,7 @@ class FastPath:
         if body_key is not None and header_key is not None and body_key != header_key:
             return None
         key = body_key or header_key
-        if key is None:
+        if key is None or (header_key is not None and not IDEMPOTENCY_KEY.match(header_key)):
             return None
         return self._envelope(raw, item, key, verified, request_id, _iso(received_at))
 
@@ -155,6 +158,8 @@ class FastPath:
             or (verified.event_types is not None and event_type not in verified.event_types)
         ):
             return None  # a 403: the reference path names the rule
+        if data_problems(raw["data"], self._data_specs[event_type]):
+            return None  # the processors' rules on the data as sent: the reference path's 422
         priority: int = item.get("priority") or self._default_priority[event_type]
         event_id = derive_event_id_str(source, key)
         value = orjson.dumps(

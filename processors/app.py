@@ -38,7 +38,7 @@ from hub.gc_tuning import tune_gc
 from hub.kafka_config import admin_config
 from hub.kafka_retry import retry_transient
 from hub.metrics import render
-from hub.topology import Topology
+from hub.topology import Topology, changelog_topic
 from hub.trail import Hop
 from processors import (
     changelog_catch_up,
@@ -54,7 +54,7 @@ from processors import (
 )
 from processors.automations import feedback
 from processors.automations.feedback import ScheduledMessage
-from processors.daily_report import run_due_report
+from processors.daily_report import REPORT_STATE, run_due_report
 from processors.dead_letter import DeadLetterWriter, Failed, headers_dict
 from processors.due_index import DueIndex, pending
 from processors.fetch_tuning import install_fetch_sizes
@@ -90,10 +90,6 @@ def crc32_partitioner(key: bytes | None, all_partitions: Sequence[int], availabl
     if key is None:
         return random.choice(list(available or all_partitions))
     return all_partitions[zlib.crc32(key) % len(all_partitions)]
-
-
-def changelog_topic(app_id: str, table: str) -> str:
-    return f"{app_id}-{table}-changelog"
 
 
 class App(faust.App):
@@ -265,6 +261,7 @@ class Processors:
         self.app.lane_of = lane_of
         self.app.idle = (self.router_idle, self.indexer_idle)
         self.app.guarded_topics = frozenset(lane_of)
+        metrics.precreate(self.app.guarded_topics)
         self.dedupe_changelog = changelog_topic(self.app_id, "dedupe")
         self.trail_changelog = changelog_topic(self.app_id, "trail-index")
         event_partitions = self._partitions(self.topology.priorities[0].partitions)
@@ -892,8 +889,13 @@ class Processors:
                 if isinstance(store, state_store.RocksMapping):
                     store.write_pending()
 
+        run_syncs = settings.sync_enabled and bool(self.topology.syncs)
+
         async def syncs() -> None:
-            await self.run_due_syncs()
+            states = await self.load_sync_states()
+            # Exactly one worker of the group runs the syncs: the group leader.
+            if run_syncs and states is not None and app.is_leader():
+                await self.run_due_syncs(states)
 
         app.timer(settings.scheduler_tick, name="release-delayed")(release)
         app.timer(1.0, name="priority-gauges")(gauges)
@@ -901,9 +903,9 @@ class Processors:
         app.timer(1.0, name="write-tables")(write_tables)
         if self._follows_tables():
             app.task(self._follow_forever)
-        if settings.sync_enabled and self.topology.syncs:
-            # on_leader: exactly one worker of the group runs the syncs (the group leader).
-            app.timer(settings.sync_check_interval, on_leader=True, name="syncs")(syncs)
+        if run_syncs or settings.report_enabled:
+            # On every worker (not on_leader): each exports the sync gauges from the shared state.
+            app.timer(settings.sync_check_interval, name="syncs")(syncs)
 
         async def report() -> None:
             await asyncio.to_thread(
@@ -937,12 +939,19 @@ class Processors:
             )
         )
 
-    async def run_due_syncs(self) -> None:
+    async def load_sync_states(self) -> dict[str, SyncState] | None:
+        """Every sync's recorded state (None: unreadable now), exported as this worker's sync gauges:
+        all workers export the same values, whichever ran the sync, from their start on."""
         try:
             states = await asyncio.to_thread(self.sync_states.load_all)
         except Exception as exc:
             log.warning("cannot read sync state: %r", exc)
-            return
+            return None
+        names = [*self.topology.syncs, *([REPORT_STATE] if self.settings.report_enabled else [])]
+        metrics.export_sync_states(states, names)
+        return states
+
+    async def run_due_syncs(self, states: Mapping[str, SyncState]) -> None:
         now = datetime.now(UTC)
         for name, sync in self.topology.syncs.items():
             state = states.get(name)

@@ -4,8 +4,9 @@ day is due (after CARINHO_REPORT_DAILY_AT, CARINHO_REPORT_TIMEZONE) and runs `op
 
 Which day was reported last is kept on the compacted sync.state topic (key `report.daily`, beside the
 syncs' watermarks), so a restart or a new leader neither repeats a day nor skips one, and a day missed
-while no worker ran is reported when one is back. A failure is counted like a sync's (metric, health
-topic, alert after `alerts.sync_consecutive_failures`) and retried after CARINHO_SYNC_RETRY_AFTER.
+while no worker ran is reported when one is back. A failure is counted like a sync's (the sync gauges
+under sync="report.daily", the health topic, alert CarinhoSyncFailingRepeatedly after
+`alerts.sync_consecutive_failures`) and retried after CARINHO_SYNC_RETRY_AFTER.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import date, datetime, timedelta
 
 from hub.topology import Topology
 from operators.report import ReportSchedule, day_to_report, run_scheduled_report
+from processors import metrics
 from processors.syncs.watermarks import SyncState, SyncStateStore
 
 log = logging.getLogger("processors.daily_report")
@@ -64,4 +66,6 @@ def run_due_report(
             }
         )
     store.save(new)
+    # The sync gauges under `report.daily`: CarinhoSyncFailingRepeatedly covers the report too.
+    metrics.export_sync_state(new)
     return new

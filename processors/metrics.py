@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
 from hub.metrics import counter, gauge, histogram
+
+if TYPE_CHECKING:
+    from processors.syncs.watermarks import SyncState
 
 EVENTS = counter("processor_events_total", "Events handled by outcome", ("priority", "outcome"))
 DELIVERIES = counter("processor_deliveries_total", "Delivery records emitted", ("destination",))
@@ -39,3 +45,44 @@ OFFSET_HOLES = counter(
     "Records lost inside the worker before routing, found by the offset guard and read again",
     ("topic",),
 )
+
+# The reasons the processors dead-letter with (processors/routing.py InvalidRecord, processors/app.py
+# _failed): their children exist from the start (see precreate). tests/unit/processors check the list.
+DEAD_LETTER_REASONS = (
+    "empty_record",
+    "too_large",
+    "not_json",
+    "invalid_envelope",
+    "unknown_event_type",
+    "source_not_allowed",
+    "invalid_data",
+    "transform_failed",
+    "processing_error",
+    "invalid_scheduled_message",
+)
+
+
+def precreate(guarded_topics: Iterable[str]) -> None:
+    """Export the counters' known children at 0 from the start: a child created at its first increment
+    is first scraped at 1, and increase()/rate() see no rise (the first offset hole would never alert)."""
+    for topic in guarded_topics:  # the full topic names (namespace included), as _read_hole labels them
+        OFFSET_HOLES.labels(topic)
+    for reason in DEAD_LETTER_REASONS:
+        DEAD_LETTERS.labels(reason)
+
+
+def export_sync_state(state: SyncState) -> None:
+    """The sync gauges from a sync's recorded state (the compacted sync.state topic): every worker
+    exports the same values whoever ran the sync, and again after a restart."""
+    SYNC_FAILURES.labels(state.sync).set(state.consecutive_failures)
+    if state.last_success_at is not None:
+        SYNC_LAST_SUCCESS.labels(state.sync).set(state.last_success_at.timestamp())
+
+
+def export_sync_states(states: Mapping[str, SyncState], names: Iterable[str]) -> None:
+    """export_sync_state for the syncs `names` (the topology's and the daily report): a sync removed
+    from topics.yaml keeps its record on the compacted topic but must not keep an alert firing."""
+    for name in names:
+        state = states.get(name)
+        if state is not None:
+            export_sync_state(state)

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from hub.data_rules import data_problems
 from hub.delivery import DeliveryRecord, derive_delivery_id
 from hub.envelope import EventEnvelope
 from hub.masking import mask_text
@@ -52,34 +53,10 @@ class TransformFailed(RuntimeError):
         self.cause = cause
 
 
-_KIND_CHECKS: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "datetime": (str,),
-    "date": (str,),
-    "email": (str,),
-    "phone": (str,),
-    "cpf": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-}
-
-
 def check_data(data: Mapping[str, Any], spec: DataSpec) -> list[str]:
-    """Required fields present and declared fields of the right JSON kind (extra fields pass)."""
-    problems = [f"missing required field {name!r}" for name in spec.required if data.get(name) in (None, "")]
-    for name, kind in spec.fields.items():
-        value = data.get(name)
-        if value is None:
-            continue
-        allowed = _KIND_CHECKS[kind]
-        if type(value) in allowed:  # JSON values are exact str/int/float/bool/dict/list: the usual case
-            continue
-        if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
-            problems.append(f"field {name!r} must be {kind}")
-    return problems
+    """Required fields present and not blank, declared fields of the right JSON kind (extra fields
+    pass): hub.data_rules, the rules the ingress refuses with 422 too."""
+    return [problem.message for problem in data_problems(data, spec)]
 
 
 def parse_record(value: bytes | None, topology: Topology, headers: Mapping[str, bytes] | None = None) -> EventEnvelope:

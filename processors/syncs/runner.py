@@ -162,45 +162,42 @@ class SyncRunner:
             failures = state.consecutive_failures + 1
             error = f"{type(exc).__name__}: {exc}"[:500]
             duration = (time.monotonic() - started) * 1000
-            self.states.save(
-                state.model_copy(
-                    update={
-                        "last_run_at": run_at,
-                        "consecutive_failures": failures,
-                        "last_error": error,
-                        "updated_at": datetime.now(UTC),
-                        "last_result": {
-                            "outcome": "failed",
-                            "items": items,
-                            "pages": pages,
-                            "duration_ms": round(duration),
-                        },
-                    }
-                )
+            failed = state.model_copy(
+                update={
+                    "last_run_at": run_at,
+                    "consecutive_failures": failures,
+                    "last_error": error,
+                    "updated_at": datetime.now(UTC),
+                    "last_result": {
+                        "outcome": "failed",
+                        "items": items,
+                        "pages": pages,
+                        "duration_ms": round(duration),
+                    },
+                }
             )
+            self.states.save(failed)
             metrics.SYNC_RUNS.labels(name, "failed").inc()
-            metrics.SYNC_FAILURES.labels(name).set(failures)
+            metrics.export_sync_state(failed)
             log.warning("sync failed", extra={"sync": name, "consecutive_failures": failures, "error": error})
             return SyncResult(name, False, items, pages, state.watermark, duration, error)
         items, pages = progress["items"], progress["pages"]
         duration = (time.monotonic() - started) * 1000
         finished = datetime.now(UTC)
-        self.states.save(
-            state.model_copy(
-                update={
-                    "watermark": watermark,
-                    "last_run_at": run_at,
-                    "last_success_at": finished,
-                    "consecutive_failures": 0,
-                    "last_error": None,
-                    "updated_at": finished,
-                    "last_result": {"outcome": "ok", "items": items, "pages": pages, "duration_ms": round(duration)},
-                }
-            )
+        done = state.model_copy(
+            update={
+                "watermark": watermark,
+                "last_run_at": run_at,
+                "last_success_at": finished,
+                "consecutive_failures": 0,
+                "last_error": None,
+                "updated_at": finished,
+                "last_result": {"outcome": "ok", "items": items, "pages": pages, "duration_ms": round(duration)},
+            }
         )
+        self.states.save(done)
         metrics.SYNC_RUNS.labels(name, "ok").inc()
-        metrics.SYNC_FAILURES.labels(name).set(0)
-        metrics.SYNC_LAST_SUCCESS.labels(name).set(finished.timestamp())
+        metrics.export_sync_state(done)
         log.info("sync done", extra={"sync": name, "items": items, "pages": pages, "watermark": watermark})
         return SyncResult(name, True, items, pages, watermark, duration)
 

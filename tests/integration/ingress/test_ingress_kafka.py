@@ -20,6 +20,7 @@ from tests.kafka_support import read_topic, topic_size, wait_until
 pytestmark = pytest.mark.integration
 
 LEAD = {"type": "lead.created", "data": {"name": "Maria Souza", "phone": "+55 11 98765-4321", "email": "m@x.com"}}
+SERVICO = {"servico_id": "99817", "cliente_id": "C-120", "completed_at": "2026-11-29T14:00:00Z", "hours": 6.5}
 
 
 def post(
@@ -163,6 +164,34 @@ BAD_INPUTS = [
         "less_than_equal",
     ),
     ("no idempotency key", "site", {}, json.dumps(LEAD).encode(), 422, "idempotency_key", "required"),
+    # The header is held to the body field's rule: an empty one would give every such event one id.
+    (
+        "empty Idempotency-Key header",
+        "site",
+        {"Idempotency-Key": ""},
+        json.dumps(LEAD).encode(),
+        422,
+        "Idempotency-Key",
+        "pattern",
+    ),
+    (
+        "Idempotency-Key with a space",
+        "site",
+        {"Idempotency-Key": "form 7f3a"},
+        json.dumps(LEAD).encode(),
+        422,
+        "Idempotency-Key",
+        "pattern",
+    ),
+    (
+        "Idempotency-Key over 200",
+        "site",
+        {"Idempotency-Key": "x" * 201},
+        json.dumps(LEAD).encode(),
+        422,
+        "Idempotency-Key",
+        "pattern",
+    ),
     (
         "idempotency key mismatch",
         "site",
@@ -171,6 +200,43 @@ BAD_INPUTS = [
         422,
         "idempotency_key",
         "matches_header",
+    ),
+    # The processors' data rules (hub/data_rules.py) answer 422 here, not 202 then a dead letter.
+    (
+        "blank required field",
+        "site",
+        {"Idempotency-Key": "k10"},
+        json.dumps({**LEAD, "data": {**LEAD["data"], "name": "  "}}).encode(),
+        422,
+        "data.name",
+        "required",
+    ),  # type: ignore[dict-item]
+    (
+        "number sent as a string",
+        "operacao",
+        {"Idempotency-Key": "k11"},
+        json.dumps({"type": "servico.completed", "data": {**SERVICO, "hours": "6.5"}}).encode(),
+        422,
+        "data.hours",
+        "number",
+    ),
+    (
+        "epoch for a datetime",
+        "operacao",
+        {"Idempotency-Key": "k12"},
+        json.dumps({"type": "servico.completed", "data": {**SERVICO, "completed_at": 1764435600}}).encode(),
+        422,
+        "data.completed_at",
+        "datetime",
+    ),
+    (
+        "boolean for a number",
+        "operacao",
+        {"Idempotency-Key": "k13"},
+        json.dumps({"type": "servico.completed", "data": {**SERVICO, "hours": True}}).encode(),
+        422,
+        "data.hours",
+        "number",
     ),
     (
         "unknown field",
@@ -226,6 +292,8 @@ def test_bad_input_gets_its_status_field_and_rule_and_publishes_nothing(
 ) -> None:
     if key_kind == "site":
         presented: str | None = ingress.key("site")
+    elif key_kind == "operacao":
+        presented = ingress.key("operacao")
     elif key_kind == "scoped":
         presented = ingress.key("atendimento", ["lead.created"])  # allowed lead.created...
         presented = ingress.keys.create("site", [])[1]  # ...this one may send no type at all

@@ -15,9 +15,9 @@ from confluent_kafka import Producer
 from faust.types import TP
 
 from hub.kafka_config import producer_config
+from hub.topology import changelog_topic
 from hub.trail import TrailHop
 from processors import state_store, trail_index
-from processors.app import changelog_topic
 from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
 from tests.integration.processors.helpers import LaneMessage, offline_processors
 from tests.kafka_support import read_topic

@@ -19,9 +19,10 @@ from operators.settings import OperatorSettings
 from processors.settings import ProcessorSettings
 from processors.syncs.runner import SyncConfigError, feed_url
 
+# Kafka at port 9 (discard): nothing answers there, whatever else this machine runs.
 HUB_ENV = """# written by deploy/local/hub.sh up
-KAFKA_PORT=29092
-CARINHO_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:29092
+KAFKA_PORT=9
+CARINHO_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9
 CARINHO_SANDBOX_URL=http://127.0.0.1:28090
 CARINHO_PROCESSORS_URL=http://127.0.0.1:28066
 CARINHO_INGRESS_PORT=28080
@@ -45,10 +46,10 @@ def test_the_default_file_is_the_run_dirs_and_the_unit_tests_read_none() -> None
 
 def test_cli_and_operator_settings_read_the_hub_file(hub_env: Path) -> None:
     cli_settings = CliSettings()
-    assert cli_settings.kafka_bootstrap_servers == "127.0.0.1:29092"
+    assert cli_settings.kafka_bootstrap_servers == "127.0.0.1:9"
     assert cli_settings.sandbox_url == "http://127.0.0.1:28090"
     assert cli_settings.processors_url == "http://127.0.0.1:28066"
-    assert OperatorSettings().kafka_bootstrap_servers == "127.0.0.1:29092"
+    assert OperatorSettings().kafka_bootstrap_servers == "127.0.0.1:9"
 
 
 def test_the_environment_wins_over_the_file(hub_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,7 +74,7 @@ def test_sync_and_trace_get_the_hubs_addresses(hub_env: Path) -> None:
     import argparse
 
     settings, cli_settings = cli.processors._tool_settings(argparse.Namespace())
-    assert settings.kafka_bootstrap_servers == "127.0.0.1:29092"
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:9"
     assert settings.source_url("crm") == "http://127.0.0.1:28090/sources/crm"
     assert cli_settings.processors_url == "http://127.0.0.1:28066"
 
@@ -104,7 +105,7 @@ def test_unreachable_kafka_is_one_line_and_exit_1(
     assert main(["trace", str(uuid.uuid4())]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert "cannot reach Kafka at 127.0.0.1:29092" in err and "CARINHO_KAFKA_BOOTSTRAP_SERVERS" in err
+    assert "cannot reach Kafka at 127.0.0.1:9" in err and "CARINHO_KAFKA_BOOTSTRAP_SERVERS" in err
 
 
 def test_operator_tools_kafka_errors_are_one_line(

@@ -70,3 +70,18 @@ def test_dashboard_queries_only_exported_metrics() -> None:
     used = set(re.findall(r"\bcarinho_[a-z_]+", " ".join(exprs)))
     missing = {m for m in used if m not in exported and re.sub(r"_(bucket|sum|count)$", "", m) not in exported}
     assert not missing, sorted(missing)
+
+
+def test_rule_tests_use_label_values_the_services_write() -> None:
+    """A test series labelled with a value the code never writes proves nothing about the real series."""
+    tests = (RULES / "alerts.test.yml").read_text()
+    loop = (ROOT / "connectors" / "delivery_loop.py").read_text()
+    (results,) = re.findall(r"ATTEMPTS\.labels\(destination, k\) for k in \(([^)]*)\)", loop)
+    assert set(re.findall(r'result="([^"]+)"', tests)) <= set(re.findall(r'"([a-z]+)"', results))
+    # route: the ingress's path templates (ingress/audit.py _route_label) and the ops page's under /ops
+    ingress = (ROOT / "ingress" / "app.py").read_text()
+    ops = (ROOT / "operators" / "web.py").read_text()
+    routes = set(re.findall(r'@app\.(?:get|post)\(\s*"([^"]+)"', ingress))
+    routes |= {"/ops" + path for path in re.findall(r'@router\.get\(\s*"([^"]*)"', ops)}
+    assert {"/v1/events", "/v1/events/batch", "/v1/events/{event_id}", "/ops/api/summary"} <= routes
+    assert set(re.findall(r'route="([^"]+)"', tests)) <= routes

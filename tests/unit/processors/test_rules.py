@@ -182,7 +182,7 @@ def test_parse_record_checks_type_source_data_and_size(topology: Topology) -> No
         parse_record(b" " * (topology.defaults.max_event_bytes + 1), topology)
     assert (
         check_data({"hours": True}, topology.event_types["servico.completed"].data)[-1]
-        == "field 'hours' must be number"
+        == "field 'hours' must be number (a JSON number, as sent)"
     )
 
 
