@@ -31,6 +31,10 @@ NAME_KEYS = frozenset(
         "contact_name",
         "chatname",
         "sender_name",
+        "sobrenome",
+        "surname",
+        "nome_completo",
+        "nome_social",
     }
 )
 FREE_TEXT_KEYS = frozenset({"message", "mensagem", "text", "body", "comment", "comentario", "observacao", "notes"})

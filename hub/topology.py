@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, timedelta, tzinfo
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -112,7 +112,8 @@ class WebhookMapping(_Strict):
     the payload, or `=literal` for a constant."""
 
     event_type: str
-    when: dict[str, Any] = Field(default_factory=dict)
+    when: dict[str, Any] = Field(default_factory=dict)  # every path equals its value
+    unless: dict[str, Any] = Field(default_factory=dict)  # and none of these equals its value
     idempotency_key: str
     data: dict[str, str]
     metadata: dict[str, str] = Field(default_factory=dict)
@@ -248,10 +249,20 @@ class Sync(_Strict):
         return ZoneInfo(self.timezone) if self.timezone else UTC
 
 
+CampaignSlug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")]
+CampaignName = Annotated[str, Field(min_length=1, max_length=80)]
+
+
 class LeadAutoReply(_Strict):
     event_type: str
     destination: str
     templates: dict[str, str]
+    # utm_campaign slug -> the name the "campaign" template shows. Only these campaigns use it: the
+    # UTM text is the visitor's to write (processors/automations/lead_auto_reply.py).
+    campaigns: dict[
+        Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")],
+        Annotated[str, Field(min_length=1, max_length=80)],
+    ] = {}
 
     @field_validator("templates")
     @classmethod

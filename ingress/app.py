@@ -236,8 +236,8 @@ def create_app(
     async def get_event(request: Request, event_id: str) -> Response:
         ingress = hub()
         authenticate(request, ingress.keys)
-        try:
-            uuid.UUID(event_id)
+        try:  # any spelling uuid.UUID takes (upper case, no dashes, urn:uuid:, braces): the index's form
+            event_id = str(uuid.UUID(event_id))
         except ValueError:
             raise ApiError.field(422, "validation_failed", "event_id", "uuid", "event_id must be a UUID") from None
         assert ingress.http is not None

@@ -24,7 +24,7 @@ def _email(value: str) -> str:
 
 def _phone(value: str) -> str:
     digits = re.sub(r"[\s().+-]", "", value)
-    if not digits.isdigit() or not 10 <= len(digits) <= 13:
+    if not (digits.isascii() and digits.isdigit()) or not 10 <= len(digits) <= 13:  # full-width digits are digits too
         raise ValueError("must be a phone number with 10-13 digits (area code included)")
     return value
 

@@ -28,7 +28,9 @@ def lookup(payload: Any, path: str) -> Any:
 
 
 def _matches(mapping: WebhookMapping, payload: dict[str, Any]) -> bool:
-    return all(lookup(payload, key) == expected for key, expected in mapping.when.items())
+    return all(lookup(payload, key) == expected for key, expected in mapping.when.items()) and not any(
+        lookup(payload, key) == excluded for key, excluded in mapping.unless.items()
+    )
 
 
 def select_mapping(source: Source, payload: dict[str, Any], hook: str | None) -> tuple[str, WebhookMapping] | None:
@@ -61,10 +63,12 @@ def to_event(mapping: WebhookMapping, payload: dict[str, Any]) -> dict[str, Any]
             "required",
             f"the webhook payload needs '{mapping.idempotency_key}' (its idempotency key)",
         )
+    # Forms send "" for an input left empty, and autofill leaves spaces: a blank value is an absent
+    # one (an optional e-mail left blank must not refuse the lead), text is trimmed.
     data = {
-        name: value
+        name: value.strip() if isinstance(value, str) else value
         for name, path in mapping.data.items()
-        if (value := lookup(payload, path)) is not _MISSING and value is not None
+        if (value := lookup(payload, path)) is not _MISSING and value is not None and not _blank(value)
     }
     metadata = {
         name: str(value)
@@ -72,6 +76,10 @@ def to_event(mapping: WebhookMapping, payload: dict[str, Any]) -> dict[str, Any]
         if (value := lookup(payload, path)) is not _MISSING and value not in (None, "")
     }
     return {"type": mapping.event_type, "data": data, "idempotency_key": str(key), "metadata": metadata}
+
+
+def _blank(value: Any) -> bool:
+    return isinstance(value, str) and not value.strip()
 
 
 _DATA_FIELD = re.compile(r"^data\.([^.\[]+)(.*)$")
@@ -83,6 +91,8 @@ def native_fields(error: ApiError, mapping: WebhookMapping) -> ApiError:
     Fields the mapping sets to a constant keep the event's name."""
 
     def native(field: str) -> str:
+        if field == "idempotency_key" and not mapping.idempotency_key.startswith("="):
+            return mapping.idempotency_key  # the site form's form_id, Z-API's messageId
         match = _DATA_FIELD.match(field)
         path = mapping.data.get(match.group(1)) if match else None
         if match is None or path is None or path.startswith("="):

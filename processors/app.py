@@ -976,6 +976,7 @@ class Processors:
             async def get(self, request: Request, event_id: str) -> Response:
                 if not _is_uuid(event_id):
                     return self.json({"error": "event_id must be a UUID"}, status=400)
+                event_id = str(uuid.UUID(event_id))  # the index's form, whatever spelling was asked
                 hops = processors.trail(event_id)
                 if hops is None and request.headers.get("X-Carinho-Routed") is None:
                     # Another worker may own this event's trail partition (no standby here).

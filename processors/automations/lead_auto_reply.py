@@ -1,7 +1,12 @@
 """Lead auto-reply: every new lead gets a WhatsApp message, personalized by where it came from.
 
-Template choice: "campaign" when the lead carries metadata.utm.campaign, else the lead's data.origin
-("site", "whatsapp", ...) when topics.yaml has a template for it, else "default".
+Template choice: "campaign" when the lead's metadata.utm.campaign is one topics.yaml lists under
+`campaigns` (its display name fills {utm_campaign}), else the lead's data.origin ("site", "whatsapp",
+...; any case) when topics.yaml has a template for it, else "default".
+
+Why a list: UTM values come from the landing page's URL, which any visitor can write, and the form
+lets them choose the phone too. Pasting the campaign as sent let anyone make the company's WhatsApp
+send their text ("...pague a taxa via PIX para...") to any number.
 """
 
 from __future__ import annotations
@@ -25,12 +30,20 @@ class _SafeFormat(dict[str, str]):
         return ""
 
 
+# Forms of address people type before their name ("Sra. Ana", "Seu Zé"): the greeting takes the name.
+_TITLES = frozenset({"sr", "sra", "srta", "dr", "dra", "seu", "dona", "d", "prof", "profa"})
+
+
 def first_name(full_name: object) -> str:
-    """'maria da silva' -> 'Maria'; empty or missing -> '' (templates still read well)."""
+    """'maria da silva' -> 'Maria', 'MARIA' -> 'Maria', 'Sra. Ana Lima' -> 'Ana'; a first word without
+    letters (an emoji), empty or missing -> '' (templates still read well)."""
     if not isinstance(full_name, str):
         return ""
-    parts = full_name.strip().split()
-    return parts[0][:1].upper() + parts[0][1:] if parts else ""
+    words = [w for w in full_name.split() if w.rstrip(".").lower() not in _TITLES] or full_name.split()
+    word = words[0] if words else ""
+    if not any(c.isalpha() for c in word):
+        return ""
+    return word.capitalize() if word.isupper() or word.islower() else word[:1].upper() + word[1:]
 
 
 def render(template: str, values: Mapping[str, str]) -> str:
@@ -39,12 +52,23 @@ def render(template: str, values: Mapping[str, str]) -> str:
     return text.replace(", !", "!").replace(" ,", ",")
 
 
-def template_key(envelope: EventEnvelope, templates: Mapping[str, str]) -> str:
+_RESERVED = frozenset({"campaign", "default"})  # template names that are not origins
+
+
+def campaign_name(envelope: EventEnvelope, campaigns: Mapping[str, str]) -> str | None:
+    """The display name of the lead's campaign when topics.yaml knows it (slugs compared trimmed,
+    in lower case), else None: an unknown campaign's text never reaches a message."""
     utm = envelope.metadata.utm
-    if utm is not None and utm.campaign and "campaign" in templates:
+    if utm is None or not utm.campaign:
+        return None
+    return campaigns.get(utm.campaign.strip().lower())
+
+
+def template_key(envelope: EventEnvelope, templates: Mapping[str, str], campaigns: Mapping[str, str]) -> str:
+    if "campaign" in templates and campaign_name(envelope, campaigns) is not None:
         return "campaign"
     origin = envelope.data.get("origin")
-    if isinstance(origin, str) and origin in templates and origin not in {"campaign", "default"}:
+    if isinstance(origin, str) and (origin := origin.strip().lower()) in templates and origin not in _RESERVED:
         return origin
     return "default"
 
@@ -93,11 +117,10 @@ def lead_auto_reply(
     phone = phone_of(envelope)
     if phone is None:
         return None
-    key = template_key(envelope, config.templates)
-    utm = envelope.metadata.utm
+    key = template_key(envelope, config.templates, config.campaigns)
     values: dict[str, Any] = {
         "first_name": first_name(envelope.data.get("name")),
-        "utm_campaign": (utm.campaign if utm and utm.campaign else ""),
+        "utm_campaign": campaign_name(envelope, config.campaigns) or "",
     }
     return whatsapp_message(
         envelope,

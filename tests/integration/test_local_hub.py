@@ -146,6 +146,9 @@ def test_readme_example_is_delivered_once_per_destination(local_hub: LocalHub) -
 
     wait_until(lambda: {"accepted", "routed", "delivered"} <= trail_hops(), timeout=30, message="the trail")
     assert "duplicate_dropped" in trail_hops()  # the retried request was recognised
+    # Any spelling of the id finds the same trail (a .NET client sends it in upper case).
+    upper = httpx.get(f"{local_hub.url('ingress')}/v1/events/{event_id.upper()}", headers=headers, timeout=10)
+    assert upper.status_code == 200 and upper.json()["event_id"] == event_id and upper.json()["found"] is True
 
 
 def test_internal_producer_writes_straight_to_kafka(local_hub: LocalHub) -> None:

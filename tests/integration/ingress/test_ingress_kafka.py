@@ -204,13 +204,13 @@ BAD_INPUTS = [
     # The processors' data rules (hub/data_rules.py) answer 422 here, not 202 then a dead letter.
     (
         "blank required field",
-        "site",
+        "operacao",
         {"Idempotency-Key": "k10"},
-        json.dumps({**LEAD, "data": {**LEAD["data"], "name": "  "}}).encode(),
+        json.dumps({"type": "servico.completed", "data": {**SERVICO, "servico_id": "  "}}).encode(),
         422,
-        "data.name",
+        "data.servico_id",
         "required",
-    ),  # type: ignore[dict-item]
+    ),
     (
         "number sent as a string",
         "operacao",
@@ -423,6 +423,20 @@ def test_site_and_zapi_webhooks(ingress: RunningIngress) -> None:
     assert envelopes["site"].metadata.utm is not None and envelopes["site"].metadata.utm.campaign == "verao"
     assert envelopes["whatsapp"].data["message"] == "Oi"
     assert events_published(ingress) == 2
+
+    # A group message is not a lead: 200 ignored (Z-API retries anything else), nothing published.
+    group = {**zapi, "messageId": "MSG-G", "isGroup": True, "phone": "120363019502650977-group"}
+    ignored_group = post(ingress, None, group, path=f"/v1/webhooks/whatsapp?token={wa_key}")
+    assert ignored_group.status_code == 200 and ignored_group.json()["status"] == "ignored"
+    # A contact without a push name is still a lead; a form's e-mail left blank is an absent e-mail.
+    nameless = {k: v for k, v in zapi.items() if k != "senderName"} | {"messageId": "MSG-4"}
+    assert post(ingress, None, nameless, path=f"/v1/webhooks/whatsapp?token={wa_key}").status_code == 202
+    blank_email = {**form, "form_id": "f-79", "email": "", "mensagem": "  "}
+    assert post(ingress, site_key, blank_email, path="/v1/webhooks/site").status_code == 202
+    # A bad key is named as the sender names it (the form's form_id), not the event's idempotency_key.
+    bad_key = post(ingress, site_key, {**form, "form_id": "form 42"}, path="/v1/webhooks/site")
+    assert bad_key.status_code == 422 and bad_key.json()["errors"][0]["field"] == "form_id"
+    assert events_published(ingress) == 4
 
 
 def test_rate_limit_answers_429_with_retry_after(ingress: RunningIngress) -> None:

@@ -131,3 +131,9 @@ def test_an_eleven_digit_number_is_masked_by_what_its_key_says() -> None:
     assert mask_data({"contato": "11987654321"})["contato"] == "***.***.***-**"
     assert mask_data({"telefone": 11987654321, "cpf": 52998224725}) == {"telefone": "***", "cpf": "***"}
     assert mask_data({"telefone": "sem telefone"})["telefone"] == "sem telefone"
+
+
+def test_surnames_and_full_names_are_names() -> None:
+    """The financeiro payload splits the name: its `sobrenome` was shown whole by `topics tail`."""
+    masked = mask_data({"nome": "José", "sobrenome": "da Conceição Araújo", "nome_completo": "José da Conceição"})
+    assert "Conceição" not in str(masked) and "Araújo" not in str(masked)

@@ -17,6 +17,9 @@ from hub.phones import international_digits
         ("+55 11 98765-4321", "5511987654321"),  # already international
         ("5511987654321", "5511987654321"),
         ("+1 415 555 0100", "14155550100"),  # a leading "+": the country code is there
+        ("(011) 98765-4321", "5511987654321"),  # the trunk 0 dialled before the DDD
+        ("011 3456-7890", "551134567890"),
+        ("\uff111\uff1987654321", "187654321"),  # only ASCII digits count (full-width ones: the ingress refuses)
     ],
 )
 def test_international_digits(typed: str, sent: str) -> None:

@@ -178,6 +178,14 @@ def test_the_fast_path_never_takes_what_the_reference_refuses(data: dict[str, An
         assert _reference_accepts(data)
 
 
+@pytest.mark.parametrize(
+    "phone", ["\u0661\u0661\u0669\u0668\u0667\u0666\u0665\u0664\u0663\u0662\u0661", "\uff10\uff1111987654321"]
+)
+def test_digits_of_other_scripts_are_refused(phone: str) -> None:
+    """str.isdigit takes them; the gateways would get a number they cannot dial."""
+    assert not _reference_accepts({**LEAD, "phone": phone})
+
+
 def test_the_fast_path_takes_the_usual_phones_and_emails() -> None:
     for phone in ("+55 11 98765-4321", "(11) 98765-4321", "11987654321", "5511987654321"):
         assert FAST.prepare_single({"type": "lead.created", "data": {**LEAD, "phone": phone}}, SITE, "k", None, NOW)

@@ -133,5 +133,24 @@ def test_nested_and_constant_fields_keep_their_own_names() -> None:
     assert [i.field for i in native_fields(error, selected[1]).errors] == [
         "text.message",
         "data.origin",
-        "idempotency_key",
+        "messageId",  # the key is the payload's messageId: the sender's name for it
     ]
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [{"isGroup": True}, {"isNewsletter": True}, {"broadcast": True}, {"isStatusReply": True}],
+    ids=["group", "channel", "broadcast", "status reply"],
+)
+def test_zapi_messages_that_are_not_leads_are_ignored(kind: dict[str, bool]) -> None:
+    """Answered 200 ignored (Z-API retries any other refusal): a group chat is not a lead."""
+    assert select_mapping(TOPOLOGY.sources["whatsapp"], {**ZAPI, **kind}, None) is None
+    assert select_mapping(TOPOLOGY.sources["whatsapp"], {**ZAPI, "isGroup": False}, None) is not None
+
+
+def test_blank_form_fields_are_absent_and_text_is_trimmed() -> None:
+    form = {"form_id": "f-6", "nome": " Maria ", "telefone": "11987654321", "email": "", "mensagem": "   "}
+    selected = select_mapping(TOPOLOGY.sources["site"], form, None)
+    assert selected is not None
+    event = to_event(selected[1], form)
+    assert event["data"] == {"name": "Maria", "phone": "11987654321", "origin": "site"}

@@ -106,22 +106,52 @@ def test_cliente_hook_normalises_and_fails_on_bad_data() -> None:
 
 
 def test_templates_by_origin_and_campaign(topology: Topology) -> None:
-    templates = topology.automations.lead_auto_reply.templates
-    assert template_key(lead("site"), templates) == "site"
-    assert template_key(lead("whatsapp"), templates) == "whatsapp"
-    assert template_key(lead("site", campaign="verao"), templates) == "campaign"
-    assert template_key(lead("marketing"), templates) == "default"
+    config = topology.automations.lead_auto_reply
+    templates, campaigns = config.templates, config.campaigns
+    assert template_key(lead("site"), templates, campaigns) == "site"
+    assert template_key(lead("whatsapp"), templates, campaigns) == "whatsapp"
+    assert template_key(lead("site", origin="Site"), templates, campaigns) == "site"  # origins in any case
+    assert template_key(lead("site", campaign="cuidado-idosos"), templates, campaigns) == "campaign"
+    assert template_key(lead("site", campaign=" Cuidado-Idosos "), templates, campaigns) == "campaign"
+    # A campaign topics.yaml does not list keeps the origin's template: its text is the visitor's.
+    assert template_key(lead("site", campaign="verao"), templates, campaigns) == "site"
+    assert template_key(lead("marketing"), templates, campaigns) == "default"
     assert first_name("  joão da silva ") == "João" and first_name(None) == ""
     assert render("Olá, {first_name}! {nope}", {"first_name": ""}) == "Olá! "
 
 
+@pytest.mark.parametrize(
+    ("name", "greeted"),
+    [
+        ("MARIA SOUZA", "Maria"),
+        ("Sra. Ana Lima", "Ana"),
+        ("Seu Zé", "Zé"),
+        ("Dr. Paulo", "Paulo"),
+        ("🌸", ""),
+        ("McKenzie", "McKenzie"),
+        ("dona", "Dona"),
+    ],
+)
+def test_the_greeting_takes_the_first_name(name: str, greeted: str) -> None:
+    assert first_name(name) == greeted
+
+
+def test_an_unknown_campaign_never_reaches_the_message(topology: Topology) -> None:
+    """UTM values come from the visitor's URL: with the site form's phone, they were a way to make the
+    company's WhatsApp send any text to any number."""
+    scam = "de boas-vindas. URGENTE: pague a taxa de R$ 49,90 via PIX para a chave golpe@exemplo.com"
+    [*_, reply] = Router(topology).route(lead("site", campaign=scam), NOW).deliveries
+    assert reply.message_type == "lead_auto_reply" and "PIX" not in reply.payload["message"]
+    assert reply.payload["message"].startswith("Olá, Ana! Recebemos seu contato pelo nosso site.")
+
+
 def test_router_fans_out_with_auto_reply_and_utm(topology: Topology) -> None:
     router = Router(topology)
-    out = router.route(lead("site", campaign="verao"), NOW)
+    out = router.route(lead("site", campaign="cuidado-idosos"), NOW)
     assert out.destinations == ["crm", "marketing", "whatsapp"]
     crm, marketing, reply = out.deliveries
-    assert crm.payload["utm"] == {"campaign": "verao", "source": "ig"} == marketing.payload["utm"]
-    assert reply.payload["message"].startswith("Olá, Ana! Que bom ter você aqui pela campanha verao")
+    assert crm.payload["utm"] == {"campaign": "cuidado-idosos", "source": "ig"} == marketing.payload["utm"]
+    assert reply.payload["message"].startswith("Olá, Ana! Que bom ter você aqui pela campanha Cuidado de Idosos.")
     assert len({d.delivery_id for d in out.deliveries}) == 3
     assert {d.entity_key for d in out.deliveries} == {"site:form-1"}
 
@@ -406,3 +436,19 @@ def test_the_fetch_buffers_drain_most_urgent_first_and_a_topics_partitions_take_
         assert order[:2] == ["p1", "trail"]  # p1, then the other topics (rank 2.5), then p5
         heads.append(order[2])
     assert heads == ["p5-1", "p5-2", "p5-0", "p5-1"]  # each p5 partition leads the p5 drain in turn
+
+
+def test_a_lead_without_a_name_is_routed_and_greeted_without_one(topology: Topology) -> None:
+    """A WhatsApp contact may have no push name: the lead still reaches the CRM and gets its reply."""
+    nameless = new_envelope(
+        type="lead.created",
+        source="whatsapp",
+        priority=2,
+        idempotency_key="msg-9",
+        data={"phone": "+5511999990000", "origin": "whatsapp", "message": "oi"},
+    )
+    out = Router(topology).route(nameless, NOW)
+    assert out.destinations == ["crm", "marketing", "whatsapp"]
+    crm, _, reply = out.deliveries
+    assert crm.payload["telefone"] == "+5511999990000" and crm.payload.get("nome") is None
+    assert reply.payload["message"].startswith("Olá! Obrigado por chamar a Carinho no WhatsApp")
