@@ -76,6 +76,7 @@ class ReplayPlanItem:
     event_id: str | None = None
     delivery_id: str | None = None
     destination: str | None = None
+    edited: bool = False  # the correction (`dlq edit`) is what is sent
 
 
 @dataclass
@@ -193,8 +194,16 @@ class DlqTool:
     def plan(
         self, item: DlqItem, status: Status, state: DlqState | None, to: ReplayTarget, now: datetime
     ) -> ReplayPlanItem:
-        """Where a record would go and what would be sent (the correction, when it was edited)."""
-        value = state.edited_value if state is not None and status == "edited" else None
+        """Where a record would go and what would be sent: the correction whenever there is one, also
+        when the record is replayed again (`--status replayed`), never the original it corrected."""
+        planned = self._plan(item, status, state, to, now)
+        edited = state is not None and state.edited_value is not None
+        return dataclasses.replace(planned, edited=edited) if edited else planned
+
+    def _plan(
+        self, item: DlqItem, status: Status, state: DlqState | None, to: ReplayTarget, now: datetime
+    ) -> ReplayPlanItem:
+        value = state.edited_value if state is not None else None
         value = value if value is not None else item.record.value
         kind, parsed = parse_value(value)
         replay_headers: list[tuple[str, bytes]] = [
@@ -267,7 +276,7 @@ class DlqTool:
                         "status": status,
                         "to": plan.target_topic,
                         "problem": plan.problem,
-                        "edited": status == "edited",
+                        "edited": plan.edited,
                     }
                 )
         if execute and result.by_target.total():
@@ -325,7 +334,7 @@ class DlqTool:
                     at=now,
                     operator=self.operator,
                     action="replay",
-                    detail={"to": p.target_topic, "edited": p.status == "edited"},
+                    detail={"to": p.target_topic, "edited": p.edited},
                     replay_count=(states[str(p.item.id)].replay_count if str(p.item.id) in states else 0) + 1,
                     last_replay_to=p.target_topic,
                 )
@@ -359,7 +368,7 @@ class DlqTool:
                         detail={
                             "dlq_id": str(item.id),
                             "to": plan.target_topic,
-                            "edited": status == "edited",
+                            "edited": plan.edited,
                             "operator": self.operator,
                         },
                     )

@@ -16,6 +16,15 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
+# The local hub's broker: `make up` on other ports wrote them to .run/hub.env, so `kafka.sh status`
+# (and stop/start, as the runbook uses them) act on that broker, not on 9092 — maybe another user's.
+# An explicit KAFKA_PORT or KAFKA_RUN_DIR wins; CARINHO_HUB_ENV_FILE="" reads no file (the tests).
+HUB_ENV_FILE="${CARINHO_HUB_ENV_FILE-$ROOT/.run/hub.env}"
+if [ -z "${KAFKA_PORT:-}" ] && [ -z "${KAFKA_RUN_DIR:-}" ] && [ -n "$HUB_ENV_FILE" ] && [ -f "$HUB_ENV_FILE" ]; then
+  KAFKA_PORT="$(sed -n 's/^KAFKA_PORT=//p' "$HUB_ENV_FILE" | tail -n 1)"
+  hub_run_dir="$(sed -n 's/^KAFKA_RUN_DIR=//p' "$HUB_ENV_FILE" | tail -n 1)"
+  [ -n "$hub_run_dir" ] && KAFKA_RUN_DIR="$hub_run_dir"
+fi
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 RUN_DIR="${KAFKA_RUN_DIR:-$ROOT/.run/kafka}"
 CACHE_DIR="${KAFKA_CACHE_DIR:-$ROOT/.cache/kafka}"

@@ -188,6 +188,13 @@ def test_up_is_idempotent_and_status_reports(local_hub: LocalHub) -> None:
     assert "already running" in again.stdout  # kafka.sh says so for its node too
     status = local_hub.sh("status")
     assert status.stdout.count(": running") >= 5
+    # kafka.sh on its own, as the runbook uses it, finds this hub's broker through its hub.env.
+    plain = {k: v for k, v in local_hub.env.items() if k not in ("KAFKA_PORT", "KAFKA_RUN_DIR")}
+    plain["CARINHO_HUB_ENV_FILE"] = str(local_hub.run_dir / "hub.env")
+    kafka = subprocess.run(
+        [str(ROOT / "deploy" / "local" / "kafka.sh"), "status"], env=plain, capture_output=True, text=True, timeout=60
+    )
+    assert "running (pid" in kafka.stdout and f"127.0.0.1:{local_hub.ports['kafka']}" in kafka.stdout, kafka.stdout
 
 
 def test_down_leaves_nothing_behind(local_hub: LocalHub) -> None:

@@ -237,6 +237,12 @@ def test_edit_keeps_original_and_replay_sends_correction(
         "origem": "site",
         "mensagem": "corrigido",
     }
+    # Forced again (it is `replayed` now): still the correction, never the original it corrected.
+    assert carinho("dlq", "replay", dlq_id, "--status", "replayed", "--yes").code == 0
+    again = _deliveries_on(kafka_bootstrap, hub.retry_topics("crm")[0], expect=2)
+    assert len(again) == 2 and again[1].payload == sent[0].payload
+    history = orjson.loads(carinho("dlq", "show", dlq_id).out)["history"]
+    assert [h["detail"].get("edited") for h in history if h["action"] == "replay"] == [True, True]
 
     edits = carinho("audit", "--json", "--action", "dlq.edit").json_lines()
     assert [e["detail"]["changed_paths"] for e in edits] == [
