@@ -9,8 +9,10 @@ from typing import Any
 
 from cli.settings import CliSettings
 from cli.topics import load
-from ingress.api_keys import ApiKeyStore
+from ingress.api_keys import ApiKeyRecord, ApiKeyStore
 from ingress.api_keys_kafka import KeyStoreUnavailable, open_key_store
+
+AUDIT_TIMEOUT_S = 5.0  # a key action waits this long for the audit topic, then says it is not audited
 
 
 def register(sub: Any) -> None:
@@ -65,6 +67,22 @@ def _store() -> tuple[ApiKeyStore, CliSettings]:
     return store, settings
 
 
+def _audit(settings: CliSettings, action: str, record: ApiKeyRecord, **detail: Any) -> None:
+    """The key action on the audit topic (`carinho audit --action keys`): who created, rotated or
+    revoked which key. Never the key itself. Best effort: a leaked key must be revocable while Kafka
+    is down, so a failure to audit is said on stderr, not fatal."""
+    from operators.audit import AuditLog, resolve_operator
+
+    operator = resolve_operator(None, settings.operator)
+    facts = {"key_id": record.key_id, "source": record.source, **detail}
+    try:
+        AuditLog(load(settings), settings.kafka_bootstrap_servers, operator).record(
+            action, count=1, detail=facts, timeout=AUDIT_TIMEOUT_S
+        )
+    except Exception as exc:  # KafkaUnavailable, KafkaException: said, not raised
+        print(f"carinho keys: done, but not audited (Kafka: {exc}); `carinho audit` will not show it", file=sys.stderr)
+
+
 def _fail(message: str) -> int:
     print(f"carinho keys: {message}", file=sys.stderr)
     return 2
@@ -88,6 +106,7 @@ def _create(args: argparse.Namespace) -> int:
     record, key = store.create(
         args.source, types, timedelta(days=args.expires) if args.expires else None, args.label, args.rate
     )
+    _audit(settings, "keys.create", record, event_types=types, expires_at=record.expires_at, label=args.label)
     print(key)
     print(
         f"key id {record.key_id} for source {record.source}"
@@ -115,7 +134,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    store, _ = _store()
+    store, settings = _store()
     if args.overlap < 0:
         return _fail("--overlap must be >= 0 days")
     if args.expires is not None and args.expires <= 0:
@@ -126,6 +145,7 @@ def _rotate(args: argparse.Namespace) -> int:
         )
     except KeyError as exc:
         return _fail(str(exc.args[0]))
+    _audit(settings, "keys.rotate", record, replaces=args.key_id, overlap_days=args.overlap)
     print(key)
     expiry = f"expires {record.expires_at.isoformat(timespec='seconds')}" if record.expires_at else "never expires"
     print(
@@ -136,10 +156,11 @@ def _rotate(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    store, _ = _store()
+    store, settings = _store()
     try:
         record = store.revoke(args.key_id)
     except KeyError as exc:
         return _fail(str(exc.args[0]))
     print(f"revoked {record.key_id} (source {record.source})")
+    _audit(settings, "keys.revoke", record)
     return 0

@@ -78,9 +78,10 @@ class AuditLog:
         detail: dict[str, Any] | None = None,
         dry_run: bool = False,
         reveal: bool = False,
+        timeout: float = 30.0,
     ) -> AuditEntry:
-        """Write one entry and wait for the broker's acknowledgement: an action that cannot be
-        audited must not look audited."""
+        """Write one entry and wait for the broker's acknowledgement (up to `timeout` s): an action
+        that cannot be audited must not look audited."""
         entry = AuditEntry(
             action=action,
             operator=self.operator,
@@ -102,7 +103,7 @@ class AuditLog:
             headers=[(KIND_HEADER, KIND.encode()), ("action", action.encode())],
             on_delivery=errors,
         )
-        flush_or_raise(prod, "audit")
+        flush_or_raise(prod, "audit", timeout)
         errors.raise_if_any()
         return entry
 

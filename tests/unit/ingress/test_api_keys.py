@@ -141,6 +141,9 @@ def _carinho(monkeypatch: pytest.MonkeyPatch, path: Path, *argv: str) -> tuple[i
 
     monkeypatch.setenv("CARINHO_KEYS_BACKEND", "file")
     monkeypatch.setenv("CARINHO_KEYS_FILE", str(path))
+    # No broker: the key actions' audit records are tested against the real one (tests/integration/operators).
+    monkeypatch.setenv("CARINHO_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    monkeypatch.setattr("cli.keys.AUDIT_TIMEOUT_S", 0.3)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(argv))
@@ -175,3 +178,17 @@ def test_cli_list_shows_creation_and_rate_limit(monkeypatch: pytest.MonkeyPatch,
     assert records["crm"].created_at.isoformat(timespec="seconds") in crm
     assert records["site"].created_at.isoformat(timespec="seconds") in site
     assert "250/s" in crm and "(source's)" in site
+
+
+def test_a_key_is_revoked_even_when_its_audit_record_cannot_be_written(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A leaked key must be revocable while Kafka is down: the CLI says it is not audited, and revokes."""
+    path = tmp_path / "keys.json"
+    assert _carinho(monkeypatch, path, "keys", "create", "--source", "crm")[0] == 0
+    (record,) = ApiKeyStore(path).records()
+    code, out, err = _carinho(monkeypatch, path, "keys", "revoke", record.key_id)
+    assert code == 0 and f"revoked {record.key_id}" in out
+    assert "not audited" in err
+    (after,) = ApiKeyStore(path).records()
+    assert after.revoked_at is not None
