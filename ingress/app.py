@@ -37,7 +37,7 @@ from ingress.fast_path import FastEnvelope
 from ingress.health import HealthReporter
 from ingress.metrics import EVENTS_REJECTED
 from ingress.publisher import Publisher, PublishFailed
-from ingress.service import Ingress, accept_event
+from ingress.service import Ingress, accept_event, iso_utc
 from ingress.settings import IngressSettings
 from ingress.webhooks import native_fields, select_mapping, to_event
 from operators.web import ops_router
@@ -172,7 +172,9 @@ def create_app(
             else:
                 results[index] = BatchItemResult(index=index, status=202, event_id=str(envelope.event_id))
                 ingress.count_accepted(verified.source, envelope.type, envelope.priority)
-                ingress.trail_accepted(str(envelope.event_id), envelope.type, envelope.priority, verified.source)
+                ingress.trail_accepted(
+                    str(envelope.event_id), envelope.type, envelope.priority, verified.source, iso_utc(now)
+                )
         final = [r for r in results if r is not None]
         accepted = sum(1 for r in final if r.status == 202)
         audit.note(request, events=len(items), accepted=accepted)
@@ -311,6 +313,7 @@ def _not_persisted(index: int) -> ApiError:
 
 async def _publish_fast(ingress: Ingress, request: Request, envelopes: list[FastEnvelope], source: str) -> Response:
     """Publish a batch that passed the fast path: every item valid and in scope."""
+    at = iso_utc(datetime.now(UTC))  # the hops' time: the write's start (see Ingress.publish)
     acknowledged = await ingress.publisher.publish_many([(e.topic, e.value, e.key, e.headers) for e in envelopes])
     results: list[dict[str, Any]] = []
     accepted: dict[tuple[str, int], int] = {}
@@ -324,7 +327,7 @@ async def _publish_fast(ingress: Ingress, request: Request, envelopes: list[Fast
         results.append({"index": index, "status": 202, "event_id": envelope.event_id})
         accepted[(envelope.type, envelope.priority)] = accepted.get((envelope.type, envelope.priority), 0) + 1
         hops.append((envelope.event_id, envelope.type, envelope.priority))
-    ingress.trail_accepted_many(hops, source)
+    ingress.trail_accepted_many(hops, source, at)
     for (event_type, priority), count in accepted.items():
         ingress.count_accepted(source, event_type, priority, count)
     total = sum(accepted.values())

@@ -62,6 +62,9 @@ class Ingress:
     ) -> None:
         """Write one event and wait for the broker's ack (acks=all); 503 ApiError when it does not come."""
         started = time.perf_counter()
+        # The hop's time is the write's start, not its ack: the processors may route the event before
+        # the ack is back here, and a trail sorted by time must not show `routed` before `accepted`.
+        at = _iso_now()
         try:
             await self.publisher.publish(topic, value, key, headers)
         except PublishFailed as exc:
@@ -77,7 +80,7 @@ class Ingress:
             ) from None
         PUBLISH_LATENCY.observe(time.perf_counter() - started)
         self.count_accepted(source, event_type, priority)
-        self.trail_accepted(event_id, event_type, priority, source)
+        self.trail_accepted(event_id, event_type, priority, source, at)
 
     def count_accepted(self, source: str, event_type: str, priority: int, count: int = 1) -> None:
         # labels() takes a lock and builds a key each call: keep the few children around.
@@ -87,13 +90,12 @@ class Ingress:
             self._accepted_children[(source, event_type, priority)] = child
         child.inc(count)
 
-    def trail_accepted(self, event_id: str, event_type: str, priority: int, source: str) -> None:
-        value = self._accepted_hop(event_id, _iso_now(), event_type, priority, source)
+    def trail_accepted(self, event_id: str, event_type: str, priority: int, source: str, at: bytes) -> None:
+        value = self._accepted_hop(event_id, at, event_type, priority, source)
         self.publisher.fire_and_forget(self.trail_topic, value, event_id.encode())
 
-    def trail_accepted_many(self, accepted: list[tuple[str, str, int]], source: str) -> None:
+    def trail_accepted_many(self, accepted: list[tuple[str, str, int]], source: str, at: bytes) -> None:
         """The `accepted` hops of a batch's events ((event_id, type, priority) each), in one write."""
-        at = _iso_now()
         hop = self._accepted_hop
         self.publisher.fire_and_forget_many(
             self.trail_topic,
@@ -118,7 +120,12 @@ class Ingress:
 
 
 def _iso_now() -> bytes:
-    return orjson.dumps(datetime.now(UTC), option=orjson.OPT_UTC_Z)[1:-1]
+    return iso_utc(datetime.now(UTC))
+
+
+def iso_utc(moment: datetime) -> bytes:
+    """An aware time as the trail writes it (ISO 8601, "Z")."""
+    return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1]
 
 
 async def accept_event(
