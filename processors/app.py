@@ -1043,13 +1043,17 @@ class Processors:
 
     # ---- running --------------------------------------------------------------------------------
     def worker(self) -> faust.Worker:
-        return faust.Worker(
+        worker = faust.Worker(
             self.app,
             loglevel=self.settings.log_level.lower(),
             override_logging=False,
             quiet=True,
             redirect_stdouts=False,
         )
+        # Faust's start-up spinner writes "\b" and cursor escapes to stdout even when it is a file: the
+        # log is JSON lines for shippers. Faust checks for a missing spinner everywhere it uses one.
+        worker.spinner = None
+        return worker
 
 
 class _LevelMetrics:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import pytest
 
 import hub.logging as hub_logging
-from hub.logging import configure_logging, log_info, request_id_var
+from hub.logging import JsonFormatter, configure_logging, log_info, request_id_var
 
 FIELDS = {
     "request_id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
@@ -139,3 +139,20 @@ def test_another_formatter_on_the_handler_is_used(stream: io.StringIO) -> None:
     with json_handler_alone():
         log_info(logging.getLogger("ingress.audit"), "request", FIELDS)
     assert stream.getvalue() == "plain request\n"
+
+
+def test_uvicorns_coloured_copy_of_the_message_is_not_a_field() -> None:
+    """uvicorn logs `color_message` (terminal escapes) beside the message: not in a JSON line."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("ingress"))
+    logger = logging.getLogger("test.uvicorn.colours")
+    logger.setLevel(logging.INFO)
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.info(
+        "Started server process [%d]", 42, extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"}
+    )
+    line = json.loads(stream.getvalue())
+    assert line["msg"] == "Started server process [42]" and "color_message" not in line
+    assert "\x1b" not in stream.getvalue() and "\\u001b" not in stream.getvalue()

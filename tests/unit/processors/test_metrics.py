@@ -118,3 +118,15 @@ def test_daily_report_failures_and_success_reach_the_sync_gauges(
     assert state is not None and state.watermark == date(2025, 3, 1).isoformat()
     assert _sample("carinho_sync_consecutive_failures", sync="report.daily") == 0
     assert _sample("carinho_sync_last_success_timestamp_seconds", sync="report.daily") == done.timestamp()
+
+
+def test_the_worker_writes_no_terminal_spinner_into_its_json_log(tmp_path: Path) -> None:
+    """Faust's start-up spinner wrote "\\b" and cursor escapes to stdout, a file of JSON lines here."""
+    settings = ProcessorSettings(
+        kafka_bootstrap_servers="127.0.0.1:9",
+        topic_namespace="nospinner",
+        data_dir=tmp_path,
+        table_store="memory",
+        report_enabled=False,
+    )
+    assert Processors(settings).worker().spinner is None
