@@ -108,6 +108,13 @@ def create_app(
         openapi_tags=openapi_docs.TAGS,
     )
     app.services = state
+
+    def openapi() -> dict[str, Any]:  # FastAPI's schema, with where the API key goes (/docs "Authorize")
+        if app.openapi_schema is None:
+            openapi_docs.add_security(FastAPI.openapi(app))
+        return app.openapi_schema  # type: ignore[return-value]  # set by FastAPI.openapi
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(audit.AuditMiddleware, state=state)
     # The operators' consolidated page (/ops, /ops/api/summary): no personal data, cached briefly.
     app.include_router(ops_router(topology, settings.kafka_bootstrap_servers, cache_seconds=settings.ops_cache_seconds))
@@ -130,6 +137,7 @@ def create_app(
 
     @app.post(
         "/v1/events/batch",
+        status_code=202,
         tags=["events"],
         summary="Send up to 500 events; a result per item",
         response_model=BatchResult,
@@ -185,7 +193,9 @@ def create_app(
             status = 503
         else:
             status = 207
-        headers = {"Retry-After": str(ingress.settings.retry_after_s)} if status == 503 else None
+        # Retry-After whenever an item was not persisted (503 or a 207 with 503 items): retry those.
+        unpersisted = any(r.status == 503 for r in final)
+        headers = {"Retry-After": str(ingress.settings.retry_after_s)} if unpersisted else None
         return json_response(body.model_dump(exclude_none=True), status, headers)
 
     @app.post(
@@ -234,7 +244,12 @@ def create_app(
             raise native_fields(refused, selected[1]) from None
         return json_response(accepted.model_dump(), 202)
 
-    @app.get("/v1/events/{event_id}", tags=["events"], summary="The event's trail (every hop), personal data masked")
+    @app.get(
+        "/v1/events/{event_id}",
+        tags=["events"],
+        summary="The event's trail (every hop), personal data masked",
+        responses=openapi_docs.TRAIL_RESPONSES,
+    )
     async def get_event(request: Request, event_id: str) -> Response:
         ingress = hub()
         authenticate(request, ingress.keys)
@@ -336,7 +351,8 @@ async def _publish_fast(ingress: Ingress, request: Request, envelopes: list[Fast
     audit.note(request, events=len(envelopes), accepted=total)
     body = {"accepted": total, "rejected": len(envelopes) - total, "results": results}
     status = 202 if total == len(envelopes) else (503 if total == 0 else 207)
-    headers = {"Retry-After": str(ingress.settings.retry_after_s)} if status == 503 else None
+    # Every item not acknowledged is a 503 here: Retry-After whenever the status is not 202.
+    headers = {"Retry-After": str(ingress.settings.retry_after_s)} if status != 202 else None
     return json_response(body, status, headers)
 
 

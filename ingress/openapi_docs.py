@@ -233,3 +233,62 @@ def webhook_request_body() -> dict[str, Any]:
             },
         },
     }
+
+
+TRAIL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The event's hops in time order (personal data masked)",
+        "content": {
+            "application/json": {
+                "example": {
+                    "event_id": "e0dea4a2-db0e-5f90-bd34-514dc04b8c94",
+                    "found": True,
+                    "hops": [
+                        {"hop": "accepted", "at": "2026-11-29T17:00:00.120000Z", "service": "ingress", "detail": {}},
+                        {"hop": "routed", "at": "2026-11-29T17:00:00.131000Z", "service": "processors", "detail": {}},
+                    ],
+                }
+            }
+        },
+    },
+    401: _COMMON_ERRORS[401],
+    404: {
+        "description": "No trail for this id (unknown, or older than the trail's retention)",
+        "content": {"application/json": {"example": {"event_id": "…", "hops": [], "found": False}}},
+    },
+    422: {
+        **_error(422, "validation_failed", "event_id", "uuid", "event_id must be a UUID"),
+        "description": "Not a UUID",
+    },
+    503: {
+        **_error(503, "unavailable", "(processors)", "reachable", "the trail index (processors) is unreachable"),
+        "description": "The processors (trail index) do not answer; retry after Retry-After",
+    },
+}
+
+# Where the API key goes. /docs shows an "Authorize" button for these, so "Try it out" sends the key.
+SECURITY_SCHEMES: dict[str, Any] = {
+    "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "ck_... (one per source)"},
+    "Bearer": {"type": "http", "scheme": "bearer", "description": "the same key as `Authorization: Bearer ck_...`"},
+    "WebhookToken": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "token",
+        "description": "webhooks only: for gateways that cannot set a header (Z-API)",
+    },
+}
+
+
+def add_security(schema: dict[str, Any]) -> dict[str, Any]:
+    """Declare the API key schemes and require one on every /v1 operation (webhooks also take the
+    query token); /health, /status, /metrics and /ops stay open, as they are."""
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith("/v1/"):
+            continue
+        schemes: list[dict[str, list[str]]] = [{"ApiKey": []}, {"Bearer": []}]
+        if path.startswith("/v1/webhooks/"):
+            schemes.append({"WebhookToken": []})
+        for operation in operations.values():
+            operation["security"] = schemes
+    return schema

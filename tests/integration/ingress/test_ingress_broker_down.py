@@ -68,6 +68,7 @@ def test_broker_down_gives_503_and_the_refused_event_never_appears(
             json={"events": [{**LEAD, "idempotency_key": "batch-during-outage"}]},
         )
         assert batch.status_code == 503 and batch.json()["results"][0]["status"] == 503
+        assert int(batch.headers["retry-after"]) >= 1
         detailed = httpx.get(f"{ingress.url}/health/detailed", timeout=30)
         assert detailed.status_code == 503 and detailed.json()["kafka"]["reachable"] is False
 

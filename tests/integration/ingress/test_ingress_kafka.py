@@ -342,6 +342,7 @@ def test_batch_results_per_item_and_only_valid_items_published(ingress: RunningI
     ]
     response = post(ingress, key, {"events": events}, path="/v1/events/batch")
     assert response.status_code == 207, response.text
+    assert "retry-after" not in response.headers  # nothing to retry: every refusal here is the item's own
     body = response.json()
     assert body["accepted"] == 2 and body["rejected"] == 3
     statuses = [r["status"] for r in body["results"]]
@@ -508,6 +509,12 @@ def test_health_status_metrics_and_docs(ingress: RunningIngress) -> None:
     spec = httpx.get(f"{ingress.url}/openapi.json").json()
     body = spec["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
     assert "lead" in body["examples"]
+    # /docs "Authorize": the key schemes are declared and every /v1 operation requires one.
+    assert {"ApiKey", "Bearer", "WebhookToken"} <= set(spec["components"]["securitySchemes"])
+    assert spec["paths"]["/v1/events"]["post"]["security"] == [{"ApiKey": []}, {"Bearer": []}]
+    assert "security" not in spec["paths"]["/health"]["get"]
+    assert "200" not in spec["paths"]["/v1/events/batch"]["post"]["responses"]  # 202, 207 or an error
+    assert {"401", "404", "503"} <= set(spec["paths"]["/v1/events/{event_id}"]["get"]["responses"])
     assert httpx.get(f"{ingress.url}/docs").status_code == 200
     page = httpx.get(f"{ingress.url}/ops", timeout=15)
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
