@@ -93,13 +93,20 @@ def enforce_rate(verified: Verified, topology: Topology, limiter: RateLimiter) -
 
 
 async def read_json_body(request: Request, max_bytes: int) -> Any:
-    check_body_headers(request.headers.get("content-type", ""), request.headers.get("content-length"), max_bytes)
+    headers = request.headers
+    check_body_headers(
+        headers.get("content-type", ""), headers.get("content-length"), max_bytes, headers.get("content-encoding")
+    )
     return parse_json(await receive_body(request.receive, max_bytes))
 
 
-def check_body_headers(content_type: str, content_length: str | None, max_bytes: int) -> None:
-    """415 unless the body is declared JSON; 413 when its declared length is over the limit."""
-    media = content_type.split(";", 1)[0].strip().lower()
+def check_body_headers(
+    content_type: str, content_length: str | None, max_bytes: int, content_encoding: str | None = None
+) -> None:
+    """415 unless the body is declared JSON, in UTF-8, uncompressed; 413 when its declared length is
+    over the limit. (A gzip or Latin-1 body otherwise failed later as "not valid UTF-8 at char 0".)"""
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
     if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
         raise ApiError.field(
             415,
@@ -108,8 +115,32 @@ def check_body_headers(content_type: str, content_length: str | None, max_bytes:
             "application/json",
             f"send JSON with Content-Type: application/json (got {media or 'none'})",
         )
+    if params and (charset := _charset(params)) is not None and charset not in ("utf-8", "utf8"):
+        raise ApiError.field(
+            415,
+            "unsupported_media_type",
+            "Content-Type",
+            "charset=utf-8",
+            f"JSON must be UTF-8 (got charset={charset})",
+        )
+    if content_encoding and content_encoding.strip().lower() not in ("identity", ""):
+        raise ApiError.field(
+            415,
+            "unsupported_media_type",
+            "Content-Encoding",
+            "identity",
+            f"send the body uncompressed (got Content-Encoding: {content_encoding.strip()})",
+        )
     if content_length is not None and content_length.isdigit() and int(content_length) > max_bytes:
         raise _too_large(max_bytes)
+
+
+def _charset(params: str) -> str | None:
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
 
 
 async def receive_body(receive: Receive, max_bytes: int) -> bytes:

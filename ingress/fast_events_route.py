@@ -102,7 +102,12 @@ async def accept_single(
     fields["key_id"] = verified.key_id
     enforce_rate(verified, ingress.topology, ingress.limiter)
     max_bytes = ingress.settings.max_body_bytes
-    check_body_headers(_text(headers, b"content-type") or "", _text(headers, b"content-length"), max_bytes)
+    check_body_headers(
+        _text(headers, b"content-type") or "",
+        _text(headers, b"content-length"),
+        max_bytes,
+        _text(headers, b"content-encoding"),
+    )
     raw = parse_json(await receive_body(receive, max_bytes))
     header_key = _text(headers, b"idempotency-key")
     request_id: str | None = fields.get("request_id")

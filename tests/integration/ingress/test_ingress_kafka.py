@@ -3,6 +3,7 @@ headers and envelope; everything refused publishes nothing."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import uuid
 import zlib
@@ -106,6 +107,24 @@ BAD_INPUTS = [
         415,
         "Content-Type",
         "application/json",
+    ),
+    (
+        "gzip body",
+        "site",
+        {"Content-Encoding": "gzip", "Idempotency-Key": "k14"},
+        gzip.compress(json.dumps(LEAD).encode()),
+        415,
+        "Content-Encoding",
+        "identity",
+    ),
+    (
+        "Latin-1 body",
+        "site",
+        {"Content-Type": "application/json; charset=iso-8859-1", "Idempotency-Key": "k15"},
+        json.dumps({**LEAD, "data": {**LEAD["data"], "name": "João"}}, ensure_ascii=False).encode("latin-1"),
+        415,
+        "Content-Type",
+        "charset=utf-8",
     ),
     (
         "too large",
