@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import orjson
 from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from hub.gc_tuning import tune_gc
@@ -297,7 +298,33 @@ def create_app(
     async def api_error(request: Request, exc: ApiError) -> Response:
         return exc.response(audit.request_id(request))
 
+    # Routing's own refusals (404, 405) in the same JSON shape as every other error, instead of
+    # Starlette's {"detail": ...}; and no 307 for a trailing slash (many clients do not re-POST).
+    app.router.redirect_slashes = False
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _routing_error(request, exc).response(audit.request_id(request))
+
     return app
+
+
+def _routing_error(request: Request, exc: StarletteHTTPException) -> ApiError:
+    path, method = request.url.path, request.method
+    if exc.status_code == 404:
+        hint = f"; did you mean {path.rstrip('/')}?" if path.endswith("/") and path != "/" else ""
+        return ApiError.field(404, "not_found", "(path)", "known_route", f"no route {method} {path}{hint}")
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return ApiError.field(
+            405,
+            "method_not_allowed",
+            "(method)",
+            "allowed_method",
+            f"{method} is not allowed on {path}" + (f" (allowed: {allowed})" if allowed else ""),
+            dict(exc.headers or {}),
+        )
+    return ApiError.field(exc.status_code, "http_error", "(request)", "http", str(exc.detail), dict(exc.headers or {}))
 
 
 def _batch_items(raw: Any, limit: int) -> list[Any]:

@@ -537,3 +537,17 @@ def test_health_status_metrics_and_docs(ingress: RunningIngress) -> None:
     assert httpx.get(f"{ingress.url}/docs").status_code == 200
     page = httpx.get(f"{ingress.url}/ops", timeout=15)
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+
+
+def test_routing_refusals_are_json_errors_too(ingress: RunningIngress) -> None:
+    """404 and 405 in the ErrorBody shape; a trailing slash is a 404 with a hint, not a 307 to re-POST."""
+    key = ingress.key("site")
+    slash = post(ingress, key, {**LEAD, "idempotency_key": "slash-1"}, path="/v1/events/")
+    assert slash.status_code == 404 and "location" not in slash.headers
+    error = slash.json()
+    assert error["errors"][0] == {"field": "(path)", "rule": "known_route", "message": error["message"]}
+    assert "did you mean /v1/events?" in error["message"] and error["request_id"] == slash.headers["x-request-id"]
+    wrong_method = httpx.get(f"{ingress.url}/v1/events", headers={"X-API-Key": key}, timeout=15)
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+    assert wrong_method.json()["errors"][0]["rule"] == "allowed_method"
+    assert events_published(ingress) == 0
