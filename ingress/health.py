@@ -125,17 +125,28 @@ class HealthReporter:
         processors = await self._probe(f"{self.settings.processors_url}/health")
         connectors = await self._probe(f"{self.settings.connectors_url}/health")
         checks = self.view.by_prefix("destination:")
+        # With the connectors down, the breaker states are their last report, not the present.
+        stale = not connectors["reachable"]
         destinations = {
             name: {
                 "breaker_state": checks.get(name, {}).get("breaker_state", "unknown"),
                 "last_check_at": checks.get(name, {}).get("last_check_at"),
                 "last_check_ok": checks.get(name, {}).get("last_check_ok"),
                 "last_status": checks.get(name, {}).get("last_status"),
+                **({"stale": True} if stale else {}),
             }
             for name in self.topology.destinations
         }
+        # `status` (and the HTTP code) is about taking events: Kafka. The rest of the pipeline may be
+        # down while events are still accepted (they wait in Kafka): said apart, so a load balancer
+        # does not pull a working ingress, and an operator does not read "ok" as "all is well".
+        problems = [
+            name for name, probe in (("processors", processors), ("connectors", connectors)) if not probe["reachable"]
+        ]
         return {
             "status": "ok" if kafka_ok else "degraded",
+            "pipeline": "ok" if not problems and kafka_ok else "degraded",
+            "unreachable": problems,
             "checked_at": datetime.now(UTC).isoformat(),
             "kafka": {"reachable": kafka_ok, "bootstrap": self.settings.kafka_bootstrap_servers},
             "topology": {

@@ -497,6 +497,11 @@ def test_health_status_metrics_and_docs(ingress: RunningIngress) -> None:
     detailed = httpx.get(f"{ingress.url}/health/detailed").json()
     assert detailed["kafka"]["reachable"] is True and detailed["topology"]["loaded"] is True
     assert set(detailed["destinations"]) == set(ingress.topology.destinations)
+    # No processors or connectors behind this ingress: it takes events (status ok), the pipeline does
+    # not deliver them yet, and the breaker states are the connectors' last report (stale).
+    assert detailed["status"] == "ok" and detailed["pipeline"] == "degraded"
+    assert detailed["unreachable"] == ["processors", "connectors"]
+    assert all(d["stale"] is True for d in detailed["destinations"].values())
     key = ingress.key("site")
     post(ingress, key, {**LEAD, "idempotency_key": "status-1"})
 
