@@ -482,7 +482,12 @@ class DestinationWorker:
         if record.delivery_id.int in self._delivered:
             self.stats["skipped_duplicate"] += 1
             self._m_outcomes["skipped_duplicate"].inc()
-            return [self._history(record, state.attempts, None, None, "skipped_duplicate", None, _utcnow(), ids)]
+            now = _utcnow()
+            # On the trail too: a replay the destination already had shows why nothing was sent.
+            return [
+                self._history(record, state.attempts, None, None, "skipped_duplicate", None, now, ids),
+                self._trail(record, "duplicate_dropped", now, ids=ids, detail={"reason": "already_delivered"}),
+            ]
 
         attempt = state.attempts + 1
         outcome = await self._attempt(record, attempt)

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict
 
 Hop = Literal[
     "accepted",  # ingress: persisted on events.p{n}
-    "duplicate_dropped",  # processors: same (source, idempotency key) seen in the dedupe window
+    "duplicate_dropped",  # processors: same (source, idempotency key) seen in the dedupe window;
+    # connectors: this delivery_id was already delivered (detail.reason "already_delivered")
     "invalid",  # processors: not a valid envelope -> dead letter
     "routed",  # processors: deliveries emitted (detail.destinations)
     "scheduled",  # processors: delayed message parked until not_before

@@ -62,3 +62,28 @@ def test_records_are_delivered_once_with_idempotency_key_and_history(
     ]
     assert sorted(h.hop for h in trail) == ["attempt"] * 20 + ["delivered"] * 20
     assert {h.event_id for h in trail} == {r.event_id for r in records}
+
+
+def test_a_delivery_already_made_is_skipped_and_the_trail_says_so(
+    kafka_bootstrap: str, hub: Topology, sandbox: Sandbox
+) -> None:
+    """The same delivery again (a replay of one the destination already has): not sent, and the trail
+    says why instead of showing nothing after the `replayed` hop."""
+    topology = fast_topology(hub)
+    record = delivery("crm", payload={"nome": "Maria", "seq": 1})
+    trail = topology.system_topic("trail")
+
+    def hops() -> list[TrailHop]:
+        return [TrailHop.from_json(t.value or b"") for t in read_topic(kafka_bootstrap, trail, timeout=3)]
+
+    with ConnectorThread(settings_for(kafka_bootstrap, sandbox), topology, ["crm"]):
+        send(kafka_bootstrap, topology, [record])
+        wait_for(lambda: sandbox.received("crm")["unique"] == 1, message="the first delivery")
+        send(kafka_bootstrap, topology, [record])
+        skipped = wait_for(
+            lambda: [h for h in hops() if h.hop == "duplicate_dropped"], message="the duplicate's trail hop"
+        )
+    assert skipped[0].event_id == record.event_id and skipped[0].service == "connectors"
+    assert skipped[0].detail == {"reason": "already_delivered"} and skipped[0].destination == "crm"
+    got = sandbox.received("crm")
+    assert got["unique"] == 1 and got["duplicates"] == 0
