@@ -209,6 +209,11 @@ def _replay(args: argparse.Namespace) -> int:
         _filter(args, topology), to=args.to, execute=args.yes, rate=args.rate, progress=not args.no_progress
     )
     _print_replay(result, args.to)
+    if result.matched == 0 and not args.status:
+        print(
+            "no open record matches: records already replayed, purged or archived are left out "
+            "(`--status all` lists them; `--status replayed --yes` replays them again)"
+        )
     return 1 if result.failed else 0
 
 

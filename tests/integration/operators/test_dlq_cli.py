@@ -62,6 +62,8 @@ def test_list_filters_and_stats(seeder: Seeder, carinho: RunCli) -> None:
     assert listed("--until", (now - timedelta(days=1)).date().isoformat()) == {old_fin}
     assert listed("--event-id", str(target.event_id)) == {mkt}
     assert listed("--id", crm_503) == {crm_503}
+    none_open = carinho("dlq", "replay", "--event-id", str(uuid.uuid4()))
+    assert "no open record matches" in none_open.out and "--status all" in none_open.out
     assert listed(crm_503, mkt) == {crm_503, mkt}  # IDs also positional, as `dlq show ID` takes them
     assert listed(crm_503, "--id", mkt) == {crm_503, mkt}
 
@@ -281,7 +283,8 @@ def test_purge_and_archive_need_confirmation(seeder: Seeder, carinho: RunCli, tm
 
     purged = carinho("dlq", "purge", "--destination", "marketing", "--yes")
     assert "purged 2 record(s)" in purged.out
-    archived = carinho("dlq", "archive", "--reason", "http_404", "--yes")
+    archive_dir = tmp_path / "archives"  # created by the command: only its owner may enter it
+    archived = carinho("dlq", "archive", "--reason", "http_404", "--yes", "--dir", str(archive_dir))
     assert "archived 1 record(s)" in archived.out, archived.out + archived.err
 
     open_ids = _ids(carinho("dlq", "list", "--json").json_lines())
@@ -289,7 +292,8 @@ def test_purge_and_archive_need_confirmation(seeder: Seeder, carinho: RunCli, tm
     everything = {str(r["id"]): r["status"] for r in carinho("dlq", "list", "--json", "--status", "all").json_lines()}
     assert everything == {purge_ids[0]: "purged", purge_ids[1]: "purged", keep: "pending", archive_id: "archived"}
 
-    files = list(tmp_path.glob("dlq-archive-*.jsonl.gz"))
+    assert stat.S_IMODE(os.stat(archive_dir).st_mode) == 0o700
+    files = list(archive_dir.glob("dlq-archive-*.jsonl.gz"))
     assert len(files) == 1
     assert stat.S_IMODE(os.stat(files[0]).st_mode) == 0o600
     lines = [orjson.loads(line) for line in gzip.decompress(files[0].read_bytes()).splitlines()]
