@@ -8,6 +8,7 @@ from datetime import date
 from typing import Annotated, Any, NotRequired, Required
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model, with_config
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from hub.envelope import IDEMPOTENCY_KEY_PATTERN, Utm
@@ -16,28 +17,32 @@ from hub.topology import DataSpec, FieldKind, Topology
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
 
+# Errors typed by the field's kind, so a 422 names the rule ("phone", "cpf") rather than pydantic's
+# generic "value_error".
 def _email(value: str) -> str:
     if not _EMAIL.match(value):
-        raise ValueError("must be an e-mail address (name@domain.tld)")
+        raise PydanticCustomError("email", "must be an e-mail address (name@domain.tld)")
     return value
 
 
 def _phone(value: str) -> str:
     digits = re.sub(r"[\s().+-]", "", value)
     if not (digits.isascii() and digits.isdigit()) or not 10 <= len(digits) <= 13:  # full-width digits are digits too
-        raise ValueError("must be a phone number with 10-13 digits (area code included)")
+        raise PydanticCustomError("phone", "must be a phone number with 10-13 digits (area code included)")
     return value
 
 
 def _cpf(value: str) -> str:
     digits = re.sub(r"[.-]", "", value)
-    if len(digits) != 11 or not digits.isdigit() or digits == digits[0] * 11:
-        raise ValueError("must be a CPF: 11 digits")
+    if len(digits) != 11 or not (digits.isascii() and digits.isdigit()):
+        raise PydanticCustomError("cpf", "must be a CPF: 11 digits (dots and dash optional)")
+    if digits == digits[0] * 11:
+        raise PydanticCustomError("cpf", "is not a valid CPF (all digits equal)")
     for size in (9, 10):
         total = sum(int(d) * w for d, w in zip(digits[:size], range(size + 1, 1, -1), strict=True))
         check = (total * 10) % 11 % 10
         if check != int(digits[size]):
-            raise ValueError("is not a valid CPF (check digits do not match)")
+            raise PydanticCustomError("cpf", "is not a valid CPF (check digits do not match)")
     return value
 
 

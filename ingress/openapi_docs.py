@@ -69,7 +69,7 @@ _COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
             422,
             "validation_failed",
             "data.phone",
-            "value_error",
+            "phone",
             "must be a phone number with 10-13 digits (area code included)",
         ),
         "description": "Schema violation, unknown event type or missing idempotency key",

@@ -37,6 +37,7 @@ from hub.envelope import EventEnvelope
 from hub.gc_tuning import tune_gc
 from hub.kafka_config import admin_config
 from hub.kafka_retry import retry_transient
+from hub.masking import mask_text
 from hub.metrics import render
 from hub.topology import Topology, changelog_topic
 from hub.trail import Hop
@@ -652,7 +653,11 @@ class Processors:
         except InvalidRecord as exc:
             counters.invalid.inc()
             if exc.event_id and _is_uuid(exc.event_id):
-                self._hop(exc.event_id, "invalid", detail={"reason": exc.reason, "topic": message.topic})
+                # The sender had its 202: the hop says which rule failed (masked; the data is not shown).
+                said = mask_text(str(exc))[:300]
+                self._hop(
+                    exc.event_id, "invalid", detail={"reason": exc.reason, "topic": message.topic, "problem": said}
+                )
             return self._failed(message, exc.reason, exc, event_id=exc.event_id, event_type=exc.event_type)
 
         ref = dedupe.RecordRef(message.topic, message.partition, message.offset)

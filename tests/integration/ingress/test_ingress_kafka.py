@@ -153,7 +153,7 @@ BAD_INPUTS = [
         json.dumps({**LEAD, "data": {"name": "A", "phone": "12"}}).encode(),
         422,
         "data.phone",
-        "value_error",
+        "phone",
     ),
     (
         "missing required data field",

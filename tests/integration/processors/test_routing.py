@@ -180,7 +180,7 @@ def test_a_key_reused_for_other_data_is_dropped_visibly(kafka_bootstrap: str, sh
 def test_invalid_records_dead_lettered_while_valid_ones_flow(
     kafka_bootstrap: str, shared: tuple[Topology, Worker]
 ) -> None:
-    topology, _ = shared
+    topology, worker = shared
     p3 = topology.priority_topic(3)
     good_before, good_after = lead("site"), lead("site")
     send(kafka_bootstrap, topology, good_before)
@@ -216,6 +216,14 @@ def test_invalid_records_dead_lettered_while_valid_ones_flow(
     assert original[huge.kafka_key()] == huge.to_json()
     wait_deliveries(kafka_bootstrap, topology, "crm", good_after.event_id)  # the partition kept flowing
     assert not by_event(deliveries(kafka_bootstrap, topology, "financeiro", timeout=3), bad_cpf.event_id)
+    # The sender, who had its 202, reads on the trail which rule failed (not only "invalid_data").
+    wait_until(
+        lambda: any(h["hop"] == "invalid" for h in worker.trail(str(missing.event_id))),
+        timeout=15,
+        message="the invalid hop",
+    )
+    [invalid] = [h for h in worker.trail(str(missing.event_id)) if h["hop"] == "invalid"]
+    assert invalid["detail"]["reason"] == "invalid_data" and "cliente_id" in invalid["detail"]["problem"]
 
 
 def test_trail_is_complete_masked_and_traceable(kafka_bootstrap: str, shared: tuple[Topology, Worker]) -> None:
