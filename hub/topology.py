@@ -263,6 +263,13 @@ class LeadAutoReply(_Strict):
         Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")],
         Annotated[str, Field(min_length=1, max_length=80)],
     ] = {}
+    # At most one auto-reply per phone and calendar day (in `timezone`, default defaults.timezone): a
+    # contact who writes five WhatsApp messages is five leads, but is greeted once.
+    once_per_phone_per_day: bool = True
+    timezone: TimeZoneName | None = None
+
+    def zone(self) -> tzinfo:
+        return ZoneInfo(self.timezone) if self.timezone else UTC
 
     @field_validator("templates")
     @classmethod
@@ -342,10 +349,11 @@ class Topology(_Strict):
         for name, sync in self.syncs.items():  # every sync knows its zone (the file's default if unnamed)
             if sync.timezone is None:
                 self.syncs[name] = sync.model_copy(update={"timezone": self.defaults.timezone})
-        feedback = self.automations.feedback_request
-        if feedback.timezone is None:
-            zoned = feedback.model_copy(update={"timezone": self.defaults.timezone})
-            object.__setattr__(self, "automations", self.automations.model_copy(update={"feedback_request": zoned}))
+        for name in ("feedback_request", "lead_auto_reply"):  # likewise the automations that read a clock
+            automation = getattr(self.automations, name)
+            if automation.timezone is None:
+                zoned = automation.model_copy(update={"timezone": self.defaults.timezone})
+                object.__setattr__(self, "automations", self.automations.model_copy(update={name: zoned}))
         problems = _cross_reference_problems(self)
         if problems:
             # Raised as one ValueError; load_topology turns the text back into (path, rule) pairs.

@@ -17,6 +17,7 @@ from typing import Any
 
 from hub.delivery import DeliveryRecord, derive_delivery_id
 from hub.envelope import EventEnvelope
+from hub.phones import international_digits
 from hub.topology import LeadAutoReply
 
 MESSAGE_TYPE = "lead_auto_reply"
@@ -122,13 +123,21 @@ def lead_auto_reply(
         "first_name": first_name(envelope.data.get("name")),
         "utm_campaign": campaign_name(envelope, config.campaigns) or "",
     }
+    delivery_id = derive_delivery_id(envelope.event_id_str, config.destination, MESSAGE_TYPE)
+    if config.once_per_phone_per_day:
+        # One delivery id per phone and day, on one partition (keyed by the phone): the connectors
+        # send a delivery id once and skip it after (`duplicate_dropped`, reason already_delivered).
+        digits = international_digits(phone)
+        day = envelope.received_at.astimezone(config.zone()).date().isoformat()
+        delivery_id = derive_delivery_id(f"phone:{digits}/{day}", config.destination, MESSAGE_TYPE)
+        entity_key = f"phone:{digits}"
     return whatsapp_message(
         envelope,
         destination=config.destination,
         entity_key=entity_key,
         phone=phone,
         now=now,
-        delivery_id=derive_delivery_id(envelope.event_id_str, config.destination, MESSAGE_TYPE),
+        delivery_id=delivery_id,
         message=render(config.templates[key], values),
         message_type=MESSAGE_TYPE,
     )

@@ -27,6 +27,7 @@ from confluent_kafka import Producer
 from hub.envelope import new_envelope
 from hub.kafka_config import producer_config
 from hub.topology import load_topology
+from ingress.api_keys import ApiKeyStore
 from tests.conftest import TEST_KAFKA_PORT
 from tests.kafka_support import ROOT, can_run_local_kafka, wait_until
 
@@ -152,6 +153,36 @@ def test_readme_example_is_delivered_once_per_destination(local_hub: LocalHub) -
     # In time order the event is accepted before anything else happens to it (the hop's time is the
     # write's start: the processors may route it before the ingress has its ack).
     assert upper.json()["hops"][0]["hop"] == "accepted"
+
+
+def test_a_contact_who_writes_twice_is_two_leads_greeted_once(local_hub: LocalHub) -> None:
+    """Each WhatsApp message is a lead (CRM gets both); the auto-reply goes once per phone and day."""
+    key = ApiKeyStore(local_hub.run_dir / "api-keys.json").create("whatsapp")[1]
+    time.sleep(1.5)  # the ingress re-reads the key file every second
+    phone = "5511955554444"
+    event_ids = []
+    for n, text in enumerate(("Oi, preciso de uma cuidadora", "É para minha mãe, zona sul")):
+        message = {"type": "ReceivedCallback", "fromMe": False, "messageId": f"twice-{n}", "phone": phone}
+        answer = httpx.post(
+            f"{local_hub.url('ingress')}/v1/webhooks/whatsapp?token={key}",
+            json={**message, "senderName": "Aparecida", "text": {"message": text}},
+            timeout=30,
+        )
+        assert answer.status_code == 202, answer.text
+        event_ids.append(answer.json()["event_id"])
+
+    def received(destination: str) -> list[dict[str, Any]]:
+        items = local_hub.received(destination)["items"]
+        return [i for i in items if i.get("headers", {}).get("x-event-id") in event_ids]
+
+    wait_until(lambda: len(received("crm")) == 2, timeout=90, message="both leads at the CRM")
+
+    def skipped() -> bool:  # the second reply's trail says why it was not sent
+        trail = httpx.get(f"{local_hub.url('processors')}/v1/trail/{event_ids[1]}", timeout=10).json()
+        return any(h["hop"] == "duplicate_dropped" and h.get("destination") == "whatsapp" for h in trail["hops"])
+
+    wait_until(skipped, timeout=60, message="the second auto-reply skipped")
+    assert len(received("whatsapp")) == 1 and received("whatsapp")[0]["headers"]["x-event-id"] == event_ids[0]
 
 
 def test_internal_producer_writes_straight_to_kafka(local_hub: LocalHub) -> None:

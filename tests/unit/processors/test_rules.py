@@ -10,6 +10,7 @@ import orjson
 import pytest
 from aiokafka.structs import TopicPartition
 
+from hub.delivery import DeliveryRecord
 from hub.envelope import EventEnvelope, Metadata, Utm, new_envelope
 from hub.topology import QuietHours, Topology, load_topology
 from processors import dedupe, state_store
@@ -153,7 +154,35 @@ def test_router_fans_out_with_auto_reply_and_utm(topology: Topology) -> None:
     assert crm.payload["utm"] == {"campaign": "cuidado-idosos", "source": "ig"} == marketing.payload["utm"]
     assert reply.payload["message"].startswith("Olá, Ana! Que bom ter você aqui pela campanha Cuidado de Idosos.")
     assert len({d.delivery_id for d in out.deliveries}) == 3
-    assert {d.entity_key for d in out.deliveries} == {"site:form-1"}
+    assert {d.entity_key for d in out.deliveries[:2]} == {"site:form-1"}
+    assert reply.entity_key == "phone:5511999990000"  # the auto-reply is keyed by the phone (once a day)
+
+
+def test_one_auto_reply_per_phone_and_day(topology: Topology) -> None:
+    """Five WhatsApp messages from one contact are five leads, greeted once a day: the replies share a
+    delivery id (the connectors send one; the others are skipped as already delivered)."""
+    router = Router(topology)
+
+    def reply_to(key: str, phone: str, received_at: datetime) -> DeliveryRecord:
+        envelope = new_envelope(
+            type="lead.created",
+            source="whatsapp",
+            priority=2,
+            idempotency_key=key,
+            data={"phone": phone, "origin": "whatsapp"},
+            received_at=received_at,
+        )
+        return router.route(envelope, NOW).deliveries[-1]
+
+    morning = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # 09:00 in São Paulo
+    first, second = reply_to("m1", "+55 11 99999-0000", morning), reply_to("m2", "11999990000", morning)
+    assert first.message_type == second.message_type == "lead_auto_reply"
+    assert first.delivery_id == second.delivery_id and first.entity_key == second.entity_key
+    assert first.event_id != second.event_id
+    # Another number, or the next day in São Paulo (02:59 UTC on the 3rd is still the 2nd there).
+    assert reply_to("m3", "+55 21 99999-0000", morning).delivery_id != first.delivery_id
+    assert reply_to("m4", "11999990000", datetime(2026, 3, 3, 2, 59, tzinfo=UTC)).delivery_id == first.delivery_id
+    assert reply_to("m5", "11999990000", datetime(2026, 3, 3, 3, 0, tzinfo=UTC)).delivery_id != first.delivery_id
 
 
 def test_entity_keys(topology: Topology) -> None:
