@@ -159,10 +159,12 @@ def create_app(
             return await _publish_fast(ingress, request, fast, verified.source)
         results: list[BatchItemResult | None] = [None] * len(items)
         pending: list[tuple[int, Any, asyncio.Future[tuple[int, int]]]] = []
+        first_with_key: dict[str, int] = {}
         for index, item in enumerate(items):
             prefix = f"events[{index}]"
             try:
                 event = validate_event(item, ingress.topology, ingress.models, None, prefix)
+                _unique_in_batch(event.idempotency_key, index, first_with_key)
                 check_scope(event, verified, ingress.topology, prefix)
                 env = build_envelope(event, verified, ingress.topology, None, request_id, now)
             except ApiError as err:
@@ -253,7 +255,9 @@ def create_app(
     )
     async def get_event(request: Request, event_id: str) -> Response:
         ingress = hub()
-        authenticate(request, ingress.keys)
+        verified = authenticate(request, ingress.keys)
+        # Any key reads any trail (docs/ingress.md): who read which is what is worth auditing here.
+        audit.note(request, source=verified.source, key_id=verified.key_id, event_id=event_id)
         try:  # any spelling uuid.UUID takes (upper case, no dashes, urn:uuid:, braces): the index's form
             event_id = str(uuid.UUID(event_id))
         except ValueError:
@@ -307,6 +311,22 @@ def create_app(
         return _routing_error(request, exc).response(audit.request_id(request))
 
     return app
+
+
+def _unique_in_batch(key: str | None, index: int, first_with_key: dict[str, int]) -> None:
+    """422 for a key an earlier item of the same batch has: one key names one event, and the later
+    item would otherwise get a 202 with the earlier one's event_id and never be routed."""
+    if key is None:
+        return
+    first = first_with_key.setdefault(key, index)
+    if first != index:
+        raise ApiError.field(
+            422,
+            "validation_failed",
+            f"events[{index}].idempotency_key",
+            "unique_in_batch",
+            f"events[{first}] has the same idempotency_key: one key names one event",
+        )
 
 
 def _routing_error(request: Request, exc: StarletteHTTPException) -> ApiError:

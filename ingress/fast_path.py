@@ -106,6 +106,8 @@ class FastPath:
             validated = self._batch.validate_python(items)
         except ValidationError:
             return None
+        if len({item["idempotency_key"] for item in validated}) != len(validated):
+            return None  # a key twice in one batch: the per-item path refuses the repeats
         received = _iso(received_at)
         out: list[FastEnvelope] = []
         for raw, item in zip(items, validated, strict=True):

@@ -371,6 +371,17 @@ def test_batch_results_per_item_and_only_valid_items_published(ingress: RunningI
     assert topic_size(ingress.bootstrap, ingress.topology.priority_topic(4)) == 1
     assert topic_size(ingress.bootstrap, ingress.topology.priority_topic(1)) == 1
     assert events_published(ingress) == 2
+    # One key twice in a batch: the repeat is refused (it would get the first's event_id, then be dropped).
+    twice = [
+        {"type": "cuidador.updated", "idempotency_key": "d-1", "data": {"cuidador_id": "7", "status": "ativo"}},
+        {"type": "cuidador.updated", "idempotency_key": "d-1", "data": {"cuidador_id": "7", "status": "inativo"}},
+        {"type": "cuidador.updated", "idempotency_key": "d-2", "data": {"cuidador_id": "8"}},
+    ]
+    repeated = post(ingress, key, {"events": twice}, path="/v1/events/batch")
+    assert repeated.status_code == 207 and [r["status"] for r in repeated.json()["results"]] == [202, 422, 202]
+    refusal = repeated.json()["results"][1]["error"]["errors"][0]
+    assert (refusal["field"], refusal["rule"]) == ("events[1].idempotency_key", "unique_in_batch")
+    assert events_published(ingress) == 4
 
 
 def test_batch_all_valid_is_202_and_limits_are_enforced(ingress: RunningIngress) -> None:
@@ -482,6 +493,13 @@ def test_request_audit_goes_to_the_audit_topic_without_personal_data(ingress: Ru
     assert entry["event_type"] == "lead.created" and entry["key_id"] and entry["latency_ms"] >= 0
     raw = (request_record.value or b"").decode()
     assert "Maria" not in raw and "98765" not in raw and key not in raw
+    # A trail read is audited with who read which event (any key may read any trail).
+    reader = ingress.key("crm")
+    looked_up = httpx.get(f"{ingress.url}/v1/events/{entry['event_id']}", headers={"X-API-Key": reader}, timeout=15)
+    assert looked_up.status_code in (200, 404, 503)  # no processors behind this ingress: 503
+    records = read_topic(ingress.bootstrap, ingress.topology.system_topic("audit"), expect=3, timeout=10)
+    read = next(json.loads(r.value or b"") for r in records if "/v1/events/" in (r.value or b"").decode())
+    assert (read["source"], read["event_id"]) == ("crm", entry["event_id"]) and read["key_id"]
 
 
 def test_accepted_hop_is_on_the_trail(ingress: RunningIngress) -> None:
