@@ -109,7 +109,7 @@ class RateLimit(_Strict):
 
 class WebhookMapping(_Strict):
     """Maps a native payload (site form, Z-API callback) onto an event. Values are dotted paths into
-    the payload, or `=literal` for a constant."""
+    the payload, or `=literal` for a constant; `a|b` takes the first present, non-blank one."""
 
     event_type: str
     when: dict[str, Any] = Field(default_factory=dict)  # every path equals its value

@@ -13,7 +13,15 @@ _MISSING = object()
 
 
 def lookup(payload: Any, path: str) -> Any:
-    """Value at a dotted path ("text.message"), `=literal` for a constant, _MISSING when absent."""
+    """Value at a dotted path ("text.message"), `=literal` for a constant, _MISSING when absent.
+    Alternatives separated by "|" ("text.message|image.caption") give the first present, non-blank
+    value: Z-API puts a message's text in a different place for each media type."""
+    if "|" in path:
+        for alternative in path.split("|"):
+            value = lookup(payload, alternative)
+            if value is not _MISSING and value is not None and not _blank(value):
+                return value
+        return _MISSING
     if path.startswith("="):
         return path[1:]
     value = payload
@@ -97,7 +105,7 @@ def native_fields(error: ApiError, mapping: WebhookMapping) -> ApiError:
         path = mapping.data.get(match.group(1)) if match else None
         if match is None or path is None or path.startswith("="):
             return field
-        return path + match.group(2)
+        return path.split("|", 1)[0] + match.group(2)  # of alternatives, the first names the field
 
     items, message = [], error.message
     for item in error.errors:

@@ -154,3 +154,15 @@ def test_blank_form_fields_are_absent_and_text_is_trimmed() -> None:
     assert selected is not None
     event = to_event(selected[1], form)
     assert event["data"] == {"name": "Maria", "phone": "11987654321", "origin": "site"}
+
+
+def test_zapi_media_captions_and_chat_names_fill_in() -> None:
+    """A photo's caption is the lead's message; a contact without a push name is named by the chat."""
+    photo = {k: v for k, v in ZAPI.items() if k not in ("text", "senderName")}
+    photo |= {"image": {"caption": "Segue a receita", "imageUrl": "https://x"}, "chatName": "Ana"}
+    selected = select_mapping(TOPOLOGY.sources["whatsapp"], photo, None)
+    assert selected is not None
+    data = to_event(selected[1], photo)["data"]
+    assert (data["message"], data["name"]) == ("Segue a receita", "Ana")
+    blank_text = {**ZAPI, "text": {"message": "  "}, "image": {"caption": "legenda"}}
+    assert to_event(selected[1], blank_text)["data"]["message"] == "legenda"
