@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import uuid
 import zlib
@@ -83,6 +84,12 @@ def _sync_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # The outcome is printed below. With no handler anywhere (a CLI configures no logging), Python
+    # would print the runner's warning bare on stderr ("sync failed"); a handler that drops it stops
+    # that and leaves any configured handler (a service's, a test's) as it is.
+    runner_log = logging.getLogger("processors.syncs")
+    if not any(isinstance(h, logging.NullHandler) for h in runner_log.handlers):
+        runner_log.addHandler(logging.NullHandler())
     runner = SyncRunner(
         topology,
         settings.kafka_bootstrap_servers,

@@ -22,6 +22,7 @@ from confluent_kafka import Producer
 from hub.clock import parse_time_of_day
 from hub.envelope import EventEnvelope, Metadata, new_envelope
 from hub.kafka_config import producer_config
+from hub.masking import mask_text
 from hub.topology import Sync, Topology
 from processors import metrics
 from processors.syncs.watermarks import SyncState, SyncStateStore
@@ -214,7 +215,9 @@ class SyncRunner:
                 url, headers=headers, params={"since": since or "", "cursor": cursor, "limit": sync.page_size}
             )
             if response.status_code != 200:
-                raise SyncError(f"{sync.source} answered HTTP {response.status_code}")
+                # What the source said, masked and short: "HTTP 400" alone sends the operator to its logs.
+                said = mask_text(" ".join(response.text.split())[:200])
+                raise SyncError(f"{sync.source} answered HTTP {response.status_code}" + (f": {said}" if said else ""))
             body = response.json()
             page = body.get("items") if isinstance(body, dict) else None
             if not isinstance(page, list):

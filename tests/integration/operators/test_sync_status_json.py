@@ -3,7 +3,11 @@ does ("1d") and in seconds, not as a Python timedelta ("1 day, 0:00:00")."""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import orjson
+import pytest
 
 from hub.topology import Topology
 from processors.syncs.watermarks import SyncState, SyncStateStore
@@ -34,3 +38,35 @@ def test_sync_status_exits_1_at_the_alert_threshold_in_both_forms(
     failing = {row["sync"]: row["consecutive_failures"] for row in orjson.loads(as_json.out)}
     assert failing[name] == hub.alerts.sync_consecutive_failures
     assert " !" in next(line for line in table.out.splitlines() if line.startswith(name))
+
+
+def test_a_failed_manual_sync_says_what_the_source_answered(
+    hub: Topology, carinho: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`carinho sync run` against a source that refuses: the source's own words (masked) in one line,
+    not a bare "sync failed" from a logger nobody configured."""
+    said = b'{"error": "token expirado para o cliente joana@example.com"}'
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(said)))
+            self.end_headers()
+            self.wfile.write(said)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        name, sync = next(iter(hub.syncs.items()))
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("CARINHO_SOURCE_URLS", orjson.dumps({sync.source: url}).decode())
+        result = carinho("sync", "run", name)
+    finally:
+        server.shutdown()
+    assert result.code == 1
+    assert result.err.strip().splitlines() == [result.err.strip()], result.err  # one line
+    assert "answered HTTP 401: " in result.err and "token expirado" in result.err
+    assert "joana@example.com" not in result.err and "sync failed\n" not in result.err
