@@ -25,16 +25,21 @@ def _sample(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
 
 
-def test_a_worker_exports_its_offset_hole_and_dead_letter_counters_at_zero_once_built(tmp_path: Path) -> None:
-    # A namespace of its own: the topics are labelled as the worker names them, and no other test counts there.
+def offline_worker(namespace: str, data_dir: Path) -> Processors:
+    """A worker built without a broker (nothing connects until it runs), in a namespace of its own."""
     settings = ProcessorSettings(
         kafka_bootstrap_servers="127.0.0.1:9",
-        topic_namespace="precreated",
-        data_dir=tmp_path,
+        topic_namespace=namespace,
+        data_dir=data_dir,
         table_store="memory",
         report_enabled=False,
     )
-    processors = Processors(settings)
+    return Processors(settings)
+
+
+def test_a_worker_exports_its_offset_hole_and_dead_letter_counters_at_zero_once_built(tmp_path: Path) -> None:
+    # A namespace of its own: the topics are labelled as the worker names them, and no other test counts there.
+    processors = offline_worker("precreated", tmp_path)
     topology = processors.topology
     guarded = [topology.priority_topic(level) for level in range(1, 6)] + [topology.system_topic("trail")]
     assert all(topic.startswith("precreated.") for topic in guarded)
@@ -122,11 +127,4 @@ def test_daily_report_failures_and_success_reach_the_sync_gauges(
 
 def test_the_worker_writes_no_terminal_spinner_into_its_json_log(tmp_path: Path) -> None:
     """Faust's start-up spinner wrote "\\b" and cursor escapes to stdout, a file of JSON lines here."""
-    settings = ProcessorSettings(
-        kafka_bootstrap_servers="127.0.0.1:9",
-        topic_namespace="nospinner",
-        data_dir=tmp_path,
-        table_store="memory",
-        report_enabled=False,
-    )
-    assert Processors(settings).worker().spinner is None
+    assert offline_worker("nospinner", tmp_path).worker().spinner is None

@@ -469,13 +469,8 @@ def test_the_fetch_buffers_drain_most_urgent_first_and_a_topics_partitions_take_
 
 def test_a_lead_without_a_name_is_routed_and_greeted_without_one(topology: Topology) -> None:
     """A WhatsApp contact may have no push name: the lead still reaches the CRM and gets its reply."""
-    nameless = new_envelope(
-        type="lead.created",
-        source="whatsapp",
-        priority=2,
-        idempotency_key="msg-9",
-        data={"phone": "+5511999990000", "origin": "whatsapp", "message": "oi"},
-    )
+    nameless = lead("whatsapp", message="oi")
+    nameless = nameless.model_copy(update={"data": {k: v for k, v in nameless.data.items() if k != "name"}})
     out = Router(topology).route(nameless, NOW)
     assert out.destinations == ["crm", "marketing", "whatsapp"]
     crm, _, reply = out.deliveries
