@@ -46,8 +46,10 @@ def _cpf(value: str) -> str:
     return value
 
 
+MAX_STRING = 10_000  # characters in one string field of an event's data
+
 _KINDS: dict[FieldKind, Any] = {
-    "string": Annotated[str, Field(max_length=10_000)],
+    "string": Annotated[str, Field(max_length=MAX_STRING)],
     "integer": int,
     "number": float,
     "boolean": bool,

@@ -8,6 +8,7 @@ from typing import Any
 
 from hub.topology import Source, WebhookMapping
 from ingress.errors import ApiError
+from ingress.event_schemas import MAX_STRING
 
 _MISSING = object()
 
@@ -74,7 +75,7 @@ def to_event(mapping: WebhookMapping, payload: dict[str, Any]) -> dict[str, Any]
     # Forms send "" for an input left empty, and autofill leaves spaces: a blank value is an absent
     # one (an optional e-mail left blank must not refuse the lead), text is trimmed.
     data = {
-        name: value.strip() if isinstance(value, str) else value
+        name: _fit(value.strip()) if isinstance(value, str) else value
         for name, path in mapping.data.items()
         if (value := lookup(payload, path)) is not _MISSING and value is not None and not _blank(value)
     }
@@ -84,6 +85,17 @@ def to_event(mapping: WebhookMapping, payload: dict[str, Any]) -> dict[str, Any]
         if (value := lookup(payload, path)) is not _MISSING and value not in (None, "")
     }
     return {"type": mapping.event_type, "data": data, "idempotency_key": str(key), "metadata": metadata}
+
+
+# A string field of an event holds at most MAX_STRING characters. A sender's text can be longer (a
+# WhatsApp message up to ~65,000): cut, marked, rather than refusing the lead, which the gateway
+# cannot fix by retrying.
+MAX_TEXT = MAX_STRING
+_CUT = " […]"
+
+
+def _fit(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - len(_CUT)] + _CUT
 
 
 def _blank(value: Any) -> bool:

@@ -166,3 +166,16 @@ def test_zapi_media_captions_and_chat_names_fill_in() -> None:
     assert (data["message"], data["name"]) == ("Segue a receita", "Ana")
     blank_text = {**ZAPI, "text": {"message": "  "}, "image": {"caption": "legenda"}}
     assert to_event(selected[1], blank_text)["data"]["message"] == "legenda"
+
+
+def test_a_native_text_longer_than_a_field_holds_is_cut_not_refused() -> None:
+    """WhatsApp allows ~65,000 characters; an event's string holds 10,000: the lead is kept, marked."""
+    from ingress.webhooks import MAX_TEXT
+
+    long = {**ZAPI, "text": {"message": "a" * 30_000}}
+    selected = select_mapping(TOPOLOGY.sources["whatsapp"], long, None)
+    assert selected is not None
+    event = to_event(selected[1], long)
+    assert len(event["data"]["message"]) == MAX_TEXT and event["data"]["message"].endswith(" […]")
+    lead = data_models(TOPOLOGY)["lead.created"]
+    lead.model_validate(event["data"])  # within the field's limit: accepted
