@@ -49,7 +49,7 @@ def data_problems(data: Mapping[str, Any], spec: DataSpec) -> list[DataProblem]:
     problems = [
         DataProblem(name, "required", f"missing required field {name!r} (absent, null or blank)")
         for name in spec.required
-        if _blank(data.get(name))
+        if is_blank(data.get(name))
     ]
     for name, kind in spec.fields.items():
         value = data.get(name)
@@ -64,5 +64,6 @@ def data_problems(data: Mapping[str, Any], spec: DataSpec) -> list[DataProblem]:
     return problems
 
 
-def _blank(value: Any) -> bool:
+def is_blank(value: Any) -> bool:
+    """Absent for the rules: null, or a string of nothing but whitespace (forms send "" for an empty input)."""
     return value is None or (isinstance(value, str) and not value.strip())

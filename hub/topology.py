@@ -236,40 +236,39 @@ class Integration(_Strict):
     owner: str
 
 
-class Sync(_Strict):
+class _Zoned(_Strict):
+    """A setting read on a wall clock: its `timezone`, which Topology fills with defaults.timezone
+    when the file names none."""
+
+    timezone: TimeZoneName | None = None
+
+    def zone(self) -> tzinfo:
+        return ZoneInfo(self.timezone) if self.timezone else UTC
+
+
+class Sync(_Zoned):  # `timezone`: of `at`
     source: str
     event_type: str
     every: Duration
     at: TimeOfDay | None = None
-    timezone: TimeZoneName | None = None  # of `at`; defaults.timezone when not given
     path: str = Field(pattern=r"^/")
     page_size: int = Field(default=200, ge=1, le=10_000)
-
-    def zone(self) -> tzinfo:
-        return ZoneInfo(self.timezone) if self.timezone else UTC
 
 
 CampaignSlug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")]
 CampaignName = Annotated[str, Field(min_length=1, max_length=80)]
 
 
-class LeadAutoReply(_Strict):
+class LeadAutoReply(_Zoned):
     event_type: str
     destination: str
     templates: dict[str, str]
     # utm_campaign slug -> the name the "campaign" template shows. Only these campaigns use it: the
     # UTM text is the visitor's to write (processors/automations/lead_auto_reply.py).
-    campaigns: dict[
-        Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")],
-        Annotated[str, Field(min_length=1, max_length=80)],
-    ] = {}
-    # At most one auto-reply per phone and calendar day (in `timezone`, default defaults.timezone): a
-    # contact who writes five WhatsApp messages is five leads, but is greeted once.
+    campaigns: dict[CampaignSlug, CampaignName] = {}
+    # At most one auto-reply per phone and calendar day (in `timezone`): a contact who writes five
+    # WhatsApp messages is five leads, but is greeted once.
     once_per_phone_per_day: bool = True
-    timezone: TimeZoneName | None = None
-
-    def zone(self) -> tzinfo:
-        return ZoneInfo(self.timezone) if self.timezone else UTC
 
     @field_validator("templates")
     @classmethod
@@ -286,18 +285,14 @@ class QuietHours(_Strict):
     end: TimeOfDay
 
 
-class FeedbackRequest(_Strict):
+class FeedbackRequest(_Zoned):
     event_type: str
     destination: str
     delay: Duration
     template: str
     # A request that falls due inside quiet hours waits for their end (a service synced at night
-    # must not message the client at 3 a.m.); read in `timezone`, default defaults.timezone.
+    # must not message the client at 3 a.m.); read in `timezone`.
     quiet_hours: QuietHours | None = None
-    timezone: TimeZoneName | None = None
-
-    def zone(self) -> tzinfo:
-        return ZoneInfo(self.timezone) if self.timezone else UTC
 
 
 class Automations(_Strict):

@@ -20,7 +20,7 @@ from hub.data_rules import data_problems
 from hub.envelope import IDEMPOTENCY_KEY_PATTERN, EventEnvelope, Metadata, derive_event_id
 from hub.topology import Topology
 from ingress.api_keys import ApiKeyStore, KeyRejected, Verified
-from ingress.errors import ApiError, from_validation
+from ingress.errors import ApiError, from_validation, schema_error
 from ingress.event_schemas import ErrorItem, EventIn
 from ingress.rate_limit import RateLimiter
 
@@ -208,9 +208,7 @@ def validate_event(
     # The processors' rules on the data as sent (the models above coerce): hub/data_rules.py.
     problems = data_problems(event.data, topology.event_types[event.type].data)
     if problems:
-        items = [ErrorItem(field=f"{path}data.{p.field}", rule=p.rule, message=p.message) for p in problems]
-        summary = "; ".join(f"{i.field}: {i.message}" for i in items[:3])
-        raise ApiError(422, "validation_failed", f"the request does not match the schema ({summary})", items)
+        raise schema_error([ErrorItem(field=f"{path}data.{p.field}", rule=p.rule, message=p.message) for p in problems])
     if header_key is not None and not IDEMPOTENCY_KEY.match(header_key):
         # Checked here, not only in the body's model: an unchecked header became an envelope the
         # processors refuse (202, then the dead-letter topic), and an empty one gave one id to all.

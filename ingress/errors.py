@@ -66,5 +66,10 @@ def from_validation(exc: ValidationError, prefix: str = "") -> ApiError:
         )
         for e in exc.errors(include_url=False, include_input=False)
     ]
+    return schema_error(items)
+
+
+def schema_error(items: list[ErrorItem]) -> ApiError:
+    """422 naming each bad field, the first three also in the message."""
     summary = "; ".join(f"{i.field}: {i.message}" for i in items[:3])
     return ApiError(422, "validation_failed", f"the request does not match the schema ({summary})", items)

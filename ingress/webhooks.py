@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from hub.data_rules import is_blank
 from hub.topology import Source, WebhookMapping
 from ingress.errors import ApiError
 from ingress.event_schemas import MAX_STRING
@@ -20,7 +21,7 @@ def lookup(payload: Any, path: str) -> Any:
     if "|" in path:
         for alternative in path.split("|"):
             value = lookup(payload, alternative)
-            if value is not _MISSING and value is not None and not _blank(value):
+            if value is not _MISSING and not is_blank(value):
                 return value
         return _MISSING
     if path.startswith("="):
@@ -77,7 +78,7 @@ def to_event(mapping: WebhookMapping, payload: dict[str, Any]) -> dict[str, Any]
     data = {
         name: _fit(value.strip()) if isinstance(value, str) else value
         for name, path in mapping.data.items()
-        if (value := lookup(payload, path)) is not _MISSING and value is not None and not _blank(value)
+        if (value := lookup(payload, path)) is not _MISSING and not is_blank(value)
     }
     metadata = {
         name: str(value)
@@ -90,16 +91,11 @@ def to_event(mapping: WebhookMapping, payload: dict[str, Any]) -> dict[str, Any]
 # A string field of an event holds at most MAX_STRING characters. A sender's text can be longer (a
 # WhatsApp message up to ~65,000): cut, marked, rather than refusing the lead, which the gateway
 # cannot fix by retrying.
-MAX_TEXT = MAX_STRING
 _CUT = " […]"
 
 
 def _fit(text: str) -> str:
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - len(_CUT)] + _CUT
-
-
-def _blank(value: Any) -> bool:
-    return isinstance(value, str) and not value.strip()
+    return text if len(text) <= MAX_STRING else text[: MAX_STRING - len(_CUT)] + _CUT
 
 
 _DATA_FIELD = re.compile(r"^data\.([^.\[]+)(.*)$")

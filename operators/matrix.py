@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from hub.durations import format_duration
 from hub.topology import Fallback, QuietHours, RetryPolicy, Topology
-
-# The automations' message types (processors/automations/*.py MESSAGE_TYPE): a destination's fallback
-# applies to the message types it lists.
-LEAD_AUTO_REPLY, FEEDBACK_REQUEST = "lead_auto_reply", "feedback_request"
+from processors.automations.feedback import MESSAGE_TYPE as FEEDBACK_REQUEST
+from processors.automations.lead_auto_reply import MESSAGE_TYPE as LEAD_AUTO_REPLY
 
 HEADER = """# Integration matrix
 

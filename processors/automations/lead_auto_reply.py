@@ -123,7 +123,6 @@ def lead_auto_reply(
         "first_name": first_name(envelope.data.get("name")),
         "utm_campaign": campaign_name(envelope, config.campaigns) or "",
     }
-    delivery_id = derive_delivery_id(envelope.event_id_str, config.destination, MESSAGE_TYPE)
     if config.once_per_phone_per_day:
         # One delivery id per phone and day, on one partition (keyed by the phone): the connectors
         # send a delivery id once and skip it after (`duplicate_dropped`, reason already_delivered).
@@ -131,6 +130,8 @@ def lead_auto_reply(
         day = envelope.received_at.astimezone(config.zone()).date().isoformat()
         delivery_id = derive_delivery_id(f"phone:{digits}/{day}", config.destination, MESSAGE_TYPE)
         entity_key = f"phone:{digits}"
+    else:
+        delivery_id = derive_delivery_id(envelope.event_id_str, config.destination, MESSAGE_TYPE)
     return whatsapp_message(
         envelope,
         destination=config.destination,

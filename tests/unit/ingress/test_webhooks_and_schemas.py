@@ -170,7 +170,7 @@ def test_zapi_media_captions_and_chat_names_fill_in() -> None:
 
 def test_a_native_text_longer_than_a_field_holds_is_cut_not_refused() -> None:
     """WhatsApp allows ~65,000 characters; an event's string holds 10,000: the lead is kept, marked."""
-    from ingress.webhooks import MAX_TEXT
+    from ingress.event_schemas import MAX_STRING as MAX_TEXT
 
     long = {**ZAPI, "text": {"message": "a" * 30_000}}
     selected = select_mapping(TOPOLOGY.sources["whatsapp"], long, None)
