@@ -76,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--batch", action="store_true", help="batches of 500 (4 connections) instead of single events")
+    parser.add_argument("--connections", type=int, help="wrk connections (default 32 single, 4 batch)")
     args = parser.parse_args(argv)
     script, connections = ("wrk_batch.lua", 4) if args.batch else ("wrk_event.lua", 32)
+    connections = args.connections or connections
     per_request = 500 if args.batch else 1
     variants = [parse_variant(v) for v in args.variant]
     with bench_broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
@@ -133,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                         "ingress_cpu_us_per_request": (after[0] - before[0]) / requests * 1e6,
                         # The event loop's own thread (the rest is librdkafka's): the loop caps the rate.
                         "loop_cpu_us_per_request": loop_cpu / requests * 1e6,
+                        # The share of the round the loop's thread was on a CPU: ~1 means CPU-bound.
+                        "loop_on_cpu": shares["main_thread_on_cpu"],
                         "loop_runqueue_wait": shares["main_thread_runqueue_wait"],
                         "broker_cpu_us_per_request": (after[1] - before[1]) / requests * 1e6,
                         "gc_seconds": after[2] - before[2],
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                         "load_1m": os.getloadavg()[0],
                     }
                     rounds[name].append(row)
-                    print(name, r, {k: round(v, 1) for k, v in row.items()}, flush=True)
+                    print(name, r, {k: round(v, 2) for k, v in row.items()}, flush=True)
         finally:
             for proc, _ in procs.values():
                 proc.terminate()
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(timeout=30)
             drop_hub(topology.namespace, bootstrap)
     for name, rows in rounds.items():
-        print("median", name, {k: round(statistics.median(row[k] for row in rows), 1) for k in rows[0]})
+        print("median", name, {k: round(statistics.median(row[k] for row in rows), 2) for k in rows[0]})
     return 0
 
 
