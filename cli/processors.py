@@ -95,7 +95,7 @@ def _sync_run(args: argparse.Namespace) -> int:
         settings.kafka_bootstrap_servers,
         settings.source_url,
         http_timeout=settings.sync_http_timeout,
-        tokens=settings.source_tokens,
+        tokens=settings.source_bearer_tokens(),
     )
     try:
         result = runner.run(args.name)

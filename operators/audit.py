@@ -7,7 +7,8 @@ Key = "operator:<name>" (one operator's actions stay in order on one partition);
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 import socket
 import uuid
 from collections.abc import Iterator
@@ -30,16 +31,16 @@ def resolve_operator(explicit: str | None, configured: str | None) -> str:
     for name in (explicit, configured):
         if name and name.strip():
             return name.strip()
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        return "unknown"
+    return os_user()
 
 
 def os_user() -> str:
+    """The account the process runs as, from its uid. Not getpass.getuser(): that returns $LOGNAME or
+    $USER when set, so `USER=someone carinho dlq purge ...` would write another name in the audit's
+    `os_user` (and only the settings models read the environment)."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no passwd entry (some containers)
         return "unknown"
 
 

@@ -233,7 +233,7 @@ class Processors:
             settings.kafka_bootstrap_servers,
             settings.source_url,
             http_timeout=settings.sync_http_timeout,
-            tokens=settings.source_tokens,
+            tokens=settings.source_bearer_tokens(),
             state_store=self.sync_states,
         )
         self.sync_status: dict[str, Any] = {}

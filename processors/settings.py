@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, HttpUrl
+from pydantic import Field, HttpUrl, SecretStr
 
 from hub.clock import TimeOfDay, TimeZoneName
 from hub.durations import Duration
@@ -29,7 +29,7 @@ class ProcessorSettings(HubSettings):
         default_factory=dict, description='CARINHO_SOURCE_URLS: JSON {"operacao": "http://..."}'
     )
     sandbox_url: str | None = Field(default=None, description="CARINHO_SANDBOX_URL: sources at {url}/sources/<source>")
-    source_tokens: dict[str, str] = Field(
+    source_tokens: dict[str, SecretStr] = Field(  # secrets: never in a repr, a log or an error
         default_factory=dict, description="CARINHO_SOURCE_TOKENS: JSON bearer token per source"
     )
     # Priorities (processors/priority.py): most records the router takes from a lane at once (it never
@@ -103,6 +103,10 @@ class ProcessorSettings(HubSettings):
         if self.sandbox_url:
             return f"{self.sandbox_url.rstrip('/')}/sources/{source}"
         raise LookupError(f"no URL for source {source!r}: set CARINHO_SOURCE_URLS or CARINHO_SANDBOX_URL")
+
+    def source_bearer_tokens(self) -> dict[str, str]:
+        """The sync sources' tokens in clear, for their Authorization header only."""
+        return {source: token.get_secret_value() for source, token in self.source_tokens.items()}
 
     @property
     def worker_data_dir(self) -> Path:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from connectors.signing import verify
+from hub.backlog import partition_watermarks
+from hub.kafka_config import consumer_config
 from hub.topology import Topology
 from hub.trail import TrailHop
 from tests.integration.connectors.support import (
@@ -21,6 +24,20 @@ from tests.integration.connectors.support import (
 from tests.kafka_support import read_topic
 
 pytestmark = pytest.mark.integration
+
+
+def _committed_and_end(bootstrap: str, topology: Topology, destination: str) -> tuple[int, int]:
+    """The destination's consumer group: the sum of its committed offsets on deliver.<d> (a partition
+    never committed counts 0) and the sum of the partitions' end offsets."""
+    topic = topology.delivery_topic(destination)
+    group = topology.consumer_group(f"connector.{destination}")
+    consumer = Consumer(consumer_config(bootstrap, group_id=group, client_id="tests-committed"))
+    try:  # never subscribes: only asks the group's committed offsets
+        marks = partition_watermarks(consumer, topic, 10)
+        committed = consumer.committed([TopicPartition(topic, p) for p in marks], timeout=10)
+        return sum(max(tp.offset, 0) for tp in committed), sum(high for _, high in marks.values())
+    finally:
+        consumer.close()
 
 
 def test_records_are_delivered_once_with_idempotency_key_and_history(
@@ -62,6 +79,11 @@ def test_records_are_delivered_once_with_idempotency_key_and_history(
     ]
     assert sorted(h.hop for h in trail) == ["attempt"] * 20 + ["delivered"] * 20
     assert {h.event_id for h in trail} == {r.event_id for r in records}
+
+    # Offsets committed: the group's position is past every delivered record, so a restart re-reads
+    # nothing (without commits it would re-send all 20, each skipped only by the destination's dedupe).
+    committed, end = _committed_and_end(kafka_bootstrap, topology, "crm")
+    assert end == 20 and committed == end, (committed, end)
 
 
 def test_a_delivery_already_made_is_skipped_and_the_trail_says_so(

@@ -20,6 +20,8 @@ from ingress.settings import IngressSettings
 from tests.conftest import create_topics, delete_topics, make_test_topology
 from tests.kafka_support import unique
 
+NOBODY = "http://127.0.0.1:9"  # the discard port: connection refused
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -51,7 +53,9 @@ def start_ingress(topology: Topology, bootstrap: str, keys_file: Path, **overrid
         keys_file=keys_file,
         port=port,
         keys_reload_interval_s=0.1,
-        **{"publish_timeout_s": 20.0, **overrides},
+        # No processors or connectors behind a test ingress: addresses where nothing listens, not the
+        # defaults (:6066, :9108), which a local hub running on the same machine answers.
+        **{"publish_timeout_s": 20.0, "processors_url": NOBODY, "connectors_url": NOBODY, **overrides},
     )
     app = create_app(settings, topology)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))

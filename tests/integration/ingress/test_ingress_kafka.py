@@ -501,7 +501,15 @@ def test_request_audit_goes_to_the_audit_topic_without_personal_data(ingress: Ru
 
     # The new key works once the ingress has re-read its key file (every 0.1 s here).
     wait_until(lambda: look_up().status_code != 401, timeout=10, message="the new key loaded")
-    assert look_up().status_code in (200, 404, 503)  # no processors behind this ingress: 503
+    # No processors behind this ingress (conftest.NOBODY): the trail index is unreachable.
+    unreachable = look_up()
+    assert unreachable.status_code == 503, unreachable.text
+    assert unreachable.json()["errors"][0] | {"message": None} == {
+        "field": "(processors)",
+        "rule": "reachable",
+        "message": None,
+    }
+    assert int(unreachable.headers["retry-after"]) >= 1
     records = [
         json.loads(r.value or b"") for r in read_topic(ingress.bootstrap, ingress.topology.system_topic("audit"))
     ]
