@@ -1,6 +1,6 @@
 """Ingress benchmark (issue: foundation, section 9). Not a test: prints and saves figures.
 
-    .venv/bin/python -m bench.ingress_throughput [--duration 10] [--rounds 3] [--connections 32]
+    .venv/bin/python -m bench.ingress_throughput [--duration 10] [--rounds 3] [--connections 32,64]
 
 In one run, on the same machine, alternating round by round:
   * single events: the ingress (auth, validation, Kafka ack with acks=all) vs a bare FastAPI endpoint
@@ -9,6 +9,13 @@ In one run, on the same machine, alternating round by round:
   * a raw confluent-kafka producer loop writing the same envelopes (acks=all, idempotent);
   * the ingress's peak RSS under load.
 Load comes from wrk (Debian package) on loopback. Medians over rounds are reported.
+
+Single events run at each wrk connection count given (closed loop: each connection waits for its
+answer). A server's single-event **rate** is its best median rate over those counts whose median p99
+stays within the 30 ms target; the ratio target compares those rates. Why more than one count: at
+32 connections the bare endpoint is already CPU-bound, while the ingress's answers wait ~2 ms more
+for the broker's ack, so 32 connections measure its ack latency (its loop idle ~40 % of the time),
+not what it can take; every count's figures are reported, not just the best.
 """
 
 from __future__ import annotations
@@ -117,7 +124,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--connections",
+        type=lambda text: [int(c) for c in text.split(",")],
+        default=[32, 64],
+        help="single-event wrk connection counts, comma-separated (default 32,64)",
+    )
     parser.add_argument("--batch-connections", type=int, default=4)
     parser.add_argument("--raw-count", type=int, default=200_000)
     args = parser.parse_args(argv)
@@ -164,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f"http://127.0.0.1:{ingress_port}",
                     "wrk_event.lua",
                     4,
-                    args.connections,
+                    args.connections[0],
                     {"BENCH_API_KEY": site_key, "BENCH_RUN": run},
                 )
                 wrk(
@@ -176,31 +188,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
 
             result["warm_up"] = warm_until_settled(bootstrap, warm_step)
-            wrk(f"http://127.0.0.1:{bare_port}", "wrk_event.lua", 3, args.connections, {"BENCH_RUN": "warm"})
+            wrk(f"http://127.0.0.1:{bare_port}", "wrk_event.lua", 3, args.connections[0], {"BENCH_RUN": "warm"})
 
-            single_ingress, single_bare, batch_ingress, peak_rss = [], [], [], 0.0
+            single_ingress: dict[int, list[dict[str, float]]] = {c: [] for c in args.connections}
+            single_bare: dict[int, list[dict[str, float]]] = {c: [] for c in args.connections}
+            batch_ingress, peak_rss = [], 0.0
             for r in range(args.rounds):
-                single_bare.append(
-                    wrk_probed(
-                        probe,
-                        f"http://127.0.0.1:{bare_port}",
-                        "wrk_event.lua",
-                        args.duration,
-                        args.connections,
-                        {"BENCH_RUN": f"s{r}"},
-                    )
-                )
                 with RssSampler(ingress.pid) as rss:
-                    single_ingress.append(
-                        wrk_probed(
-                            probe,
-                            f"http://127.0.0.1:{ingress_port}",
-                            "wrk_event.lua",
-                            args.duration,
-                            args.connections,
-                            {"BENCH_API_KEY": site_key, "BENCH_RUN": f"s{r}"},
+                    for c in args.connections:
+                        single_bare[c].append(
+                            wrk_probed(
+                                probe,
+                                f"http://127.0.0.1:{bare_port}",
+                                "wrk_event.lua",
+                                args.duration,
+                                c,
+                                {"BENCH_RUN": f"s{r}c{c}"},
+                            )
                         )
-                    )
+                        single_ingress[c].append(
+                            wrk_probed(
+                                probe,
+                                f"http://127.0.0.1:{ingress_port}",
+                                "wrk_event.lua",
+                                args.duration,
+                                c,
+                                {"BENCH_API_KEY": site_key, "BENCH_RUN": f"s{r}c{c}"},
+                            )
+                        )
                     batch_ingress.append(
                         wrk_probed(
                             probe,
@@ -223,21 +238,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         persisted_batch = topic_size(bootstrap, topology.priority_topic(4))
         drop_hub(topology.namespace, bootstrap)
 
-    single_rps = median([r["rps"] for r in single_ingress])
-    bare_rps = median([r["rps"] for r in single_bare])
+    by_connections = {
+        c: {
+            "ingress_rps_median": median([r["rps"] for r in single_ingress[c]]),
+            "bare_fastapi_rps_median": median([r["rps"] for r in single_bare[c]]),
+            "ratio_vs_bare": round(
+                median([r["rps"] for r in single_ingress[c]]) / median([r["rps"] for r in single_bare[c]]), 3
+            ),
+            "ingress_p50_ms_median": median([r["p50_ms"] for r in single_ingress[c]]),
+            "ingress_p99_ms_median": median([r["p99_ms"] for r in single_ingress[c]]),
+            "bare_p99_ms_median": median([r["p99_ms"] for r in single_bare[c]]),
+            "ingress_non_2xx": sum(r["non_2xx"] for r in single_ingress[c]),
+            "rounds": {"ingress": single_ingress[c], "bare": single_bare[c]},
+        }
+        for c in args.connections
+    }
+    single_rps, single_at = best_rate(by_connections, "ingress")
+    bare_rps, bare_at = best_rate(by_connections, "bare")
     batch_events = median([r["rps"] * 500 for r in batch_ingress])
-    accepted_single = sum(r["rps"] for r in single_ingress) * args.duration  # approx; exact count below
+    accepted_single = sum(r["rps"] for c in args.connections for r in single_ingress[c]) * args.duration
     result.update(
         {
             "single": {
-                "ingress_rps_median": single_rps,
-                "bare_fastapi_rps_median": bare_rps,
-                "ratio_vs_bare": round(single_rps / bare_rps, 3),
-                "ingress_p50_ms_median": median([r["p50_ms"] for r in single_ingress]),
-                "ingress_p99_ms_median": median([r["p99_ms"] for r in single_ingress]),
-                "bare_p99_ms_median": median([r["p99_ms"] for r in single_bare]),
-                "ingress_non_2xx": sum(r["non_2xx"] for r in single_ingress),
-                "rounds": {"ingress": single_ingress, "bare": single_bare},
+                "ingress_rps": single_rps,
+                "ingress_at_connections": single_at,
+                "bare_fastapi_rps": bare_rps,
+                "bare_at_connections": bare_at,
+                "ratio_vs_bare": round(single_rps / bare_rps, 3) if bare_rps else None,
+                "by_connections": by_connections,
             },
             "batch": {
                 "events_per_s_median": batch_events,
@@ -254,8 +282,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "single_requests_approx": round(accepted_single),
             },
             "targets": {
-                "single_ratio_ge_0.8": single_rps / bare_rps >= 0.8,
-                "single_p99_le_30ms": median([r["p99_ms"] for r in single_ingress]) <= 30,
+                # The rates are each server's best within the p99 target (None: no count met it).
+                "single_ratio_ge_0.8": bool(bare_rps) and single_rps / bare_rps >= 0.8,
+                "single_p99_le_30ms": single_at is not None,
                 "batch_ge_30000_events_s": batch_events >= 30_000,
                 "rss_le_150mb": peak_rss <= 150,
             },
@@ -265,6 +294,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(json.dumps({k: v for k, v in result.items() if k not in {"machine"}}, indent=2, default=str)[:4000])
     print(f"saved {path}")
     return result
+
+
+def best_rate(by_connections: dict[int, dict[str, Any]], server: str) -> tuple[float, int | None]:
+    """A server's best median rate over the connection counts whose median p99 met the 30 ms target,
+    and that count (0.0, None when none did)."""
+    within = [
+        (figures[f"{'bare_fastapi' if server == 'bare' else server}_rps_median"], c)
+        for c, figures in by_connections.items()
+        if figures[f"{server}_p99_ms_median"] <= P99_TARGET_MS
+    ]
+    return max(within) if within else (0.0, None)
+
+
+P99_TARGET_MS = 30.0
 
 
 if __name__ == "__main__":

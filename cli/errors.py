@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from confluent_kafka import KafkaError, KafkaException
+from pydantic import ValidationError
 
 # librdkafka's "no broker answers" codes: the hint says where the CLI looked and how to move it.
 UNREACHABLE = {
@@ -51,3 +52,19 @@ def kafka_line(args: argparse.Namespace, detail: str, *, unreachable: bool | Non
     if unreachable is None and "run `" not in detail:
         return f"carinho: Kafka at {where}: {detail}; {HINT}"
     return f"carinho: Kafka at {where}: {detail}"
+
+
+def validation_lines(exc: ValidationError) -> list[str]:
+    """A settings model (or any model) refused its input: one line per problem naming the variable
+    (`CARINHO_<FIELD>` for a settings model) and the rule, WITHOUT the value. pydantic's own message
+    prints each input (`input_value='...'`), which for CARINHO_SIGNING_SECRETS, CARINHO_DESTINATION_TOKENS,
+    CARINHO_ZAPI_TOKEN or CARINHO_SOURCE_TOKENS is a secret, on stderr and in the service's log."""
+    settings = exc.title.endswith("Settings")
+    lines = [f"carinho: invalid {'settings' if settings else 'input'} ({exc.title}):"]
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = [str(part) for part in error["loc"]]
+        name = f"CARINHO_{loc[0].upper()}" if settings and loc else ".".join(loc) or "(value)"
+        inner = ".".join(loc[1:]) if settings else ""
+        where = f"{name} ({inner})" if inner else name
+        lines.append(f"  {where}: {error['msg']} [{error['type']}]")
+    return lines

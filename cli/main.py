@@ -10,8 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaException
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from cli.errors import kafka_exception_line, kafka_line
+from cli.errors import kafka_exception_line, kafka_line, validation_lines
 from operators.kafka_io import KafkaUnavailable
 
 # One module per area; each has register(subparsers) and sets `func` on its parsers.
@@ -55,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     except KafkaUnavailable as exc:  # the operator tools' reads and writes (operators/kafka_io.py)
         print(kafka_line(args, str(exc)), file=sys.stderr)
         return 1
+    except ValidationError as exc:  # a setting (CARINHO_...) of the wrong shape: which, and why, never its value
+        print("\n".join(validation_lines(exc)), file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a setting that is not the JSON its type needs (names the field, no value)
+        print(f"carinho: invalid settings: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -143,3 +143,11 @@ def configure_logging(service: str, level: str = "INFO", stream: Any = None) -> 
     for name in ("uvicorn", "uvicorn.error", "faust", "mode", "aiokafka"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # httpx logs every request's full URL at INFO ("HTTP Request: POST https://..."): Z-API's token is
+    # a path segment of its send URL (CARINHO_HTTP_TRANSPORT=httpx/aiohttp), a report webhook's secret
+    # is in its URL. Warnings and errors still come through; request lines never do, at any level.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Python warnings (a library's deprecation, pydantic's serialization warning quoting the value it
+    # got) went raw to stderr, the service's log file, unmasked: they are log lines like any other.
+    logging.captureWarnings(True)

@@ -95,6 +95,57 @@ def _mask_around_uuids(value: str, mask: Callable[[str], str] = mask_text) -> st
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+def looks_personal(value: str) -> bool:
+    """True when mask_text would change `value`: it holds an e-mail, a CPF or a phone number (UUIDs
+    aside). For identifiers a caller chooses (X-Request-ID): they are logged as they are, never
+    masked, so one that carries a phone or a CPF is not taken. Leaves mask_text's memo alone."""
+    if not _MAYBE_PERSONAL.search(value):
+        return False
+    rest = _UUID_ANYWHERE.sub(" ", value)
+    return bool(
+        _EMAIL.search(rest) or _CPF.search(rest) or any(not _DATE.match(m.group(0)) for m in _PHONE.finditer(rest))
+    )
+
+
+_MIN_NAME_PART = 3
+
+
+def mask_sent_values(text: str, payload: Any) -> str:
+    """Mask in `text` (a destination's error message, already through mask_text) the personal values
+    of the `payload` we sent it: destinations echo them back ("contact Maria Souza already exists"),
+    and a name inside free text has no pattern to find it by. Names (and each of their words of 3+
+    letters) become initials, free text its length; phones, e-mails and CPFs are mask_text's."""
+    names: list[str] = []
+    texts: list[str] = []
+    _collect(payload, None, names, texts)
+    if not names and not texts:
+        return text
+    for value in sorted(texts, key=len, reverse=True):
+        if len(value) >= _MIN_NAME_PART and value in text:
+            text = text.replace(value, f"[text: {len(value)} chars]")
+    words = {w for name in names for w in name.split() if len(w) >= _MIN_NAME_PART}
+    for name in sorted(names, key=len, reverse=True):
+        text = re.sub(re.escape(name), mask_name(name), text, flags=re.IGNORECASE) if name.strip() else text
+    for word in sorted(words, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", f"{word[0]}***", text, flags=re.IGNORECASE)
+    return text
+
+
+def _collect(value: Any, key: str | None, names: list[str], texts: list[str]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _collect(v, str(k), names, texts)
+    elif isinstance(value, list):
+        for v in value:
+            _collect(v, key, names, texts)
+    elif isinstance(value, str) and value.strip():
+        kind = _key_kind(key)
+        if kind == _NAME:
+            names.append(value.strip())
+        elif kind == _FREE_TEXT:
+            texts.append(value.strip())
+
+
 def _mask_phone(match: re.Match[str]) -> str:
     text = match.group(0)
     if _DATE.match(text):  # an ISO date is not a phone number

@@ -162,14 +162,47 @@ async def receive_body(receive: Receive, max_bytes: int) -> bytes:
             raise ClientDisconnect()
 
 
+# How deep a body may nest (objects and arrays). orjson reads up to 1,024 levels but writes at most
+# 254, so a body between the two was read, then failed writing its envelope: a plain-text 500. No
+# event needs more than a few levels; the batch wrapper and the envelope add two.
+MAX_JSON_DEPTH = 64
+
+
 def parse_json(body: bytes) -> Any:
-    """400 for an empty or malformed body."""
+    """400 for an empty or malformed body, or one nested deeper than MAX_JSON_DEPTH."""
     if not body.strip():
         raise ApiError.field(400, "malformed_json", "(body)", "json", "the request body is empty; send a JSON object")
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ApiError.field(400, "malformed_json", "(body)", "json", f"the body is not valid JSON: {exc}") from None
+    # Fewer opening brackets than the limit cannot nest past it (the usual body: no walk at all).
+    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and json_depth(value) > MAX_JSON_DEPTH:
+        raise ApiError.field(
+            400,
+            "malformed_json",
+            "(body)",
+            "max_depth",
+            f"the body nests objects and arrays deeper than {MAX_JSON_DEPTH} levels",
+        )
+    return value
+
+
+def json_depth(value: Any) -> int:
+    """Levels of objects and arrays in a parsed JSON value (a scalar is 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def _too_large(max_bytes: int) -> ApiError:

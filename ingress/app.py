@@ -36,6 +36,7 @@ from ingress.event_schemas import Accepted, BatchItemResult, BatchResult
 from ingress.fast_events_route import IngressApp, accept_single
 from ingress.fast_path import FastEnvelope
 from ingress.health import HealthReporter
+from ingress.http_limits import bounded_http_protocol
 from ingress.metrics import EVENTS_REJECTED
 from ingress.publisher import Publisher, PublishFailed
 from ingress.service import Ingress, accept_event, iso_utc
@@ -256,12 +257,18 @@ def create_app(
     async def get_event(request: Request, event_id: str) -> Response:
         ingress = hub()
         verified = authenticate(request, ingress.keys)
-        # Any key reads any trail (docs/ingress.md): who read which is what is worth auditing here.
-        audit.note(request, source=verified.source, key_id=verified.key_id, event_id=event_id)
+        audit.note(request, source=verified.source, key_id=verified.key_id)
+        # A trail read is a request like any other: the key's rate limit (each one costs the
+        # processors a lookup, and ids are derivable: docs/ingress.md).
+        enforce_rate(verified, ingress.topology, ingress.limiter)
         try:  # any spelling uuid.UUID takes (upper case, no dashes, urn:uuid:, braces): the index's form
             event_id = str(uuid.UUID(event_id))
         except ValueError:
             raise ApiError.field(422, "validation_failed", "event_id", "uuid", "event_id must be a UUID") from None
+        # Any key reads any trail (docs/ingress.md): who read which is what is worth auditing here.
+        # Noted once it is a UUID: `event_id` is an identifier, logged unmasked, and what a caller
+        # put in the path may be anything (an e-mail, a phone).
+        audit.note(request, event_id=event_id)
         assert ingress.http is not None
         try:
             upstream = await ingress.http.get(f"{ingress.settings.processors_url}/v1/trail/{event_id}")
@@ -436,6 +443,7 @@ def serve(app: FastAPI, settings: IngressSettings) -> None:
         app,
         host=settings.host,
         port=settings.port,
+        http=bounded_http_protocol(settings.max_header_bytes),  # 431 past it, before any buffering
         log_config=None,
         access_log=False,
         server_header=False,

@@ -1,7 +1,7 @@
 """Request audit (analysis 3.3): one JSON log line per request — request_id, source, key id, event
 type, status, latency — and the same record on the audit topic (kept 90 days). Personal data never
 appears: bodies are not logged and the query string (which may carry a webhook token) is dropped.
-`X-Request-ID` is accepted (when well-formed) and echoed."""
+`X-Request-ID` is accepted (when well-formed and free of phone numbers, CPFs and e-mails) and echoed."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.logging import log_info, request_id_var
+from hub.masking import looks_personal, mask_text
 from ingress.metrics import REQUEST_LATENCY, REQUESTS
 
 log = logging.getLogger("ingress.audit")
@@ -53,7 +54,12 @@ class AuditRecord:
             header = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
         incoming = header.decode("latin-1")
         # 32 random hex digits, like uuid4().hex, at a fifth of its cost (UUID's constructor checks).
-        self.request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
+        # The request id is logged and written to the audit topic as it is (an identifier: never
+        # masked), so one that carries a phone number or a CPF is replaced like a malformed one.
+        if _REQUEST_ID.match(incoming) and not looks_personal(incoming):
+            self.request_id = incoming
+        else:
+            self.request_id = os.urandom(16).hex()
         self.fields: dict[str, Any] = {"request_id": self.request_id}
         scope[_AUDIT_KEY] = self.fields
         self.token = request_id_var.set(self.request_id)
@@ -68,7 +74,10 @@ class AuditRecord:
             entry = {
                 **self.fields,
                 "method": scope["method"],
-                "path": scope["path"],
+                # Masked here, for the audit topic too (the log line alone was masked by its formatter):
+                # a path is the caller's text (/v1/events/<an e-mail>, /v1/webhooks/<a phone>). A path
+                # equal to its route's template (POST /v1/events) holds nothing of the caller's.
+                "path": path if (path := scope["path"]) == route_path else mask_text(path),
                 "status": status,
                 "latency_ms": round(latency * 1000, 2),
             }

@@ -22,6 +22,9 @@ class IngressSettings(HubSettings):
     keys_file: Path = Field(default=PROJECT_ROOT / ".run" / "api-keys.json", description="CARINHO_KEYS_FILE")
     topic_namespace: str = Field(default="", description="CARINHO_TOPIC_NAMESPACE")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="request body limit (413 above)")
+    max_header_bytes: int = Field(
+        default=65_536, ge=4096, description="CARINHO_MAX_HEADER_BYTES: request line + headers (431 above)"
+    )
     batch_max_events: int = Field(default=500, ge=1, le=10_000)
     # Past this, the ingress answers 503 + Retry-After instead of holding the client (and librdkafka
     # stops retrying the write at the same bound, so a 503 is never followed by a silent success).

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from hub.dead_letter import DeadLetterInfo
 from hub.delivery import DeliveryRecord
 from hub.envelope import EventEnvelope
-from hub.masking import mask_data, mask_text
+from hub.masking import mask_data, mask_sent_values, mask_text
 from operators.kafka_io import RawRecord
 
 _DLQ_ID = re.compile(r"^(\d{1,6}):(\d{1,19})$")
@@ -172,12 +172,26 @@ class DlqItem:
                 "first_failed_at": info.first_failed_at.isoformat() if info and info.first_failed_at else None,
                 "permanent": info.permanent if info else None,
                 "error_class": info.error_class if info else None,
-                "error_message": mask_text(info.error_message) if info else None,
+                "error_message": self.error_text(),
                 "key": self.key_text(reveal=reveal),
                 "value": value_view(self.record.value, reveal=reveal),
             }
         )
         return out
+
+    def error_text(self) -> str | None:
+        """The last error, masked: its patterns (phones, e-mails, CPFs), and the names and free text of
+        the record's own value, which destinations echo back ("contact Maria Souza already exists")
+        and a dead letter written before the connectors masked them may still hold."""
+        info = self.info
+        if info is None:
+            return None
+        text = mask_text(info.error_message)
+        try:
+            sent = orjson.loads(self.record.value) if self.record.value else None
+        except orjson.JSONDecodeError:
+            return text
+        return mask_sent_values(text, sent)
 
     def key_text(self, *, reveal: bool) -> str | None:
         if self.record.key is None:

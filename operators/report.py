@@ -437,19 +437,29 @@ def render(report: DailyReport, fmt: ReportFormat) -> str:
     return render_html(report) if fmt == "html" else render_markdown(report)
 
 
+class ReportPostFailed(RuntimeError):
+    """The report webhook did not take the report. Its message never holds the URL: a webhook URL
+    usually carries its secret (hooks.slack.com/services/T/B/<secret>), and this message is logged,
+    kept as the job's `last_error` and shown on /ops."""
+
+
 def post_report(url: str, report: DailyReport, timeout: float = 10.0) -> int:
-    """POST {date, markdown, html, summary} as JSON; raise on a non-2xx answer."""
-    response = httpx.post(
-        url,
-        json={
-            "date": report.day.isoformat(),
-            "markdown": render_markdown(report),
-            "html": render_html(report),
-            "summary": report.summary(),
-        },
-        timeout=timeout,
-    )
-    response.raise_for_status()
+    """POST {date, markdown, html, summary} as JSON; ReportPostFailed on a non-2xx answer or no answer."""
+    try:
+        response = httpx.post(
+            url,
+            json={
+                "date": report.day.isoformat(),
+                "markdown": render_markdown(report),
+                "html": render_html(report),
+                "summary": report.summary(),
+            },
+            timeout=timeout,
+        )
+    except httpx.HTTPError as exc:  # its message may name the URL
+        raise ReportPostFailed(f"the report webhook could not be reached ({type(exc).__name__})") from None
+    if not response.is_success:
+        raise ReportPostFailed(f"the report webhook answered HTTP {response.status_code}")
     return response.status_code
 
 

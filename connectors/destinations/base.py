@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Protocol
 
 from connectors.classify import AttemptResult, classify_exception, classify_response
@@ -10,6 +11,7 @@ from connectors.http_client import header_block
 from connectors.http_pool import HttpResponse, PooledClient
 from connectors.signing import SIGNATURE_HEADER, sign
 from hub.delivery import DeliveryRecord
+from hub.masking import mask_sent_values, mask_text
 from hub.topology import Auth
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -81,11 +83,21 @@ class BaseHttpSender:
         return classify_response(response.status_code, response.headers, response.content)
 
     async def send(self, record: DeliveryRecord, timeout_s: float, attempt: int) -> AttemptResult:
+        result = await self._send(record, timeout_s, attempt)
+        if result.ok or not result.error_message:
+            return result
+        # Destinations echo what they were sent ("contact Maria Souza already exists"): the names and
+        # free text of this payload are masked out of the error text, which goes to the dead-letter
+        # headers, the deliveries topic, `carinho dlq show` and /ops (phones, e-mails and CPFs are
+        # masked by pattern already; a name has no pattern).
+        return replace(result, error_message=mask_sent_values(result.error_message, record.payload))
+
+    async def _send(self, record: DeliveryRecord, timeout_s: float, attempt: int) -> AttemptResult:
         try:
             body = self.body_for(record)
         except (KeyError, TypeError, ValueError) as exc:
             # The record cannot become a request at all: retrying cannot help.
-            return AttemptResult("permanent", None, "InvalidPayload", str(exc)[:200])
+            return AttemptResult("permanent", None, "InvalidPayload", mask_text(str(exc))[:200])
         try:
             if self._native is not None:  # the default transport: no header dict, one coroutine less
                 response: HttpResponse = await self._native.request_raw(

@@ -136,3 +136,32 @@ def test_not_before_is_honored_without_spending_attempts(kafka_bootstrap: str, h
     assert got["items"][0]["headers"]["x-delivery-attempt"] == "1"
     rows = _history(kafka_bootstrap, topology, 1)
     assert [(r["attempt"], r["outcome"]) for r in rows] == [(1, "delivered")]
+
+
+def test_names_the_destination_echoes_back_are_masked_in_the_dead_letter_and_history(
+    kafka_bootstrap: str, hub: Topology, sandbox: Sandbox
+) -> None:
+    """A destination's error body repeating the name (and text) it was sent: a name has no pattern,
+    so the connectors mask the payload's own names and free text out of the error message."""
+    topology = fast_topology(hub)
+    sandbox.faults(
+        "crm",
+        fail_next=1,
+        status_code=422,
+        body={
+            "error": "duplicate contact",
+            "detail": "Contato Fulano Teste Beltrano ja existe (fulano beltrano); obs: quero cuidadora noturna",
+        },
+    )
+    payload = {"nome": "Fulano Teste Beltrano", "mensagem": "quero cuidadora noturna", "seq": 0}
+    record = delivery("crm", payload=payload)
+    with ConnectorThread(settings_for(kafka_bootstrap, sandbox), topology, ["crm"]):
+        send(kafka_bootstrap, topology, [record])
+        dead = read_topic(kafka_bootstrap, topology.dead_letter_topic, expect=1, timeout=20)
+    info = DeadLetterInfo.from_headers(list(dead[0].headers.items()))
+    assert info.reason == "http_422" and "duplicate contact" in info.error_message
+    assert "F*** T*** B***" in info.error_message and "[text: 23 chars]" in info.error_message
+    history = _history(kafka_bootstrap, topology, 1)[0]
+    for text in (info.error_message, str(history["error"])):
+        assert "Fulano" not in text and "fulano" not in text and "Beltrano" not in text and "beltrano" not in text
+        assert "noturna" not in text

@@ -156,3 +156,31 @@ def test_uvicorns_coloured_copy_of_the_message_is_not_a_field() -> None:
     line = json.loads(stream.getvalue())
     assert line["msg"] == "Started server process [42]" and "color_message" not in line
     assert "\x1b" not in stream.getvalue() and "\\u001b" not in stream.getvalue()
+
+
+def test_httpx_request_lines_never_reach_the_log(stream: io.StringIO) -> None:
+    """httpx logs each request's URL at INFO; Z-API's token is part of its send URL."""
+    with json_handler_alone():
+        logging.getLogger("httpx").info(
+            'HTTP Request: POST https://api.z-api.io/instances/i/token/T0K3N/send-text "200"'
+        )
+        logging.getLogger("httpx").warning("a warning still comes through")
+    text = stream.getvalue()
+    assert "T0K3N" not in text and "a warning still comes through" in text
+
+
+def test_python_warnings_are_json_lines_and_masked(stream: io.StringIO) -> None:
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            logging.captureWarnings(False)  # an earlier test's capture, undone by pytest's own recorder
+            configure_logging("ingress", "INFO", stream)
+            warnings.simplefilter("always")
+            with json_handler_alone():
+                warnings.warn("unexpected value 'fulano@example.com' / 11 90000-0005", UserWarning, stacklevel=1)
+        entry = lines(stream)[-1]
+        assert entry["logger"] == "py.warnings" and entry["level"] == "warning"
+        assert "fulano@" not in str(entry["msg"]) and "90000-0005" not in str(entry["msg"])
+    finally:
+        logging.captureWarnings(False)

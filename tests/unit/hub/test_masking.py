@@ -137,3 +137,26 @@ def test_surnames_and_full_names_are_names() -> None:
     """The financeiro payload splits the name: its `sobrenome` was shown whole by `topics tail`."""
     masked = mask_data({"nome": "José", "sobrenome": "da Conceição Araújo", "nome_completo": "José da Conceição"})
     assert "Conceição" not in str(masked) and "Araújo" not in str(masked)
+
+
+def test_looks_personal_finds_what_mask_text_would_mask() -> None:
+    from hub.masking import looks_personal
+
+    for value in ("11987654321", "123.456.789-09", "+55-11-98765-4321", "ana@x.com", "req-11987654321"):
+        assert looks_personal(value), value
+    for value in ("4f1c0e9a7b2d4e55a0c3b7d91e6f2a88", "req-abc", "2026-11-29", "ord:12345", "abc.def_1"):
+        assert not looks_personal(value), value
+    assert not looks_personal("5b2f0a0c-1111-4222-8333-444455556666")  # a UUID's digit groups
+    assert "11987654321" not in _CLEAN  # the memo of clean strings is left alone
+
+
+def test_mask_sent_values_hides_the_payloads_names_and_text_echoed_in_an_error() -> None:
+    from hub.masking import mask_sent_values
+
+    payload = {"nome": "Maria Aparecida Souza", "mensagem": "preciso de cuidadora", "origem": "site", "n": [1]}
+    said = "contato Maria Aparecida Souza ja existe (MARIA souza); texto: preciso de cuidadora; Mariana ok"
+    out = mask_sent_values(said, payload)
+    assert out == "contato M*** A*** S*** ja existe (M*** S***); texto: [text: 20 chars]; Mariana ok"
+    assert mask_sent_values("HTTP 500", {"seq": 1}) == "HTTP 500"
+    nested = {"contact": {"senderName": "João Pedro"}}
+    assert "João" not in mask_sent_values("no such contact: João Pedro", nested)

@@ -168,3 +168,34 @@ def test_rate_limiter_and_progress(capsys: pytest.CaptureFixture[str]) -> None:
         bar.advance()
     bar.close()
     assert stream.getvalue().strip().splitlines()[-1].startswith("replay [" + "#" * 30 + "] 4/4")
+
+
+def test_dlq_show_masks_the_names_a_destination_echoed_in_its_error() -> None:
+    """A dead letter's error text may repeat the record's name (written before the connectors masked
+    it, or by another writer): `carinho dlq show` / export mask the record's own names and text."""
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from hub.dead_letter import DeadLetterInfo
+    from operators.dlq_items import DlqItem
+    from operators.kafka_io import RawRecord
+
+    info = DeadLetterInfo(
+        stage="connectors",
+        reason="http_422",
+        permanent=True,
+        error_class="HTTPStatusError",
+        error_message="duplicate contact: Contato Fulano Teste Beltrano, tel 11 90000-0004",
+        original_topic="deliver.crm",
+        original_partition=0,
+        original_offset=0,
+        failed_at=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    value = orjson.dumps({"payload": {"nome": "Fulano Teste Beltrano", "telefone": "11900000004"}})
+    item = DlqItem(RawRecord("deadletter", 0, 7, 0, b"k", value, tuple(info.to_headers())))
+    shown = item.detail(reveal=False)["error_message"]
+    assert shown.startswith("duplicate contact: Contato F*** T*** B***")
+    assert "Fulano" not in shown and "Beltrano" not in shown and "90000" not in shown
+    broken = DlqItem(RawRecord("deadletter", 0, 8, 0, b"k", b"not json", tuple(info.to_headers())))
+    assert broken.error_text() is not None and "90000" not in (broken.error_text() or "")
