@@ -54,10 +54,19 @@ class JsonFormatter(logging.Formatter):
         return self.line(record.created, record.levelname.lower(), record.name, record.getMessage(), extras, error)
 
     def line(
-        self, created: float, level: str, logger: str, message: str, extras: dict[str, Any] | None, error: str | None
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        extras: dict[str, Any] | None,
+        error: str | None,
+        *,
+        extras_masked: bool = False,
     ) -> str:
         """One JSON line: time, level, service, logger, masked message, request/event id from the
-        context, masked extra fields (those not starting with "_"), masked error."""
+        context, masked extra fields (those not starting with "_"; as given when `extras_masked`:
+        the caller vouches that none holds personal data), masked error."""
         entry: dict[str, Any] = {
             "ts": self._timestamp(created),
             "level": level,
@@ -71,7 +80,10 @@ class JsonFormatter(logging.Formatter):
         if event_id:
             entry["event_id"] = event_id
         if extras:
-            entry.update(mask_data({k: v for k, v in extras.items() if not k.startswith("_")}))
+            if extras_masked:
+                entry.update(extras)
+            else:
+                entry.update(mask_data({k: v for k, v in extras.items() if not k.startswith("_")}))
         if error is not None:
             entry["error"] = mask_text(error)
         return orjson.dumps(entry, default=str).decode()
@@ -81,14 +93,16 @@ class JsonFormatter(logging.Formatter):
 _json_handler: logging.StreamHandler[Any] | None = None
 
 
-def log_info(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
+def log_info(logger: logging.Logger, message: str, fields: dict[str, Any], *, fields_masked: bool = False) -> None:
     """`logger.info(message, extra=fields)`, for a line written once per request (the ingress's audit).
 
     When the line would reach only the JSON handler configure_logging installed (no other handler, no
     filter on the way: the services' set-up), it is formatted and written here directly, the same
     line as through `logging` at half the CPU: no LogRecord, no handler chain (~33 -> ~17 us by hand,
     docs/benchmarks.md). Otherwise (tests' capture handlers, a handler added at run time) it goes
-    through `logging` as usual. `fields` follows `extra`'s rule: no LogRecord attribute names."""
+    through `logging` as usual. `fields` follows `extra`'s rule: no LogRecord attribute names.
+    `fields_masked`: the caller vouches that no field holds personal data (the request audit's own
+    identifiers), so the direct path does not mask them again (the `logging` path always does)."""
     handler = _json_handler
     if not logger.isEnabledFor(logging.INFO):
         return
@@ -96,7 +110,10 @@ def log_info(logger: logging.Logger, message: str, fields: dict[str, Any]) -> No
     if handler is None or not isinstance(formatter, JsonFormatter) or not _reaches_only(logger, handler):
         logger.info(message, extra=fields)
         return
-    text = formatter.line(time.time(), "info", logger.name, message, fields, None) + handler.terminator
+    text = (
+        formatter.line(time.time(), "info", logger.name, message, fields, None, extras_masked=fields_masked)
+        + handler.terminator
+    )
     handler.acquire()
     try:
         handler.stream.write(text)
