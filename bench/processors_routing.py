@@ -47,7 +47,6 @@ from hub.envelope import EventEnvelope, new_envelope
 from hub.kafka_config import admin_config, consumer_config, producer_config
 from hub.topology import Topology, load_topology
 from processors import dedupe
-from processors.dead_letter import headers_dict
 from processors.output import OutputBuilder
 from processors.routing import InvalidRecord, Router, parse_record
 from tests.kafka_support import read_topic
@@ -129,7 +128,10 @@ def fill(bootstrap: str, topology: Topology, n: int, priority: int) -> None:
 
 # ---- (a) faust worker ------------------------------------------------------------------------------
 class FaustWorker:
-    def __init__(self, bootstrap: str, topology: Topology, port: int, data_dir: str, **env: str):
+    def __init__(
+        self, bootstrap: str, topology: Topology, port: int, data_dir: str, *, cwd: Path | str = ROOT, **env: str
+    ):
+        """`cwd`: the checkout whose `processors` runs (bench/processors_ab.py: another worktree)."""
         environ = {
             **os.environ,
             "CARINHO_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -147,7 +149,7 @@ class FaustWorker:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "processors"], env=environ, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "processors"], env=environ, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
             )
         self.ps = psutil.Process(self.proc.pid)
         self.peak_rss = 0
@@ -192,8 +194,10 @@ class FaustWorker:
             self.log.unlink(missing_ok=True)
 
 
-def run_faust(bootstrap: str, topology: Topology, n: int, port: int, data_dir: str) -> dict[str, float]:
-    worker = FaustWorker(bootstrap, topology, port, data_dir, CARINHO_TRAIL_INDEX_ENABLED="false")
+def run_faust(
+    bootstrap: str, topology: Topology, n: int, port: int, data_dir: str, cwd: Path = ROOT
+) -> dict[str, float]:
+    worker = FaustWorker(bootstrap, topology, port, data_dir, cwd=cwd, CARINHO_TRAIL_INDEX_ENABLED="false")
     try:
         first_at: float | None = None
         first_count = 0
@@ -261,7 +265,7 @@ def run_confluent(bootstrap: str, topology: Topology, n: int) -> dict[str, float
                 continue
             done += 1
             try:
-                envelope = parse_record(msg.value(), topology, headers_dict(msg.headers()))
+                envelope = parse_record(msg.value(), topology, msg.headers())
             except InvalidRecord:
                 continue
             key = dedupe.dedupe_key(envelope.source, envelope.idempotency_key)
@@ -334,7 +338,7 @@ def run_quix(bootstrap: str, topology: Topology, n: int, state_dir: str) -> dict
             progress["main_thread"] = MainThreadTime(os.getpid())
         progress["done"] += 1
         try:
-            envelope = parse_record(value, topology, headers_dict(headers))
+            envelope = parse_record(value, topology, headers)
         except InvalidRecord:
             return
         dkey = dedupe.dedupe_key(envelope.source, envelope.idempotency_key)

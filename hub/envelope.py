@@ -94,6 +94,28 @@ class EventEnvelope(BaseModel):
             option=orjson.OPT_UTC_Z,
         )
 
+    def to_document(self) -> dict[str, Any]:
+        """The envelope as its JSON reads back (`orjson.loads(self.to_json())`), without writing and
+        parsing it: what the routes' transforms walk, once per routed event. `data` is the envelope's
+        own (not a copy): transforms and hooks only read it (processors/transforms/hooks.py)."""
+        metadata: dict[str, Any] = {"labels": dict(self.metadata.labels)}
+        if self.metadata.request_id is not None:
+            metadata["request_id"] = self.metadata.request_id
+        if self.metadata.utm is not None:
+            metadata["utm"] = {k: v for k, v in self.metadata.utm.__dict__.items() if v is not None}
+        return {
+            "schema_version": self.schema_version,
+            "event_id": self.event_id_str,
+            "type": self.type,
+            "source": self.source,
+            "priority": self.priority,
+            "idempotency_key": self.idempotency_key,
+            "occurred_at": _json_time(self.occurred_at),
+            "received_at": _json_time(self.received_at),
+            "data": self.data,
+            "metadata": metadata,
+        }
+
     def kafka_key(self) -> bytes:
         return self.idempotency_key.encode()
 
@@ -113,6 +135,11 @@ class EventEnvelope(BaseModel):
     @classmethod
     def from_json(cls, raw: bytes | str) -> EventEnvelope:
         return cls.model_validate_json(raw)
+
+
+def _json_time(value: datetime) -> str:
+    """A datetime as `to_json` writes it (orjson's own text: UTC as Z, other offsets kept)."""
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
 
 
 def derive_event_id(source: str, idempotency_key: str) -> uuid.UUID:

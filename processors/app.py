@@ -56,7 +56,7 @@ from processors import (
 from processors.automations import feedback
 from processors.automations.feedback import ScheduledMessage
 from processors.daily_report import REPORT_STATE, run_due_report
-from processors.dead_letter import DeadLetterWriter, Failed, headers_dict
+from processors.dead_letter import DeadLetterWriter, Failed
 from processors.due_index import DueIndex, pending
 from processors.fetch_tuning import install_fetch_sizes
 from processors.hole_filler import read_range
@@ -220,6 +220,7 @@ class Processors:
         self.indexer_idle = asyncio.Event()
         self.indexer_idle.set()
         self._counters = {level: _LevelMetrics(level) for level in LEVELS}
+        self._tallies = {level: metrics.RoutedTally(level) for level in LEVELS}
         faust_recovery_fix.install()  # before the app exists: Faust's post-rebalance race (see module)
         faust_changelog_intake.install()  # before the app exists: changelog records in chunks (see module)
         level_of = {self.topology.priority_topic(level): level for level in LEVELS}  # events.pN -> N
@@ -528,14 +529,29 @@ class Processors:
         loop hands newly fetched records to the lanes) and then stops early when a rebalance began
         (the rest is read again from the committed offsets) or gives the rest back to its lane when a
         more urgent record arrived. What was routed is settled (committable) once its dead letters
-        are written."""
-        lanes, flow, guard = self.lanes, self.app.flow_control, self.offset_guard
-        generation = lanes.generation
+        are written. The metrics of what it routed are added up once, at its end."""
         if records and records[0].timestamp:
             metrics.DISPATCH_LATENCY.labels(str(level)).observe(max(0.0, time.time() - records[0].timestamp))
         now = datetime.now(UTC)
         failures: list[Failed] = []
         touched: set[Any] = set()
+        try:
+            await self._route_records(level, records, now, failures, touched)
+        finally:
+            self._tallies[level].flush()
+        self.outputs.poll()
+        if failures:
+            await self.dlq.write(failures, now)
+        # Also after a rebalance began: what was routed is durable now, and Faust commits it for the
+        # revoked partitions (it waits for this batch, App._consumer_wait_empty). After the guard's
+        # reset the positions are the new starts, so settling changes nothing.
+        self.offset_guard.settle(touched)
+
+    async def _route_records(
+        self, level: int, records: Sequence[Any], now: datetime, failures: list[Failed], touched: set[Any]
+    ) -> None:
+        lanes, flow, guard = self.lanes, self.app.flow_control, self.offset_guard
+        generation = lanes.generation
         for index, message in enumerate(records):
             if index and index % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -558,13 +574,6 @@ class Processors:
             self._route_or_dead_letter(level, message, now, failures)
             guard.routed(tp, offset)
             touched.add(tp)
-        self.outputs.poll()
-        if failures:
-            await self.dlq.write(failures, now)
-        # Also after a rebalance began: what was routed is durable now, and Faust commits it for the
-        # revoked partitions (it waits for this batch, App._consumer_wait_empty). After the guard's
-        # reset the positions are the new starts, so settling changes nothing.
-        guard.settle(touched)
 
     def _route_or_dead_letter(self, level: int, message: Any, now: datetime, failures: list[Failed]) -> None:
         try:
@@ -647,9 +656,8 @@ class Processors:
 
     def _route_one(self, level: int, message: Any, now: datetime) -> Failed | None:
         counters = self._counters[level]
-        headers = headers_dict(message.headers)
         try:
-            envelope = self.router_parse(message.value, headers)
+            envelope = self.router_parse(message.value, message.headers)
         except InvalidRecord as exc:
             counters.invalid.inc()
             if exc.event_id and _is_uuid(exc.event_id):
@@ -710,21 +718,27 @@ class Processors:
             self.build.routed(envelope, outcome, level=level, redelivery=verdict is dedupe.Verdict.REDELIVERY),
             urgent=level <= self.settings.output_urgent_max_priority,
         )
+        tally = self._tallies[level]
         for delivery in outcome.deliveries:
-            self._delivery_counter(delivery.destination).inc()
+            tally.delivered(delivery.destination)
         value = dedupe.entry(ref, time.time(), envelope.event_id_str, fingerprint)
-        store[key] = value
         # The changelog record exactly as Faust's json codec writes it (the table's recovery and standby
         # replicas read it back with that codec), through the output producer: flushed before commit.
+        # The database keeps the same JSON (state_store.RocksMapping), encoded once.
+        encoded = orjson.dumps(value)
+        if isinstance(store, state_store.RocksMapping):
+            store.put_encoded(key, encoded)
+        else:
+            store[key] = value
         outputs.produce_changelog(
-            self.dedupe_changelog, orjson.dumps(key), orjson.dumps(value), message.partition, self.dedupe_table
+            self.dedupe_changelog, orjson.dumps(key), encoded, message.partition, self.dedupe_table
         )
-        counters.routed.inc()
+        tally.routed += 1
         if message.timestamp:
-            counters.latency.observe(max(0.0, time.time() - message.timestamp))
+            tally.latencies.append(max(0.0, time.time() - message.timestamp))
         return None
 
-    def router_parse(self, value: bytes | None, headers: Mapping[str, bytes]) -> EventEnvelope:
+    def router_parse(self, value: bytes | None, headers: Any) -> EventEnvelope:
         return parse_record(value, self.topology, headers)
 
     # ---- delayed messages -----------------------------------------------------------------------

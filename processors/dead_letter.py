@@ -8,7 +8,6 @@ an oversized original still fits (the value must be the original bytes, unchange
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -89,15 +88,3 @@ class DeadLetterWriter:
 
     def close(self) -> None:
         self._producer.flush(10)
-
-
-def headers_dict(raw: Any) -> Mapping[str, bytes]:
-    """Faust/aiokafka headers (list of pairs or mapping) as a dict of bytes."""
-    if not raw:
-        return {}
-    items = raw.items() if isinstance(raw, Mapping) else raw
-    out: dict[str, bytes] = {}
-    for key, value in items:
-        name = key.decode() if isinstance(key, bytes) else str(key)
-        out[name] = value if isinstance(value, bytes) else str(value).encode()
-    return out

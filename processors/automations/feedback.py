@@ -15,12 +15,12 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 
 from hub.clock import parse_time_of_day
-from hub.delivery import DeliveryRecord, derive_delivery_id
+from hub.delivery import DeliveryRecord, MessageType, derive_delivery_id
 from hub.envelope import EventEnvelope
 from hub.topology import FeedbackRequest
 from processors.automations.lead_auto_reply import first_name, phone_of, render, whatsapp_message
 
-MESSAGE_TYPE = "feedback_request"
+MESSAGE_TYPE: MessageType = "feedback_request"
 
 
 class ScheduledMessage(BaseModel):

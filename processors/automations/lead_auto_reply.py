@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from hub.delivery import DeliveryRecord, derive_delivery_id
+from hub.delivery import DeliveryRecord, MessageType, derive_delivery_id
 from hub.envelope import EventEnvelope
 from hub.phones import international_digits
 from hub.topology import LeadAutoReply
 
-MESSAGE_TYPE = "lead_auto_reply"
+MESSAGE_TYPE: MessageType = "lead_auto_reply"
 WHATSAPP_PATH = "/send-text"
 
 
@@ -88,12 +88,12 @@ def whatsapp_message(
     entity_key: str,
     phone: str,
     message: str,
-    message_type: str,
+    message_type: MessageType,
     now: datetime,
     not_before: datetime | None = None,
 ) -> DeliveryRecord:
     """A WhatsApp send-text delivery about `envelope` (lead auto-reply, feedback request)."""
-    return DeliveryRecord(
+    return DeliveryRecord.from_router(
         delivery_id=delivery_id,
         event_id=envelope.event_id,
         event_type=envelope.type,

@@ -106,3 +106,47 @@ def test_fast_event_id_equals_uuid5(source: str, key: str) -> None:
     from hub.envelope import derive_event_id_str
 
     assert derive_event_id_str(source, key) == str(derive_event_id(source, key))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # as the ingress writes it
+        new_envelope(type="a.b", source="s", priority=1, idempotency_key="k", data={}).to_json(),
+        # as another producer may: offsets other than UTC, naive and whole-second times, upper-case
+        # ids, metadata and schema_version left out, utm partly set, nested data
+        json.dumps(
+            {
+                "event_id": str(uuid.uuid4()).upper(),
+                "type": "lead.created",
+                "source": "site",
+                "priority": 3,
+                "idempotency_key": "k-9",
+                "occurred_at": "2026-03-01T10:00:00-03:00",
+                "received_at": "2026-03-01T13:00:00.000123",
+                "data": {"name": "Ana", "n": [1, 2.5, None, {"x": True}], "s": "ção"},
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "schema_version": 1,
+                "event_id": str(uuid.uuid4()),
+                "type": "lead.created",
+                "source": "site",
+                "priority": 5,
+                "idempotency_key": "k",
+                "occurred_at": "2026-03-01T10:00:00Z",
+                "received_at": "2026-03-01T10:00:00.5+00:00",
+                "data": {},
+                "metadata": {"request_id": "r", "utm": {"campaign": "c", "medium": None}, "labels": {"a": "b"}},
+            }
+        ).encode(),
+    ],
+)
+def test_document_is_the_envelope_as_its_json_reads_back(raw: bytes) -> None:
+    env = EventEnvelope.from_json(raw)
+    document = env.to_document()
+    assert document == json.loads(env.to_json())
+    assert document["data"] is env.data  # read by the transforms, not copied
+    document["metadata"]["labels"]["x"] = "y"  # the rest is the document's own
+    assert "x" not in env.metadata.labels

@@ -224,6 +224,26 @@ def test_parse_record_rejects(topology: Topology, raw: bytes | None, reason: str
     assert info.value.reason == reason
 
 
+def test_refused_record_is_filed_under_its_event_id_header(topology: Topology) -> None:
+    """The header is read only for a refused record, in either shape the Kafka clients give."""
+    eid = "6f1c2b7e-4a55-5b8e-9d8e-63617269686f"
+    for headers in (
+        [("source", b"site"), ("event_id", eid.encode())],  # aiokafka: (str, bytes) pairs
+        [(b"event_id", eid.encode())],
+        {"event_id": eid.encode()},
+    ):
+        with pytest.raises(InvalidRecord) as info:
+            parse_record(b"\xff garbage", topology, headers)
+        assert info.value.event_id == eid
+    for headers in (None, [], [("source", b"site")], [("event_id", None)]):
+        with pytest.raises(InvalidRecord) as info:
+            parse_record(None, topology, headers)
+        assert info.value.event_id is None
+    with pytest.raises(InvalidRecord) as info:
+        parse_record(b" " * (topology.defaults.max_event_bytes + 1), topology, [("event_id", b"x" * 100)])
+    assert info.value.event_id == "x" * 64
+
+
 def test_parse_record_checks_type_source_data_and_size(topology: Topology) -> None:
     ok = lead()
     assert parse_record(ok.to_json(), topology) == ok
