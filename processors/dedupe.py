@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -32,8 +31,10 @@ def dedupe_key(source: str, idempotency_key: str) -> str:
     return f"{source}\x1f{idempotency_key}"
 
 
-@dataclass(frozen=True)
-class RecordRef:
+class RecordRef(NamedTuple):
+    """Where a record was read (a tuple: built once per routed event, at a third of a frozen
+    dataclass's cost)."""
+
     topic: str
     partition: int
     offset: int

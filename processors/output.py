@@ -212,6 +212,7 @@ class OutputProducer:
         self._pending: dict[int, int] = {0: 0}
         self._callback = functools.partial(self._delivered, 0)
         self._changelog_callbacks: dict[Any, Callable[..., None]] = {}  # this epoch's, by table
+        self._changelog_acked: dict[tuple[Any, str, int], int] = {}  # (table, topic, partition) -> offset
         self.errors: list[str] = []
         self.produced = 0
 
@@ -223,8 +224,18 @@ class OutputProducer:
 
     def _changelog_delivered(self, epoch: int, table: Any, err: KafkaError | None, msg: Any) -> None:
         self._delivered(epoch, err, msg)
-        if err is None:
-            table.data.set_persisted_offset(TP(msg.topic(), msg.partition()), msg.offset())
+        if err is None:  # noted for `poll` to pass on: one store write per partition, not per record
+            key = (table, msg.topic(), msg.partition())
+            offset = msg.offset()
+            if offset > self._changelog_acked.get(key, -1):
+                self._changelog_acked[key] = offset
+
+    def _persist_changelog_acks(self) -> None:
+        """Tell each table's store the last changelog offset the broker has per partition (its store
+        notes it with the data it covers, written before the record was produced)."""
+        acked, self._changelog_acked = self._changelog_acked, {}
+        for (table, topic, partition), offset in acked.items():
+            table.data.set_persisted_offset(TP(topic, partition), offset)
 
     def produce(
         self,
@@ -297,6 +308,8 @@ class OutputProducer:
         """Serve delivery callbacks (cheap; call once per batch)."""
         for producer in self._producers:
             producer.poll(0)
+        if self._changelog_acked:
+            self._persist_changelog_acks()
 
     def _outstanding(self, up_to: int) -> int:
         return sum(n for epoch, n in self._pending.items() if epoch <= up_to)
@@ -324,3 +337,4 @@ class OutputProducer:
     def close(self, timeout: float = 10.0) -> None:
         for producer in self._producers:
             producer.flush(timeout)
+        self._persist_changelog_acks()

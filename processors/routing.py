@@ -118,7 +118,7 @@ def entity_field(event_type: str, spec: DataSpec) -> str | None:
     return next((name for name in spec.required if name.endswith("_id")), None)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~1 µs more, once per event
 class RouteOutcome:
     deliveries: list[DeliveryRecord]
     scheduled: list[ScheduledMessage] = field(default_factory=list)
