@@ -73,31 +73,15 @@ class EventEnvelope(BaseModel):
     def to_json(self) -> bytes:
         # Hand-built: this runs once per event on the ingress hot path, and pydantic's generic
         # serializer costs several times more. Equal to model_dump(mode="json", exclude_none=True).
-        metadata: dict[str, Any] = {"labels": self.metadata.labels}
-        if self.metadata.request_id is not None:
-            metadata["request_id"] = self.metadata.request_id
-        if self.metadata.utm is not None:
-            metadata["utm"] = {k: v for k, v in self.metadata.utm.__dict__.items() if v is not None}
-        return orjson.dumps(
-            {
-                "schema_version": self.schema_version,
-                "event_id": self.event_id_str,
-                "type": self.type,
-                "source": self.source,
-                "priority": self.priority,
-                "idempotency_key": self.idempotency_key,
-                "occurred_at": self.occurred_at,
-                "received_at": self.received_at,
-                "data": self.data,
-                "metadata": metadata,
-            },
-            option=orjson.OPT_UTC_Z,
-        )
+        return orjson.dumps(self._as_dict(self.occurred_at, self.received_at), option=orjson.OPT_UTC_Z)
 
     def to_document(self) -> dict[str, Any]:
         """The envelope as its JSON reads back (`orjson.loads(self.to_json())`), without writing and
         parsing it: what the routes' transforms walk, once per routed event. `data` is the envelope's
         own (not a copy): transforms and hooks only read it (processors/transforms/hooks.py)."""
+        return self._as_dict(_json_time(self.occurred_at), _json_time(self.received_at))
+
+    def _as_dict(self, occurred_at: Any, received_at: Any) -> dict[str, Any]:
         metadata: dict[str, Any] = {"labels": dict(self.metadata.labels)}
         if self.metadata.request_id is not None:
             metadata["request_id"] = self.metadata.request_id
@@ -110,8 +94,8 @@ class EventEnvelope(BaseModel):
             "source": self.source,
             "priority": self.priority,
             "idempotency_key": self.idempotency_key,
-            "occurred_at": _json_time(self.occurred_at),
-            "received_at": _json_time(self.received_at),
+            "occurred_at": occurred_at,
+            "received_at": received_at,
             "data": self.data,
             "metadata": metadata,
         }
