@@ -1,8 +1,10 @@
 """Python transforms for the few routes a field map cannot express (topics.yaml `hook: name`).
 
-A hook receives the envelope as JSON (`EventEnvelope.model_dump(mode="json")`) and returns the
+A hook receives the envelope as its JSON reads back (`EventEnvelope.to_document()`) and returns the
 destination payload. Raising any exception sends the event to the dead-letter topic with reason
-`transform_failed`; hooks must be pure (no I/O) so a replay gives the same payload.
+`transform_failed`; hooks must be pure (no I/O) so a replay gives the same payload, and must not
+change what they receive (its `data` is the envelope's own, read by the other destinations' transforms
+and the automations after them).
 """
 
 from __future__ import annotations

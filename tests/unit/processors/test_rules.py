@@ -496,3 +496,31 @@ def test_a_lead_without_a_name_is_routed_and_greeted_without_one(topology: Topol
     crm, _, reply = out.deliveries
     assert crm.payload["telefone"] == "+5511999990000" and crm.payload.get("nome") is None
     assert reply.payload["message"].startswith("Olá! Obrigado por chamar a Carinho no WhatsApp")
+
+
+def test_routing_leaves_the_envelope_as_it_was(topology: Topology) -> None:
+    """The transforms get the envelope's own `data` (EventEnvelope.to_document): no map, hook or
+    automation may change it, or a later destination's payload (and the dedupe fingerprint of a
+    re-routed record) would differ."""
+    import copy
+
+    from bench.processors_routing import mix
+
+    router = Router(topology)
+    envelopes = [mix(i, 3) for i in range(5)]
+    envelopes.append(
+        new_envelope(
+            type="cliente.created",
+            source="crm",
+            priority=2,
+            idempotency_key="c-9",
+            data={"cliente_id": "C9", "name": "Ana Souza", "cpf": "123.456.789-09", "phone": "11 99999-0000"},
+        )
+    )
+    assert {e.type for e in envelopes} == set(topology.routes)  # every route of topics.yaml
+    for envelope in envelopes:
+        before = copy.deepcopy(envelope.data)
+        first = router.route(envelope, NOW)
+        assert envelope.data == before
+        again = router.route(EventEnvelope.from_json(envelope.to_json()), NOW)
+        assert [d.to_json() for d in first.deliveries] == [d.to_json() for d in again.deliveries]
