@@ -123,15 +123,20 @@ def _json(value: Any) -> str:
 @_guarded
 def _stats(args: argparse.Namespace) -> int:
     tool, topology = _tool(args)
-    stats = tool.stats(_filter(args, topology))
+    flt = _filter(args, topology)
+    stats = tool.stats(flt)
     if args.json:
         print(_json(stats.as_dict()))
         return 0
+    # The total counts the statuses asked for (open ones unless --status), "by status" every status:
+    # say so, or "matching: 0" beside "replayed 3" reads as a contradiction.
     print(
-        f"dead-letter records matching: {stats.total}"
-        + (f" (oldest failed {stats.oldest.isoformat()})" if stats.oldest else "")
+        f"dead-letter records matching: {stats.total} (status {' or '.join(sorted(flt.statuses))})"
+        + (f", oldest failed {stats.oldest.isoformat()}" if stats.oldest else "")
     )
-    print("by status: " + (", ".join(f"{k} {v}" for k, v in stats.by_status.most_common()) or "-"))
+    print(
+        "by status, whatever --status says: " + (", ".join(f"{k} {v}" for k, v in stats.by_status.most_common()) or "-")
+    )
     for title, counter in (
         ("destination", stats.by_destination),
         ("event type", stats.by_event_type),

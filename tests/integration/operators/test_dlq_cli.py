@@ -80,7 +80,8 @@ def test_list_filters_and_stats(seeder: Seeder, carinho: RunCli) -> None:
     assert figures["by_age"] == {"< 1h": 4, "1d-7d": 1}
     assert figures["by_status"] == {"pending": 5}
     text = carinho("dlq", "stats", "--destination", "crm")
-    assert "dead-letter records matching: 2" in text.out
+    assert "dead-letter records matching: 2 (status edited or pending)" in text.out
+    assert "by status, whatever --status says: pending 2" in text.out
 
 
 @pytest.mark.parametrize(
