@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.logging import log_info, request_id_var
 from hub.masking import looks_personal, mask_text
-from ingress.metrics import REQUEST_LATENCY, REQUESTS
+from ingress.metrics import NOTES, REQUEST_LATENCY, REQUESTS
 
 log = logging.getLogger("ingress.audit")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -112,8 +112,8 @@ _METRIC_CHILDREN: dict[tuple[str, int], tuple[Any, Any]] = {}
 def _request_metrics(route_path: str, status: int, latency: float) -> None:
     # labels() resolves a child under a lock each call; the set of (route, status) pairs is small.
     children = _METRIC_CHILDREN.get((route_path, status)) or _request_metrics_children(route_path, status)
-    children[0].inc()
-    children[1].observe(latency)
+    NOTES.inc(children[0])
+    NOTES.observe(children[1], latency)
 
 
 # The routes that accept events, as the `route` label names them: their refusals are alerted on.

@@ -1,6 +1,6 @@
 """Ingress metrics (labels carry no personal data)."""
 
-from hub.metrics import counter, gauge, histogram
+from hub.metrics import BulkNotes, counter, gauge, histogram
 
 REQUESTS = counter("ingress_requests_total", "HTTP requests by route and status", ("route", "status"))
 REQUEST_LATENCY = histogram("ingress_request_seconds", "HTTP request latency", ("route",))
@@ -17,3 +17,7 @@ TRAIL_INDEX_PENDING = gauge(
 DEAD_LETTER_RECORDS = gauge(
     "dead_letter_records", "Open dead-letter items (pending or edited), as carinho dlq stats counts them"
 )
+
+# The per-request counts and latencies above, noted on the event loop and added in bulk (before every
+# /metrics scrape and at least every 1,024 notes): hub.metrics.BulkNotes.
+NOTES = BulkNotes()

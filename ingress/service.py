@@ -21,7 +21,7 @@ from ingress.errors import ApiError
 from ingress.event_schemas import Accepted, data_models
 from ingress.fast_path import FastPath
 from ingress.health import HealthReporter
-from ingress.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED, PUBLISH_LATENCY
+from ingress.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED, NOTES, PUBLISH_LATENCY
 from ingress.publisher import Publisher, PublishFailed
 from ingress.rate_limit import RateLimiter
 from ingress.settings import IngressSettings
@@ -78,7 +78,7 @@ class Ingress:
                 "idempotency key",
                 {"Retry-After": str(self.settings.retry_after_s)},
             ) from None
-        PUBLISH_LATENCY.observe(time.perf_counter() - started)
+        NOTES.observe(PUBLISH_LATENCY, time.perf_counter() - started)
         self.count_accepted(source, event_type, priority)
         self.trail_accepted(event_id, event_type, priority, source, at)
 
@@ -88,7 +88,7 @@ class Ingress:
         if child is None:
             child = EVENTS_ACCEPTED.labels(source=source, event_type=event_type, priority=str(priority))
             self._accepted_children[(source, event_type, priority)] = child
-        child.inc(count)
+        NOTES.inc(child, count)
 
     def trail_accepted(self, event_id: str, event_type: str, priority: int, source: str, at: bytes) -> None:
         value = self._accepted_hop(event_id, at, event_type, priority, source)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from hub.metrics import counter, gauge, histogram
+from hub.metrics import counter, gauge, histogram, observe_many
 
 if TYPE_CHECKING:
     from processors.syncs.watermarks import SyncState
@@ -121,18 +120,3 @@ class RoutedTally:
                     child = self._deliveries[destination] = DELIVERIES.labels(destination)
                 child.inc(count)
             self.deliveries = {}
-
-
-def observe_many(child: Any, values: list[float]) -> None:
-    """`child.observe(v)` for every v, with one increment per bucket touched: a bucket's count grows
-    for the values up to its upper bound (prometheus_client keeps non-cumulative counts per bucket and
-    adds them up on collect; tests/unit/processors check the exposition equals observe's)."""
-    bounds = child._upper_bounds
-    counts: dict[int, int] = {}
-    for value in values:
-        index = bisect.bisect_left(bounds, value)
-        counts[index] = counts.get(index, 0) + 1
-    child._sum.inc(sum(values))
-    buckets = child._buckets
-    for index, count in counts.items():
-        buckets[index].inc(count)
