@@ -92,7 +92,7 @@ class EventEnvelope(BaseModel):
         """The envelope as its JSON reads back (`orjson.loads(self.to_json())`), without writing and
         parsing it: what the routes' transforms walk, once per routed event. `data` is the envelope's
         own (not a copy): transforms and hooks only read it (processors/transforms/hooks.py)."""
-        return self._as_dict(_json_time(self.occurred_at), _json_time(self.received_at))
+        return self._as_dict(json_time(self.occurred_at), json_time(self.received_at))
 
     def _as_dict(self, occurred_at: Any, received_at: Any) -> dict[str, Any]:
         metadata: dict[str, Any] = {"labels": dict(self.metadata.labels)}
@@ -134,8 +134,9 @@ class EventEnvelope(BaseModel):
         return cls.model_validate_json(raw)
 
 
-def _json_time(value: datetime) -> str:
-    """A datetime as `to_json` writes it (orjson's own text: UTC as Z, other offsets kept)."""
+def json_time(value: datetime) -> str:
+    """A datetime as `to_json` writes it (orjson's own text: UTC as Z, other offsets kept; the same as
+    `isoformat()` with "+00:00" written "Z", at a third of its cost)."""
     return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
 
 

@@ -19,7 +19,7 @@ from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationEr
 from typing_extensions import TypedDict
 
 from hub.data_rules import data_problems
-from hub.envelope import IDEMPOTENCY_KEY_PATTERN, SCHEMA_VERSION, derive_event_id_str
+from hub.envelope import IDEMPOTENCY_KEY_PATTERN, SCHEMA_VERSION, derive_event_id_str, json_time
 from hub.topology import Topology
 from ingress.accept import IDEMPOTENCY_KEY
 from ingress.api_keys import Verified
@@ -96,7 +96,7 @@ class FastPath:
         key = body_key or header_key
         if key is None or (header_key is not None and not IDEMPOTENCY_KEY.match(header_key)):
             return None
-        return self._envelope(raw, item, key, verified, request_id, _iso(received_at))
+        return self._envelope(raw, item, key, verified, request_id, json_time(received_at))
 
     def prepare_batch(
         self, items: list[Any], verified: Verified, request_id: str | None, received_at: datetime
@@ -108,7 +108,7 @@ class FastPath:
             return None
         if len({item["idempotency_key"] for item in validated}) != len(validated):
             return None  # a key twice in one batch: the per-item path refuses the repeats
-        received = _iso(received_at)
+        received = json_time(received_at)
         out: list[FastEnvelope] = []
         for raw, item in zip(items, validated, strict=True):
             envelope = self._envelope(raw, item, item["idempotency_key"], verified, request_id, received)
@@ -172,7 +172,7 @@ class FastPath:
                 "source": source,
                 "priority": priority,
                 "idempotency_key": key,
-                "occurred_at": _iso(occurred) if (occurred := item.get("occurred_at")) is not None else received,
+                "occurred_at": json_time(occurred) if (occurred := item.get("occurred_at")) is not None else received,
                 "received_at": received,
                 "data": raw["data"],
                 "metadata": self._metadata(item.get("metadata"), request_id),
@@ -191,11 +191,6 @@ def _metadata(metadata: MetadataIn | None, request_id: str | None) -> dict[str, 
     if utm is not None:
         out["utm"] = {k: v for k, v in utm.__dict__.items() if v is not None}
     return out
-
-
-def _iso(moment: datetime) -> str:
-    # isoformat().replace("+00:00", "Z") gives the same text at three times the cost (~1.9 µs, by hand).
-    return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode()
 
 
 def _item_union(base: type, data: dict[str, type]) -> Any:
