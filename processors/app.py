@@ -220,7 +220,6 @@ class Processors:
         self.indexer_idle = asyncio.Event()
         self.indexer_idle.set()
         self._counters = {level: _LevelMetrics(level) for level in LEVELS}
-        self._tallies = {level: metrics.RoutedTally(level) for level in LEVELS}
         faust_recovery_fix.install()  # before the app exists: Faust's post-rebalance race (see module)
         faust_changelog_intake.install()  # before the app exists: changelog records in chunks (see module)
         level_of = {self.topology.priority_topic(level): level for level in LEVELS}  # events.pN -> N
@@ -538,7 +537,7 @@ class Processors:
         try:
             await self._route_records(level, records, now, failures, touched)
         finally:
-            self._tallies[level].flush()
+            metrics.NOTES.flush()
         self.outputs.poll()
         if failures:
             await self.dlq.write(failures, now)
@@ -718,9 +717,9 @@ class Processors:
             self.build.routed(envelope, outcome, level=level, redelivery=verdict is dedupe.Verdict.REDELIVERY),
             urgent=level <= self.settings.output_urgent_max_priority,
         )
-        tally = self._tallies[level]
+        notes = metrics.NOTES
         for delivery in outcome.deliveries:
-            tally.delivered(delivery.destination)
+            notes.inc(self._delivery_counter(delivery.destination))
         value = dedupe.entry(ref, time.time(), envelope.event_id_str, fingerprint)
         # The changelog record exactly as Faust's json codec writes it (the table's recovery and standby
         # replicas read it back with that codec), through the output producer: flushed before commit.
@@ -733,9 +732,9 @@ class Processors:
         outputs.produce_changelog(
             self.dedupe_changelog, orjson.dumps(key), encoded, message.partition, self.dedupe_table
         )
-        tally.routed += 1
+        notes.inc(counters.routed)
         if message.timestamp:
-            tally.latencies.append(max(0.0, time.time() - message.timestamp))
+            notes.observe(counters.latency, max(0.0, time.time() - message.timestamp))
         return None
 
     def router_parse(self, value: bytes | None, headers: Any) -> EventEnvelope:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from hub.metrics import counter, gauge, histogram, observe_many
+from hub.metrics import BulkNotes, counter, gauge, histogram
 
 if TYPE_CHECKING:
     from processors.syncs.watermarks import SyncState
@@ -88,35 +88,8 @@ def export_sync_states(states: Mapping[str, SyncState], names: Iterable[str]) ->
             export_sync_state(state)
 
 
-class RoutedTally:
-    """What one priority level's router did in a batch, added to the Prometheus metrics once, when the
-    batch ends (`flush`). Why: every labelled child's `inc`/`observe` takes a lock and several Python
-    calls; per event (routed, its latency, one per delivery) they were ~6 % of the worker's samples
-    (docs/benchmarks.md, twentieth session). Scrapes see a batch's counts together; nothing is lost."""
-
-    def __init__(self, level: int):
-        label = str(level)
-        self._routed = EVENTS.labels(label, "routed")
-        self._latency = ROUTING_LATENCY.labels(label)
-        self._deliveries: dict[str, Any] = {}  # destination -> its DELIVERIES child
-        self.routed = 0
-        self.latencies: list[float] = []
-        self.deliveries: dict[str, int] = {}
-
-    def delivered(self, destination: str) -> None:
-        self.deliveries[destination] = self.deliveries.get(destination, 0) + 1
-
-    def flush(self) -> None:
-        if self.routed:
-            self._routed.inc(self.routed)
-            self.routed = 0
-        if self.latencies:
-            observe_many(self._latency, self.latencies)
-            self.latencies = []
-        if self.deliveries:
-            for destination, count in self.deliveries.items():
-                child = self._deliveries.get(destination)
-                if child is None:
-                    child = self._deliveries[destination] = DELIVERIES.labels(destination)
-                child.inc(count)
-            self.deliveries = {}
+# The router's per-event counts and latencies (EVENTS routed, ROUTING_LATENCY, DELIVERIES), noted as
+# plain Python and added when each routed batch ends (processors/app.py), before a scrape and at least
+# every 1,024 notes: hub.metrics.BulkNotes. Per event they were ~6 % of the worker's samples
+# (docs/benchmarks.md, twentieth session).
+NOTES = BulkNotes()
