@@ -38,7 +38,8 @@ class BulkNotes:
     """Counter increments and histogram observations noted as plain Python on a hot path and added to
     their prometheus_client children in bulk: once `limit` notes wait, and before every exposition
     (`render`, `flush_notes`), so a scrape sees all of them. Why: a child's `inc` takes a lock (~0.7
-    µs) and a histogram's `observe` also walks its buckets in Python (~1.5 µs); a note costs ~0.1 µs.
+    µs) and a histogram's `observe` also walks its buckets in Python (~1.4 µs); a note costs ~0.3 µs,
+    its share of the bulk add included (timeit commands in docs/benchmarks.md, twentieth session).
     For the thread of one event loop (the ingress's), like the code that notes."""
 
     def __init__(self, limit: int = 1024):

@@ -1,0 +1,77 @@
+"""The dedupe table's store in process, as the router uses it (not a test; for design decisions):
+
+    .venv/bin/python -m bench.state_store_dedupe [--keys 300000] [--variant base --variant memtable_bloom]
+
+Per new key, what `_route_one` does to the table: a `get` (a miss: the key is new) and a `put_encoded`
+of a dedupe entry, on one `RocksMapping` (processors/state_store.py) in a temporary directory. Prints,
+per variant and per 100,000 keys, the wall µs of the `get` alone and the process CPU µs of get + put
+(flushes and compactions included). `memtable_bloom` adds a bloom filter on RocksDB's memtable
+(whole-key filtering) to the store's options. Variants run one after the other, alternating when
+given twice or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from processors import state_store
+
+ENTRY = {"at": 1.0, "topic": "events.p3", "partition": 1, "offset": 0, "event_id": "x" * 36, "fp": 123}
+
+
+def options(variant: str, base: Any) -> Any:
+    def build() -> Any:
+        opts = base()
+        if variant == "memtable_bloom":
+            opts.set_memtable_whole_key_filtering(True)
+            opts.set_memtable_prefix_bloom_ratio(0.1)
+        return opts
+
+    return build
+
+
+def run(variant: str, keys: int, step: int) -> list[tuple[float, float]]:
+    """(get µs, get + put CPU µs) per `step` keys."""
+    base = state_store._options
+    state_store._options = options(variant, base)  # read when the mapping opens its database
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-dedupe-") as tmp:
+            store = state_store.RocksMapping(Path(tmp) / "dedupe")
+            out: list[tuple[float, float]] = []
+            get_s, cpu_start = 0.0, time.process_time()
+            for i in range(keys):
+                key = f"site\x1fkey-{i}"
+                started = time.perf_counter()
+                store.get(key)
+                get_s += time.perf_counter() - started
+                store.put_encoded(key, orjson.dumps({**ENTRY, "offset": i}))
+                if (i + 1) % step == 0:
+                    cpu = time.process_time() - cpu_start
+                    out.append((round(get_s / step * 1e6, 2), round(cpu / step * 1e6, 2)))
+                    get_s, cpu_start = 0.0, time.process_time()
+            store.write_pending()
+            return out
+    finally:
+        state_store._options = base
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keys", type=int, default=300_000)
+    parser.add_argument("--step", type=int, default=100_000)
+    parser.add_argument("--variant", action="append", choices=["base", "memtable_bloom"])
+    args = parser.parse_args(argv)
+    for variant in args.variant or ["base", "memtable_bloom", "base", "memtable_bloom"]:
+        print(variant, "(get us, get+put CPU us) per step:", run(variant, args.keys, args.step), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
