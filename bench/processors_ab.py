@@ -3,7 +3,9 @@
     .venv/bin/python -m bench.processors_ab --bootstrap 127.0.0.1:19992 \\
         --variant base:@/path/to/worktree --variant cur: [--rounds 3] [--events 60000]
 
-Each variant is `name:` (this checkout) or `name:@DIR` (e.g. a `git worktree` of the previous commit).
+Each variant is `name:` (this checkout) or `name:@DIR` (e.g. a `git worktree` of the previous commit),
+optionally with worker settings after commas: `name:CARINHO_TABLE_STORE=memory`, `name:@DIR,KEY=VALUE`,
+and `python=PATH` for another interpreter (a virtualenv's `bin/python` with the project installed).
 The variants take turns, round by round, on one broker: each round is `bench.processors_routing`'s
 Faust round (a fresh namespace filled with the same event mix, one worker routing it all, trail index
 off), so the machine's load hits them alike. Prints each round (events/s, CPU µs per event of the
@@ -20,7 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.common import ROOT, bench_broker, drop_hub
 from bench.machine_speed import SpeedProbe
@@ -28,16 +30,34 @@ from bench.processors_routing import INPUT_LEVEL, fill, hub, run_faust
 from hub.topology import load_topology
 
 
-def parse_variant(text: str) -> tuple[str, Path]:
+class Variant(NamedTuple):
+    name: str
+    cwd: Path
+    env: dict[str, str]
+    python: str
+
+
+def parse_variant(text: str) -> Variant:
     name, _, spec = text.partition(":")
     if not name:
-        raise SystemExit(f"--variant {text!r}: expected NAME: or NAME:@DIR")
-    return name, Path(spec[1:]).resolve() if spec.startswith("@") else ROOT
+        raise SystemExit(f"--variant {text!r}: expected NAME:[@DIR][,python=PATH][,KEY=VALUE...]")
+    cwd, env, python = ROOT, {}, sys.executable
+    for part in filter(None, spec.split(",")):
+        if part.startswith("@"):
+            cwd = Path(part[1:]).resolve()
+        elif part.startswith("python="):
+            python = part.removeprefix("python=")
+        else:
+            key, equals, value = part.partition("=")
+            if not (key and equals):
+                raise SystemExit(f"--variant {text!r}: {part!r} is neither @DIR nor KEY=VALUE")
+            env[key] = value
+    return Variant(name, cwd, env, python)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variant", action="append", required=True, help="name: or name:@DIR")
+    parser.add_argument("--variant", action="append", required=True, help="name:[@DIR][,python=PATH][,KEY=VALUE...]")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--port", type=int, default=16190)
@@ -50,25 +70,27 @@ def main(argv: list[str] | None = None) -> int:
         return measure(args, bootstrap, variants)
 
 
-def measure(args: argparse.Namespace, bootstrap: str, variants: list[tuple[str, Path]]) -> int:
+def measure(args: argparse.Namespace, bootstrap: str, variants: list[Variant]) -> int:
     base = load_topology(ROOT / "topics.yaml")
-    rounds: dict[str, list[dict[str, float]]] = {name: [] for name, _ in variants}
+    rounds: dict[str, list[dict[str, float]]] = {variant.name: [] for variant in variants}
     with tempfile.TemporaryDirectory(prefix="bench-processors-ab-") as tmp, SpeedProbe() as probe:
         for r in range(args.rounds):
-            for name, cwd in variants:
+            for name, cwd, env, python in variants:
                 topology = hub(base, bootstrap)
                 fill(bootstrap, topology, args.events, INPUT_LEVEL)
                 started = time.monotonic()
                 try:
-                    result = run_faust(bootstrap, topology, args.events, args.port, f"{tmp}/{name}-{r}", cwd)
+                    result = run_faust(
+                        bootstrap, topology, args.events, args.port, f"{tmp}/{name}-{r}", cwd, env, python
+                    )
                 finally:
                     drop_hub(topology.namespace, bootstrap)
                 result["probe_ms"] = probe.median_ms(started) or float("nan")
                 rounds[name].append(result)
                 print(f"round {r} {name}: {json.dumps({k: round(v, 3) for k, v in result.items()})}", flush=True)
-    first = variants[0][0]
+    first = variants[0].name
     summary: dict[str, Any] = {"events": args.events, "rounds": args.rounds}
-    for name, _ in variants:
+    for name, *_ in variants:
         runs = rounds[name]
         summary[name] = {key: round(statistics.median(run[key] for run in runs), 3) for key in runs[0]}
         summary[name]["events_per_s_rounds"] = [round(run["events_per_s"]) for run in runs]

@@ -129,9 +129,18 @@ def fill(bootstrap: str, topology: Topology, n: int, priority: int) -> None:
 # ---- (a) faust worker ------------------------------------------------------------------------------
 class FaustWorker:
     def __init__(
-        self, bootstrap: str, topology: Topology, port: int, data_dir: str, *, cwd: Path | str = ROOT, **env: str
+        self,
+        bootstrap: str,
+        topology: Topology,
+        port: int,
+        data_dir: str,
+        *,
+        cwd: Path | str = ROOT,
+        python: str = sys.executable,
+        **env: str,
     ):
-        """`cwd`: the checkout whose `processors` runs (bench/processors_ab.py: another worktree)."""
+        """`cwd`: the checkout whose `processors` runs, `python` the interpreter that runs it
+        (bench/processors_ab.py: another worktree, another virtualenv)."""
         environ = {
             **os.environ,
             "CARINHO_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -149,7 +158,7 @@ class FaustWorker:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "processors"], env=environ, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
+                [python, "-m", "processors"], env=environ, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
             )
         self.ps = psutil.Process(self.proc.pid)
         self.peak_rss = 0
@@ -195,9 +204,19 @@ class FaustWorker:
 
 
 def run_faust(
-    bootstrap: str, topology: Topology, n: int, port: int, data_dir: str, cwd: Path = ROOT
+    bootstrap: str,
+    topology: Topology,
+    n: int,
+    port: int,
+    data_dir: str,
+    cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
+    python: str = sys.executable,
 ) -> dict[str, float]:
-    worker = FaustWorker(bootstrap, topology, port, data_dir, cwd=cwd, CARINHO_TRAIL_INDEX_ENABLED="false")
+    """`env`: worker settings on top of the benchmark's, `python`: the worker's interpreter
+    (bench/processors_ab.py's variants)."""
+    settings = {"CARINHO_TRAIL_INDEX_ENABLED": "false", **(env or {})}
+    worker = FaustWorker(bootstrap, topology, port, data_dir, cwd=cwd, python=python, **settings)
     try:
         first_at: float | None = None
         first_count = 0
