@@ -7,15 +7,18 @@ delivered under a new identity."""
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 
 from hub.admin import apply_topics
 from hub.backlog import router_backlog
 from hub.envelope import EventEnvelope
+from hub.kafka_config import producer_config
 from hub.topology import Topology, load_topology
 from tests.integration.processors.conftest import (  # noqa: F401 - fixtures used by name
     FakeSources,
@@ -33,8 +36,20 @@ pytestmark = pytest.mark.chaos
 
 TOTAL = 4000  # the broker-kill test: enough that routing is still going when the kill lands
 KILL_TOTAL = 6000  # the SIGKILL test: the first worker commits before the kill, and is still routing
+HEAD = 1000  # of them sent before the first worker starts; the rest streams in over STREAM_SECONDS
+STREAM_SECONDS = 3.0
 DUPLICATES = 100  # records re-sent with the same envelope: dropped by dedupe, no delivery
 ROUTE = ("crm", "marketing", "whatsapp")  # lead.created: CRM, Marketing and the auto-reply
+
+
+def send_steadily(bootstrap: str, topology: Topology, envelopes: list[EventEnvelope]) -> None:
+    """`envelopes` in order, in 20 slices over STREAM_SECONDS, each flushed: a stream, not a burst."""
+    producer = Producer(producer_config(bootstrap, client_id="tests-stream"))
+    slices = 20
+    size = -(-len(envelopes) // slices)
+    for start in range(0, len(envelopes), size):
+        send(bootstrap, topology, *envelopes[start : start + size], producer=producer)
+        time.sleep(STREAM_SECONDS / slices)
 
 
 def test_sigkill_mid_routing_loses_nothing(
@@ -44,21 +59,32 @@ def test_sigkill_mid_routing_loses_nothing(
 ) -> None:
     topology = make_hub(short_topology_file, kafka_bootstrap)
     events = [lead("site") for _ in range(KILL_TOTAL)]
-    # Duplicates of some events, sent before the kill: they must be dropped, before or after it.
-    send(kafka_bootstrap, topology, *events, *events[:DUPLICATES])
+    # A head before the worker starts, with duplicates of some of its events (they must be dropped,
+    # before or after the kill); the rest streams in while the first worker routes, so the kill lands
+    # mid-routing however fast the worker is (all 6,000 sent up front were routed before a kill once).
+    head, rest = events[:HEAD], events[HEAD:]
+    send(kafka_bootstrap, topology, *head, *events[:DUPLICATES])
     records_in = KILL_TOTAL + DUPLICATES
 
-    def committed() -> int:  # records of events.p2 below the router group's committed offsets
-        return records_in - router_backlog(kafka_bootstrap, topology)[2]
+    def committed(sent: int) -> int:  # records of events.p2 below the router group's committed offsets
+        return sent - router_backlog(kafka_bootstrap, topology)[2]
 
     # Small batches settle often, so commits (every 0.5 s) follow the routing closely.
     first = workers.start(
         topology, CARINHO_SYNC_ENABLED="false", CARINHO_COMMIT_INTERVAL="0.5", CARINHO_BATCH_SIZE="200"
     )
-    wait_until(lambda: committed() >= KILL_TOTAL // 20, timeout=120, message="some committed", interval=0.1)
+    wait_until(
+        lambda: committed(HEAD + DUPLICATES) >= KILL_TOTAL // 20, timeout=120, message="some committed", interval=0.1
+    )
+    stream = threading.Thread(target=send_steadily, args=(kafka_bootstrap, topology, rest), daemon=True)
+    stream.start()
+    time.sleep(STREAM_SECONDS / 3)  # the first worker is routing the stream as it comes
+    assert stream.is_alive(), "the stream ended before the kill; nothing was tested"
     first.stop(signal.SIGKILL)
+    stream.join(timeout=60)
+    assert not stream.is_alive(), "the stream of events did not finish"
     time.sleep(1)  # the killed worker's last produce requests land (or not)
-    committed_at_kill = committed()
+    committed_at_kill = committed(records_in)
     # Per destination: at a SIGKILL some of an event's outputs may have left the producer and others not.
     routed_by_first = {
         d: len({str(r.event_id) for r in deliveries(kafka_bootstrap, topology, d, timeout=5)}) for d in ROUTE
