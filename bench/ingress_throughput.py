@@ -75,6 +75,7 @@ def wrk_probed(
     started = time.monotonic()
     result = wrk(url, script, duration, connections, env)
     result["probe_ms"] = probe.median_ms(started) or float("nan")
+    result["steal"] = probe.steal_share(started) or 0.0
     return result
 
 

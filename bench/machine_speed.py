@@ -11,6 +11,11 @@ by up to 1.8x, so a round is only comparable with rounds taken at the same speed
 slower machine. Rounds report it as `probe_ms`. In five identical rounds CPU per event spread 1.40x,
 CPU per event divided by `probe_ms` 1.14x (sixteenth session). The probe also feels the benchmark's
 own load (a loop the scheduler cuts restarts with cold caches): compare rounds of one contender.
+
+The VM's vCPUs are also taken away by the host at times (steal time: 9-30 % of the machine's CPU time
+in the twenty-first session's worst minutes, when one worker routed 3,400 events/s instead of 9,000).
+`steal_share(since, until)` is the share of the machine's CPU time stolen in a window, from
+/proc/stat read at each probe sample; rounds report it as `steal`.
 """
 
 from __future__ import annotations
@@ -36,9 +41,21 @@ while True:
 """
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(steal, all) clock ticks of every CPU since boot, from /proc/stat's `cpu` line (Linux)."""
+    try:
+        with open("/proc/stat", "rb") as stat:
+            fields = [int(field) for field in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already inside user and nice]
+    return (fields[7], sum(fields[:8])) if len(fields) >= 8 else None
+
+
 class SpeedProbe:
     def __init__(self, period: float = 0.5):
         self._samples: list[tuple[float, float]] = []  # (monotonic time, probe CPU ms)
+        self._stat: list[tuple[float, int, int]] = []  # (monotonic time, steal ticks, all ticks)
         self._process = subprocess.Popen([sys.executable, "-c", _PROBE, str(period)], stdout=subprocess.PIPE, text=True)
         self._reader = threading.Thread(target=self._read, name="speed-probe", daemon=True)
         self._reader.start()
@@ -48,12 +65,24 @@ class SpeedProbe:
         for line in self._process.stdout:
             at, ms = line.split()
             self._samples.append((float(at), float(ms)))
+            ticks = _cpu_ticks()
+            if ticks is not None:
+                self._stat.append((time.monotonic(), *ticks))
 
     def median_ms(self, since: float, until: float | None = None) -> float | None:
         """The probe's median CPU ms between two time.monotonic() readings (None: no sample)."""
         end = time.monotonic() if until is None else until
         window = [ms for at, ms in list(self._samples) if since <= at <= end]
         return round(statistics.median(window), 3) if window else None
+
+    def steal_share(self, since: float, until: float | None = None) -> float | None:
+        """The share of the machine's CPU time the host took away (steal) between two time.monotonic()
+        readings (None: fewer than two samples, or no /proc/stat)."""
+        end = time.monotonic() if until is None else until
+        window = [(steal, total) for at, steal, total in list(self._stat) if since <= at <= end]
+        if len(window) < 2 or window[-1][1] == window[0][1]:
+            return None
+        return round((window[-1][0] - window[0][0]) / (window[-1][1] - window[0][1]), 3)
 
     def close(self) -> None:
         self._process.kill()

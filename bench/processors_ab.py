@@ -86,6 +86,7 @@ def measure(args: argparse.Namespace, bootstrap: str, variants: list[Variant]) -
                 finally:
                     drop_hub(topology.namespace, bootstrap)
                 result["probe_ms"] = probe.median_ms(started) or float("nan")
+                result["steal"] = probe.steal_share(started) or 0.0
                 rounds[name].append(result)
                 print(f"round {r} {name}: {json.dumps({k: round(v, 3) for k, v in result.items()})}", flush=True)
     first = variants[0].name

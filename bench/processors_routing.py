@@ -475,7 +475,7 @@ def run_latency(
 
 def _digits(key: str) -> int:
     """Decimals a figure is reported with: shares and probe milliseconds need three."""
-    return 3 if key.startswith(("main_thread", "probe")) else 1
+    return 3 if key.startswith(("main_thread", "probe", "steal")) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -535,6 +535,7 @@ def measure(args: argparse.Namespace) -> int:
                         drop_hub(topology.namespace, args.bootstrap)
                     # The machine's speed during the round (bench/machine_speed.py): compare rounds by it.
                     result["probe_ms"] = probe.median_ms(started) or float("nan")
+                    result["steal"] = probe.steal_share(started) or 0.0
                     results.setdefault(name, []).append(result)
                     print(f"{name}: {results[name][-1]}", file=sys.stderr)
         if "latency" in only:
