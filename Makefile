@@ -1,9 +1,12 @@
 # Carinho Integrações — every entry point a developer or CI needs.
 SHELL := /bin/bash
-PY ?= python3
+# The interpreter the virtualenv is built with: the distribution's optimized build when it has one
+# (deploy/local/python.sh says why); CARINHO_PYTHON=... or PY=... chooses another.
+PY ?= $(shell deploy/local/python.sh)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# One stamp per interpreter: choosing another one builds the virtualenv again.
+STAMP := $(VENV)/.installed-$(subst /,_,$(PY))
 
 .PHONY: help venv up down status test test-unit test-integration test-chaos lint bench kafka-fetch clean
 
@@ -12,9 +15,10 @@ help:
 
 # The project's virtualenv, rebuilt when pyproject.toml changes.
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@deploy/local/python.sh venv $(VENV) $(PY)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,bench]'
+	@rm -f $(VENV)/.installed*
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -6,7 +6,8 @@
 Each variant is `name:` followed by comma-separated `VAR=value` settings for its ingress process,
 `@DIR` to run the ingress from another checkout (e.g. a `git worktree` of the previous commit), or
 `+MODULE` to run another server module on the same port and load instead of `carinho ingress`:
-`+bench.ingress_no_kafka` (the ingress with Kafka left out) or `+bench.bare_app` (the bare endpoint). All
+`+bench.ingress_no_kafka` (the ingress with Kafka left out) or `+bench.bare_app` (the bare endpoint),
+and `python=PATH` to run it on another interpreter (a virtualenv with the project installed). All
 variants run at once on one broker and take 10 s wrk rounds in turn, so the machine's load hits them
 alike. Besides wrk's rate and latency, each round reports the CPU time per request of the ingress
 process (all threads, and its event loop's thread alone, with the share of the round that thread
@@ -46,19 +47,22 @@ from ingress.api_keys import ApiKeyStore
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str], Path, list[str]]:
+    """name, environment, checkout, command line (interpreter first)."""
     name, _, spec = text.partition(":")
     env: dict[str, str] = {}
     cwd = ROOT
-    server = ["-m", "cli.main", "ingress"]
+    python, server = sys.executable, ["-m", "cli.main", "ingress"]
     for part in filter(None, spec.split(",")):
         if part.startswith("@"):
             cwd = Path(part[1:]).resolve()
         elif part.startswith("+"):
             server = ["-m", part[1:]]
+        elif part.startswith("python="):
+            python = part.removeprefix("python=")
         else:
             key, _, value = part.partition("=")
             env[key] = value
-    return name, env, cwd, server
+    return name, env, cwd, [python, *server]
 
 
 def gc_seconds(port: int) -> float:
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             env = {**ingress_environment(bootstrap, Path(tmp) / "keys.json", port, namespace), **extra}
             log = open(ROOT / ".run" / f"bench-ingress-ab-{name}.log", "wb")  # noqa: SIM115 - lives with the process
             procs[name] = (
-                subprocess.Popen([sys.executable, *server], env=env, cwd=cwd, stdout=log, stderr=log),
+                subprocess.Popen(server, env=env, cwd=cwd, stdout=log, stderr=log),
                 port,
             )
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name in procs}
