@@ -108,6 +108,12 @@ def create_app(
         description=openapi_docs.DESCRIPTION,
         lifespan=lifespan,
         openapi_tags=openapi_docs.TAGS,
+        # FastAPI's own OpenTelemetry (on by default since 0.16x) would export spans with request
+        # paths and log records with validation messages, unmasked, as soon as an OpenTelemetry
+        # provider is set up in the process (FASTAPI_OTEL_AUTO_CONFIGURE, an instrumenting launcher).
+        # The hub's telemetry is its masked logs and Prometheus metrics; off, it also stops looking
+        # the providers up on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.services = state
 
