@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil  # type: ignore[import-untyped]
 from confluent_kafka import KafkaException
@@ -25,6 +25,38 @@ from hub.kafka_config import admin_config
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 BENCH_KAFKA_PORT = int(os.environ.get("CARINHO_BENCH_KAFKA_PORT", "19992"))
+
+
+class Variant(NamedTuple):
+    """One side of an A/B (bench.processors_ab, bench.ingress_ab): `name:` then comma-separated parts,
+    `@DIR` (run from another checkout), `python=PATH` (another interpreter), `+MODULE` (another server
+    module, where the tool runs servers) and `KEY=VALUE` (the process's settings)."""
+
+    name: str
+    cwd: Path
+    env: dict[str, str]
+    python: str
+    module: str | None
+
+
+def parse_variant(text: str) -> Variant:
+    name, _, spec = text.partition(":")
+    if not name:
+        raise SystemExit(f"--variant {text!r}: expected NAME:[@DIR][,python=PATH][,+MODULE][,KEY=VALUE...]")
+    cwd, env, python, module = ROOT, {}, sys.executable, None
+    for part in filter(None, spec.split(",")):
+        if part.startswith("@"):
+            cwd = Path(part[1:]).resolve()
+        elif part.startswith("+"):
+            module = part[1:]
+        elif part.startswith("python="):
+            python = part.removeprefix("python=")
+        else:
+            key, equals, value = part.partition("=")
+            if not (key and equals):
+                raise SystemExit(f"--variant {text!r}: {part!r} is none of @DIR, python=PATH, +MODULE, KEY=VALUE")
+            env[key] = value
+    return Variant(name, cwd, env, python, module)
 
 
 def free_port() -> int:

@@ -38,31 +38,13 @@ from bench.common import (
     drop_hub,
     free_port,
     metric_sum,
+    parse_variant,
     wait_http,
 )
 from bench.ingress_throughput import ingress_environment, wrk
 from hub.admin import apply_topics
 from hub.topology import load_topology
 from ingress.api_keys import ApiKeyStore
-
-
-def parse_variant(text: str) -> tuple[str, dict[str, str], Path, list[str]]:
-    """name, environment, checkout, command line (interpreter first)."""
-    name, _, spec = text.partition(":")
-    env: dict[str, str] = {}
-    cwd = ROOT
-    python, server = sys.executable, ["-m", "cli.main", "ingress"]
-    for part in filter(None, spec.split(",")):
-        if part.startswith("@"):
-            cwd = Path(part[1:]).resolve()
-        elif part.startswith("+"):
-            server = ["-m", part[1:]]
-        elif part.startswith("python="):
-            python = part.removeprefix("python=")
-        else:
-            key, _, value = part.partition("=")
-            env[key] = value
-    return name, env, cwd, [python, *server]
 
 
 def gc_seconds(port: int) -> float:
@@ -95,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         )[1]
         broker = broker_process(bootstrap)
         procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-        for name, extra, cwd, server in variants:
+        for name, cwd, extra, python, module in variants:
+            server = [python, "-m", *([module] if module else ["cli.main", "ingress"])]
             port = free_port()
             env = {**ingress_environment(bootstrap, Path(tmp) / "keys.json", port, namespace), **extra}
             log = open(ROOT / ".run" / f"bench-ingress-ab-{name}.log", "wb")  # noqa: SIM115 - lives with the process

@@ -21,38 +21,19 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from bench.common import ROOT, bench_broker, drop_hub
+from bench.common import ROOT, Variant, bench_broker, drop_hub, parse_variant
 from bench.machine_speed import SpeedProbe
 from bench.processors_routing import INPUT_LEVEL, fill, hub, run_faust
 from hub.topology import load_topology
 
 
-class Variant(NamedTuple):
-    name: str
-    cwd: Path
-    env: dict[str, str]
-    python: str
-
-
-def parse_variant(text: str) -> Variant:
-    name, _, spec = text.partition(":")
-    if not name:
-        raise SystemExit(f"--variant {text!r}: expected NAME:[@DIR][,python=PATH][,KEY=VALUE...]")
-    cwd, env, python = ROOT, {}, sys.executable
-    for part in filter(None, spec.split(",")):
-        if part.startswith("@"):
-            cwd = Path(part[1:]).resolve()
-        elif part.startswith("python="):
-            python = part.removeprefix("python=")
-        else:
-            key, equals, value = part.partition("=")
-            if not (key and equals):
-                raise SystemExit(f"--variant {text!r}: {part!r} is neither @DIR nor KEY=VALUE")
-            env[key] = value
-    return Variant(name, cwd, env, python)
+def worker_variant(text: str) -> Variant:
+    variant = parse_variant(text)
+    if variant.module is not None:
+        raise SystemExit(f"--variant {text!r}: the worker is always `python -m processors`, no +MODULE")
+    return variant
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=16190)
     parser.add_argument("--bootstrap", default=None, help="an existing broker; default: start one")
     args = parser.parse_args(argv)
-    variants = [parse_variant(v) for v in args.variant]
+    variants = [worker_variant(v) for v in args.variant]
     if args.bootstrap:
         return measure(args, args.bootstrap, variants)
     with bench_broker() as bootstrap:
@@ -75,7 +56,7 @@ def measure(args: argparse.Namespace, bootstrap: str, variants: list[Variant]) -
     rounds: dict[str, list[dict[str, float]]] = {variant.name: [] for variant in variants}
     with tempfile.TemporaryDirectory(prefix="bench-processors-ab-") as tmp, SpeedProbe() as probe:
         for r in range(args.rounds):
-            for name, cwd, env, python in variants:
+            for name, cwd, env, python, _ in variants:
                 topology = hub(base, bootstrap)
                 fill(bootstrap, topology, args.events, INPUT_LEVEL)
                 started = time.monotonic()
@@ -85,8 +66,7 @@ def measure(args: argparse.Namespace, bootstrap: str, variants: list[Variant]) -
                     )
                 finally:
                     drop_hub(topology.namespace, bootstrap)
-                result["probe_ms"] = probe.median_ms(started) or float("nan")
-                result["steal"] = probe.steal_share(started) or 0.0
+                result.update(probe.figures(started))
                 rounds[name].append(result)
                 print(f"round {r} {name}: {json.dumps({k: round(v, 3) for k, v in result.items()})}", flush=True)
     first = variants[0].name
