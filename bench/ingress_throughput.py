@@ -74,8 +74,7 @@ def wrk_probed(
     """One wrk run, with the machine's speed during it (`probe_ms`, bench/machine_speed.py)."""
     started = time.monotonic()
     result = wrk(url, script, duration, connections, env)
-    result["probe_ms"] = probe.median_ms(started) or float("nan")
-    result["steal"] = probe.steal_share(started) or 0.0
+    result.update(probe.figures(started))
     return result
 
 

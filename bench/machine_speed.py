@@ -15,7 +15,8 @@ own load (a loop the scheduler cuts restarts with cold caches): compare rounds o
 The VM's vCPUs are also taken away by the host at times (steal time: 9-30 % of the machine's CPU time
 in the twenty-first session's worst minutes, when one worker routed 3,400 events/s instead of 9,000).
 `steal_share(since, until)` is the share of the machine's CPU time stolen in a window, from
-/proc/stat read at each probe sample; rounds report it as `steal`.
+/proc/stat read at each probe sample; rounds report it as `steal`. `figures(since)` gives a round
+both, NaN where unknown.
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ class SpeedProbe:
         if len(window) < 2 or window[-1][1] == window[0][1]:
             return None
         return round((window[-1][0] - window[0][0]) / (window[-1][1] - window[0][1]), 3)
+
+    def figures(self, since: float, until: float | None = None) -> dict[str, float]:
+        """A round's `probe_ms` and `steal` (NaN when the window has no sample, or no /proc/stat)."""
+        probe_ms, steal = self.median_ms(since, until), self.steal_share(since, until)
+        return {
+            "probe_ms": float("nan") if probe_ms is None else probe_ms,
+            "steal": float("nan") if steal is None else steal,
+        }
 
     def close(self) -> None:
         self._process.kill()

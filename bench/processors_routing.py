@@ -534,8 +534,7 @@ def measure(args: argparse.Namespace) -> int:
                     finally:
                         drop_hub(topology.namespace, args.bootstrap)
                     # The machine's speed during the round (bench/machine_speed.py): compare rounds by it.
-                    result["probe_ms"] = probe.median_ms(started) or float("nan")
-                    result["steal"] = probe.steal_share(started) or 0.0
+                    result.update(probe.figures(started))
                     results.setdefault(name, []).append(result)
                     print(f"{name}: {results[name][-1]}", file=sys.stderr)
         if "latency" in only:

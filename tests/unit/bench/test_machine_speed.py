@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from bench.machine_speed import SpeedProbe
@@ -20,3 +21,14 @@ def test_the_probe_reports_the_median_of_its_samples_inside_a_window() -> None:
     closed_with = len(probe._samples)
     time.sleep(0.2)
     assert len(probe._samples) == closed_with  # the probe process is gone
+
+
+def test_a_round_gets_its_speed_and_steal_and_nan_where_unknown() -> None:
+    before = time.monotonic()
+    with SpeedProbe(period=0.05) as probe:
+        wait_until(lambda: len(probe._stat) >= 3, timeout=20, interval=0.05, message="three /proc/stat readings")
+        figures = probe.figures(before)
+        assert figures["probe_ms"] == probe.median_ms(before)
+        assert 0.0 <= figures["steal"] <= 1.0  # a share of the machine's CPU time
+        empty = probe.figures(before - 10, before - 5)
+    assert math.isnan(empty["probe_ms"]) and math.isnan(empty["steal"])  # unknown is not "no steal"
