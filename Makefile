@@ -2,7 +2,10 @@
 SHELL := /bin/bash
 # The interpreter the virtualenv is built with: the distribution's optimized build when it has one
 # (deploy/local/python.sh says why); CARINHO_PYTHON=... or PY=... chooses another.
-PY ?= $(shell deploy/local/python.sh)
+# Set once (`?=` would run the script again at every use of $(PY)).
+ifeq ($(origin PY),undefined)
+PY := $(shell deploy/local/python.sh)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 # One stamp per interpreter: choosing another one builds the virtualenv again.
