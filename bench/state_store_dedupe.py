@@ -1,13 +1,14 @@
 """The dedupe table's store in process, as the router uses it (not a test; for design decisions):
 
-    .venv/bin/python -m bench.state_store_dedupe [--keys 300000] [--variant base --variant memtable_bloom]
+    .venv/bin/python -m bench.state_store_dedupe [--keys 300000] [--variant base --variant multi_get ...]
 
 Per new key, what `_route_one` does to the table: a `get` (a miss: the key is new) and a `put_encoded`
 of a dedupe entry, on one `RocksMapping` (processors/state_store.py) in a temporary directory. Prints,
 per variant and per 100,000 keys, the wall µs of the `get` alone and the process CPU µs of get + put
 (flushes and compactions included). `memtable_bloom` adds a bloom filter on RocksDB's memtable
-(whole-key filtering) to the store's options. Variants run one after the other, alternating when
-given twice or more.
+(whole-key filtering) to the store's options. `multi_get` reads the keys MULTI_GET at a time with
+one RocksDB multi-get (what a prefetch per routed batch would do) and counts each key's share of it.
+Variants run one after the other, alternating when given twice or more.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import orjson
 
 from processors import state_store
 
+MULTI_GET = 64  # keys per multi-get: a routed batch's worth
 ENTRY = {"at": 1.0, "topic": "events.p3", "partition": 1, "offset": 0, "event_id": "x" * 36, "fp": 123}
 
 
@@ -48,9 +50,18 @@ def run(variant: str, keys: int, step: int) -> list[tuple[float, float]]:
             get_s, cpu_start = 0.0, time.process_time()
             for i in range(keys):
                 key = f"site\x1fkey-{i}"
-                started = time.perf_counter()
-                store.get(key)
-                get_s += time.perf_counter() - started
+                if variant == "multi_get":
+                    if i % MULTI_GET == 0:  # the next keys in one read, before any of them is written
+                        batch: list[Any] = [
+                            state_store._key(f"site\x1fkey-{n}") for n in range(i, min(i + MULTI_GET, keys))
+                        ]
+                        started = time.perf_counter()
+                        store._db.get(batch)
+                        get_s += time.perf_counter() - started
+                else:
+                    started = time.perf_counter()
+                    store.get(key)
+                    get_s += time.perf_counter() - started
                 store.put_encoded(key, orjson.dumps({**ENTRY, "offset": i}))
                 if (i + 1) % step == 0:
                     cpu = time.process_time() - cpu_start
@@ -66,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keys", type=int, default=300_000)
     parser.add_argument("--step", type=int, default=100_000)
-    parser.add_argument("--variant", action="append", choices=["base", "memtable_bloom"])
+    parser.add_argument("--variant", action="append", choices=["base", "memtable_bloom", "multi_get"])
     args = parser.parse_args(argv)
     for variant in args.variant or ["base", "memtable_bloom", "base", "memtable_bloom"]:
         print(variant, "(get us, get+put CPU us) per step:", run(variant, args.keys, args.step), flush=True)

@@ -10,7 +10,7 @@
 # Why the distribution's: Debian (like Ubuntu and Fedora) builds its CPython with profile-guided and
 # link-time optimization and links the interpreter statically, while a default pyenv/asdf build from
 # source (no --enable-optimizations, --enable-shared) is slower: the processors' worker spent 13 %
-# more CPU per routed event on it, and pure-Python code ran ~1.4x slower (docs/benchmarks.md,
+# more CPU per routed event on it, and pure-Python code ran 1.1-2.2x slower (docs/benchmarks.md,
 # twenty-first session). CARINHO_PYTHON=python3 keeps PATH's interpreter.
 set -euo pipefail
 
