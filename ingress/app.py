@@ -108,7 +108,7 @@ def create_app(
         description=openapi_docs.DESCRIPTION,
         lifespan=lifespan,
         openapi_tags=openapi_docs.TAGS,
-        # FastAPI's own OpenTelemetry (on by default since 0.16x) would export spans with request
+        # FastAPI's own OpenTelemetry (on by default in 0.143+) would export spans with request
         # paths and log records with validation messages, unmasked, as soon as an OpenTelemetry
         # provider is set up in the process (FASTAPI_OTEL_AUTO_CONFIGURE, an instrumenting launcher).
         # The hub's telemetry is its masked logs and Prometheus metrics; off, it also stops looking

@@ -5,6 +5,7 @@ the hub's telemetry is its masked logs and Prometheus metrics."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -26,9 +27,9 @@ def _providers_looked_up(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[
     ):
         original = getattr(module, name)
 
-        def spy(*args: object, _original: object = original, _name: str = name) -> object:
+        def spy(*args: object, _original: Callable[..., object] = original, _name: str = name) -> object:
             asked.append(_name)
-            return _original(*args)  # type: ignore[operator]
+            return _original(*args)
 
         monkeypatch.setattr(module, name, spy)
 
