@@ -7,11 +7,11 @@
 #
 # Which interpreter: $CARINHO_PYTHON when set; else the distribution's /usr/bin/python3 when it is
 # 3.11 or newer and can make virtualenvs; else `python3` from PATH.
-# Why the distribution's: Debian (like Ubuntu and Fedora) builds its CPython with profile-guided and
-# link-time optimization and links the interpreter statically, while a default pyenv/asdf build from
-# source (no --enable-optimizations, --enable-shared) is slower: the processors' worker spent 13 %
-# more CPU per routed event on it, and pure-Python code ran 1.1-2.2x slower (docs/benchmarks.md,
-# twenty-first session). CARINHO_PYTHON=python3 keeps PATH's interpreter.
+# Why the distribution's: Debian builds its CPython with profile-guided and link-time optimization
+# and links the interpreter statically (measured here; other distributions were not), while a default
+# pyenv/asdf build from source (no --enable-optimizations, --enable-shared) is slower: the processors'
+# worker spent 7-15 % more CPU per routed event on it, and pure-Python code ran 1.1-2.2x slower
+# (docs/benchmarks.md, twenty-first session). CARINHO_PYTHON=python3 keeps PATH's interpreter.
 set -euo pipefail
 
 usable() { # interpreter: 3.11+ with venv and ensurepip (Debian splits them into python3-venv)
