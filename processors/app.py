@@ -529,8 +529,8 @@ class Processors:
         (the rest is read again from the committed offsets) or gives the rest back to its lane when a
         more urgent record arrived. What was routed is settled (committable) once its dead letters
         are written. The metrics of what it routed are added up once, at its end."""
-        if records and records[0].timestamp:
-            metrics.DISPATCH_LATENCY.labels(str(level)).observe(max(0.0, time.time() - records[0].timestamp))
+        if records and records[0].timestamp > 0:  # milliseconds (aiokafka's ConsumerRecord)
+            metrics.DISPATCH_LATENCY.labels(str(level)).observe(max(0.0, time.time() - records[0].timestamp / 1000))
         now = datetime.now(UTC)
         failures: list[Failed] = []
         touched: set[Any] = set()
@@ -551,6 +551,7 @@ class Processors:
     ) -> None:
         lanes, flow, guard = self.lanes, self.app.flow_control, self.offset_guard
         generation = lanes.generation
+        tp = lane_partition(records)
         for index, message in enumerate(records):
             if index and index % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -561,7 +562,6 @@ class Processors:
                     metrics.PREEMPTIONS.labels(str(level)).inc()
                     break
                 now = datetime.now(UTC)
-            tp = message.tp
             offset = message.offset
             if guard.behind(tp, offset):
                 continue  # routed since the last rebalance; Faust fetched it again
@@ -733,8 +733,8 @@ class Processors:
             self.dedupe_changelog, orjson.dumps(key), encoded, message.partition, self.dedupe_table
         )
         notes.inc(counters.routed)
-        if message.timestamp:
-            notes.observe(counters.latency, max(0.0, time.time() - message.timestamp))
+        if message.timestamp > 0:  # milliseconds
+            notes.observe(counters.latency, max(0.0, time.time() - message.timestamp / 1000))
         return None
 
     def router_parse(self, value: bytes | None, headers: Any) -> EventEnvelope:
@@ -843,12 +843,13 @@ class Processors:
         generation = lane.generation
         store = state_store.mapping(self.trail_table)
         touched: set[Any] = set()
+        tp = lane_partition(records)
         for index, message in enumerate(records):
             if index and index % TRAIL_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
                 if lane.generation != generation or not flow.is_active():
                     break  # what was indexed so far is settled below
-            tp, offset = message.tp, message.offset
+            offset = message.offset
             if guard.behind(tp, offset):
                 continue  # indexed since the last rebalance; Faust fetched it again
             hole = guard.check(tp, offset)
@@ -1085,6 +1086,13 @@ class _LevelMetrics:
         self.duplicate_conflict = metrics.EVENTS.labels(label, "duplicate_conflict")
         self.transform_failed = metrics.EVENTS.labels(label, "transform_failed")
         self.latency = metrics.ROUTING_LATENCY.labels(label)
+
+
+def lane_partition(records: Sequence[Any]) -> TP:
+    """The partition of a lane's batch: every record of one batch is of one partition
+    (processors/priority.py), and lane records (aiokafka's) do not carry Faust's `tp`."""
+    first = records[0] if records else None
+    return TP(first.topic, first.partition) if first is not None else TP("", -1)
 
 
 def _is_uuid(value: str) -> bool:

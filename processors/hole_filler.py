@@ -17,7 +17,7 @@ from hub.kafka_config import consumer_config
 
 @dataclass(frozen=True)
 class FetchedRecord:
-    """The fields of a Faust message the router reads."""
+    """The fields of a lane record (aiokafka's `ConsumerRecord`) the router reads."""
 
     topic: str
     partition: int
@@ -25,7 +25,7 @@ class FetchedRecord:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]] | None
-    timestamp: float  # seconds, like Faust's message.timestamp
+    timestamp: int  # milliseconds, like aiokafka's ConsumerRecord.timestamp
 
 
 class FillFailed(RuntimeError):
@@ -63,8 +63,7 @@ def read_range(
             if offset >= end:
                 return out
             _, stamp = msg.timestamp()
-            seconds = stamp / 1000 if stamp > 0 else 0.0
-            out.append(FetchedRecord(topic, partition, offset, msg.key(), msg.value(), msg.headers(), seconds))
+            out.append(FetchedRecord(topic, partition, offset, msg.key(), msg.value(), msg.headers(), max(stamp, 0)))
             if offset == end - 1:
                 return out
         raise FillFailed(f"{topic}[{partition}] {start}..{end - 1}: read {len(out)} record(s) in {timeout}s")

@@ -57,12 +57,19 @@ class PriorityLanes:
         self.generation = 0
 
     def offer(self, level: int, tp: Hashable, record: Any) -> None:
+        self.offer_many(level, tp, (record,))
+
+    def offer_many(self, level: int, tp: Hashable, records: Sequence[Any]) -> None:
+        """`offer` for a fetch's records of one partition, in offset order, at once (the fetch loop
+        hands them over per partition: processors/faust_drain.py)."""
+        if not records:
+            return
         partitions = self._lanes[level]
         queue = partitions.get(tp)
         if queue is None:
             queue = partitions[tp] = deque()
-        queue.append(record)
-        self._counts[level] += 1
+        queue.extend(records)
+        self._counts[level] += len(records)
         if len(queue) >= self.partition_high_water and tp not in self._paused:
             self._paused.add(tp)
             if self.on_full is not None:

@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Producer
-from faust.types import TP
 
 from hub.delivery import DeliveryRecord
 from hub.envelope import EventEnvelope, Metadata, Utm, new_envelope
@@ -63,7 +62,7 @@ def trail_hops(bootstrap: str, topology: Topology, event_id: Any) -> list[dict[s
 
 @dataclass
 class LaneMessage:
-    """The fields of a Faust message the router and the trail indexer read (as the lanes hand them)."""
+    """The fields of a lane record (aiokafka's `ConsumerRecord`) the router and the trail indexer read."""
 
     topic: str
     partition: int
@@ -71,11 +70,7 @@ class LaneMessage:
     key: bytes | None
     value: bytes | None
     headers: Any = None
-    timestamp: float = 0.0
-
-    @property
-    def tp(self) -> TP:
-        return TP(self.topic, self.partition)
+    timestamp: int = 0  # milliseconds
 
 
 def offline_processors(
