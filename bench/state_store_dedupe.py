@@ -58,9 +58,7 @@ def run(variant: str, keys: int, step: int) -> list[tuple[float, float]]:
                 key = names[i]
                 if variant == "multi_get":
                     if i % MULTI_GET == 0:  # the next keys in one read, before any of them is written
-                        batch: list[Any] = [
-                            state_store._key(names[n]) for n in range(i, min(i + MULTI_GET, keys))
-                        ]
+                        batch: list[Any] = [state_store._key(names[n]) for n in range(i, min(i + MULTI_GET, keys))]
                         started = time.perf_counter()
                         store._db.get(batch)
                         get_s += time.perf_counter() - started
