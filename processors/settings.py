@@ -36,10 +36,11 @@ class ProcessorSettings(HubSettings):
     # waits to fill a batch), and records per lane before its partitions' fetch pauses.
     batch_size: int = Field(default=1000, ge=1, le=10_000)
     stream_buffer: int = Field(default=2048, ge=16, le=100_000)
-    # Records per poll of aiokafka's fetcher. 500 saved ~8 % CPU but put p1 p99 near 1 s under a p5
-    # backlog (docs/processors.md, fourth session); 200 gave +30 % events/s with the trail index on and
-    # a p1 p99 of ~365 ms (docs/benchmarks.md, seventh session): 50 keeps the p1 target.
-    max_poll_records: int = Field(default=50, ge=1, le=10_000)
+    # Records per poll of aiokafka's fetcher. Until the twenty-second session 50: each polled record took
+    # Faust's path one at a time before the next poll, so 200 put p1 p99 at ~365 ms under a p5 backlog
+    # (docs/benchmarks.md, seventh session). A poll's records of a laned topic now go to their lane in
+    # one call (processors/faust_drain.py): 200 is ~5 % less CPU per event than 50, p1 p99 52-110 ms.
+    max_poll_records: int = Field(default=200, ge=1, le=10_000)
     # The broker holds a fetch until this many bytes are there or the wait is over (processors/fetch_tuning.py).
     # Faust's 1 byte made a worker that keeps up with the trail topic fetch a few records at a time;
     # 16 KiB / 10 ms: ~9 % less CPU per event with the trail index on, p1 p50 under a p5 backlog
