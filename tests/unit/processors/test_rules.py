@@ -524,3 +524,16 @@ def test_routing_leaves_the_envelope_as_it_was(topology: Topology) -> None:
         assert envelope.data == before
         again = router.route(EventEnvelope.from_json(envelope.to_json()), NOW)
         assert [d.to_json() for d in first.deliveries] == [d.to_json() for d in again.deliveries]
+
+
+def test_a_fetchs_records_offered_at_once_queue_in_order_and_pause_their_partition_once() -> None:
+    paused: list[object] = []
+    lanes = PriorityLanes(high_water=16, on_full=paused.append)  # 4 per partition
+    lanes.offer_many(5, "p5-0", [0, 1])
+    lanes.offer_many(5, "p5-0", [])  # nothing fetched for it this time: no change, no pause
+    assert paused == [] and lanes.pending(5) == 2
+    lanes.offer_many(5, "p5-0", [2, 3, 4])  # crosses the partition's high water in one call
+    lanes.offer_many(5, "p5-0", [5])
+    assert paused == ["p5-0"]  # once, not per record past the mark
+    assert lanes.pending(5) == 6
+    assert lanes.take(10) == (5, [0, 1, 2, 3, 4, 5])
