@@ -42,17 +42,13 @@ DESTINATIONS = ("crm", "marketing", "whatsapp")
 
 @dataclass(frozen=True)
 class Record:
-    """The fields of a Faust message the indexer reads (as its lane hands them)."""
+    """The fields of a lane record (aiokafka's `ConsumerRecord`) the indexer reads."""
 
     topic: str
     partition: int
     offset: int
     key: bytes
     value: bytes
-
-    @property
-    def tp(self) -> TP:
-        return TP(self.topic, self.partition)
 
 
 def event_hops(event_id: uuid.UUID, count: int, start: datetime) -> Iterator[TrailHop]:
