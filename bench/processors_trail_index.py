@@ -23,7 +23,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,20 +34,10 @@ from bench.processors_routing import hub
 from hub.topology import Topology, load_topology
 from hub.trail import TrailHop
 from processors.app import TRAIL_BATCH, Processors
+from processors.hole_filler import FetchedRecord
 from processors.settings import ProcessorSettings
 
 DESTINATIONS = ("crm", "marketing", "whatsapp")
-
-
-@dataclass(frozen=True)
-class Record:
-    """The fields of a lane record (aiokafka's `ConsumerRecord`) the indexer reads."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes
-    value: bytes
 
 
 def event_hops(event_id: uuid.UUID, count: int, start: datetime) -> Iterator[TrailHop]:
@@ -76,7 +65,7 @@ def event_hops(event_id: uuid.UUID, count: int, start: datetime) -> Iterator[Tra
         )
 
 
-def layout(topic: str, events: int, hops: int, spread: int) -> list[list[Record]]:
+def layout(topic: str, events: int, hops: int, spread: int) -> list[list[FetchedRecord]]:
     """Batches of one partition: the hops of every event in `spread` waves (the first hops of all
     events, then the next ones...), each wave cut into indexer batches; offsets contiguous."""
     start = datetime.now(UTC) - timedelta(minutes=1)
@@ -88,11 +77,13 @@ def layout(topic: str, events: int, hops: int, spread: int) -> list[list[Record]
     for low, high in itertools.pairwise(bounds):
         for key, values in zip(keys, per_event, strict=True):
             ordered.extend((key, value) for value in values[low:high])
-    records = [Record(topic, 0, offset, key, value) for offset, (key, value) in enumerate(ordered)]
+    records = [FetchedRecord(topic, 0, offset, key, value) for offset, (key, value) in enumerate(ordered)]
     return [records[i : i + TRAIL_BATCH] for i in range(0, len(records), TRAIL_BATCH)]
 
 
-def one_round(bootstrap: str, topology: Topology, data_dir: Path, batches: list[list[Record]]) -> dict[str, float]:
+def one_round(
+    bootstrap: str, topology: Topology, data_dir: Path, batches: list[list[FetchedRecord]]
+) -> dict[str, float]:
     settings = ProcessorSettings(
         kafka_bootstrap_servers=bootstrap,
         topic_namespace=topology.namespace.rstrip("."),

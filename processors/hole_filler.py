@@ -17,15 +17,16 @@ from hub.kafka_config import consumer_config
 
 @dataclass(frozen=True)
 class FetchedRecord:
-    """The fields of a lane record (aiokafka's `ConsumerRecord`) the router reads."""
+    """The fields of a lane record (aiokafka's `ConsumerRecord`) the router and the trail indexer read:
+    what the hole filler reads back, and what tests and benchmarks hand them."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]] | None
-    timestamp: int  # milliseconds, like aiokafka's ConsumerRecord.timestamp
+    headers: list[tuple[str, bytes]] | None = None
+    timestamp: int = 0  # milliseconds, like aiokafka's ConsumerRecord.timestamp
 
 
 class FillFailed(RuntimeError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,19 +57,6 @@ def by_event(records: list[DeliveryRecord], event_id: Any) -> list[DeliveryRecor
 def trail_hops(bootstrap: str, topology: Topology, event_id: Any) -> list[dict[str, Any]]:
     records = read_topic(bootstrap, topology.system_topic("trail"), timeout=10)
     return [orjson.loads(r.value) for r in records if r.key == str(event_id).encode() and r.value]
-
-
-@dataclass
-class LaneMessage:
-    """The fields of a lane record (aiokafka's `ConsumerRecord`) the router and the trail indexer read."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Any = None
-    timestamp: int = 0  # milliseconds
 
 
 def offline_processors(

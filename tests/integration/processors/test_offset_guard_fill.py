@@ -12,9 +12,9 @@ from confluent_kafka import Producer
 from faust.types import TP
 
 from hub.kafka_config import producer_config
-from processors.hole_filler import read_range
+from processors.hole_filler import FetchedRecord, read_range
 from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
-from tests.integration.processors.helpers import LaneMessage, deliveries, lead, offline_processors
+from tests.integration.processors.helpers import deliveries, lead, offline_processors
 from tests.kafka_support import read_topic
 
 PARTITION = 0
@@ -62,7 +62,9 @@ def test_a_hole_is_read_from_kafka_and_routed_before_the_record_in_hand(
     processors.offset_guard.reset({key: 0})
 
     # Faust lost offsets 0..3: the router is handed 4 and 5 only.
-    handed = [LaneMessage(r.topic, r.partition, r.offset, r.key, r.value, r.headers) for r in consumed if r.offset >= 4]
+    handed = [
+        FetchedRecord(r.topic, r.partition, r.offset, r.key, r.value, r.headers) for r in consumed if r.offset >= 4
+    ]
     assert processors.offset_guard.settled() == {key: 0}  # nothing routed yet: no commit past 0
 
     routed_offsets: list[int] = []

@@ -12,9 +12,10 @@ from typing import Any
 
 from faust.types import TP
 
+from processors.hole_filler import FetchedRecord
 from processors.output import OutputProducer
 from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
-from tests.integration.processors.helpers import LaneMessage, close_offline, lead, offline_processors
+from tests.integration.processors.helpers import close_offline, lead, offline_processors
 from tests.kafka_support import read_topic
 
 
@@ -99,7 +100,7 @@ def test_the_worker_sends_an_urgent_events_deliveries_urgently_and_its_trail_hop
     topology = make_hub(short_topology_file, kafka_bootstrap)
     processors = offline_processors(kafka_bootstrap, topology, short_topology_file, tmp_path)
     envelope = lead()  # p2: urgent by default (OUTPUT_URGENT_MAX_PRIORITY 2)
-    message = LaneMessage(
+    message = FetchedRecord(
         topology.priority_topic(2), 0, 0, envelope.kafka_key(), envelope.to_json(), envelope.kafka_headers()
     )
     outputs = processors.outputs

@@ -18,8 +18,9 @@ from hub.kafka_config import producer_config
 from hub.topology import changelog_topic
 from hub.trail import TrailHop
 from processors import state_store, trail_index
+from processors.hole_filler import FetchedRecord
 from tests.integration.processors.conftest import make_hub, short_topology_file  # noqa: F401 - fixture
-from tests.integration.processors.helpers import LaneMessage, offline_processors
+from tests.integration.processors.helpers import offline_processors
 from tests.kafka_support import read_topic
 
 PARTITION = 0
@@ -57,7 +58,7 @@ def test_a_batch_is_indexed_in_order_once_per_event_and_a_hole_is_read_from_kafk
     tp = TP(topic, PARTITION)
     processors.offset_guard.reset({tp: 0})
     # Faust lost offsets 0..2: the indexer is handed 3..6.
-    handed = [LaneMessage(topic, PARTITION, offset, keys[offset], values[offset]) for offset in range(3, 7)]
+    handed = [FetchedRecord(topic, PARTITION, offset, keys[offset], values[offset]) for offset in range(3, 7)]
 
     async def index() -> None:
         await processors.index_batch(handed)
