@@ -39,7 +39,7 @@ class ProcessorSettings(HubSettings):
     # Records per poll of aiokafka's fetcher. Until the twenty-second session 50: each polled record took
     # Faust's path one at a time before the next poll, so 200 put p1 p99 at ~365 ms under a p5 backlog
     # (docs/benchmarks.md, seventh session). A poll's records of a laned topic now go to their lane in
-    # one call (processors/faust_drain.py): 200 is ~5 % less CPU per event than 50, p1 p99 52-110 ms.
+    # one call (processors/faust_drain.py): 200 is 5-10 % less CPU per event than 50, p1 p99 52-110 ms.
     max_poll_records: int = Field(default=200, ge=1, le=10_000)
     # The broker holds a fetch until this many bytes are there or the wait is over (processors/fetch_tuning.py).
     # Faust's 1 byte made a worker that keeps up with the trail topic fetch a few records at a time;
