@@ -98,26 +98,31 @@ class ApiKeyStore:
         self.reload_interval_s = reload_interval_s
         self._by_id: dict[str, ApiKeyRecord] = {}
         self._grants: dict[str, tuple[ApiKeyRecord, Verified, float | None]] = {}  # see verify
-        self._mtime: float | None = None
+        self._version: tuple[int, int, int] | None = None  # the file's (inode, mtime, size) when read
         self._checked_at = 0.0
         self._reload(force=True)
 
     # ---- reading (ingress) ------------------------------------------------------------------------
-    def _reload(self, force: bool = False) -> None:
+    def _reload(self, force: bool = False, *, look_now: bool = False) -> None:
+        """Re-read the file when it changed: at most once per interval, or now with `look_now`
+        (a stat; the file is read only if it changed) or `force` (always read)."""
         now = time.monotonic()
-        if not force and now - self._checked_at < self.reload_interval_s:
+        if not (force or look_now) and now - self._checked_at < self.reload_interval_s:
             return
         self._checked_at = now
         try:
-            mtime = self.path.stat().st_mtime_ns
+            st = self.path.stat()
         except FileNotFoundError:
-            self._by_id, self._mtime = {}, None
+            self._by_id, self._version = {}, None
             return
-        if not force and mtime == self._mtime:
+        # The CLI replaces the file (a new inode each write), so two writes within one mtime tick
+        # still differ.
+        version = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if not force and version == self._version:
             return
         data = self._read()
         self._by_id = {k.key_id: k for k in data.keys}
-        self._mtime = mtime
+        self._version = version
 
     def _read(self) -> KeyFile:
         try:
@@ -130,6 +135,11 @@ class ApiKeyStore:
         self._reload()
         key_id = parse_key_id(presented)
         record = self._by_id.get(key_id) if key_id else None
+        if record is None and key_id:
+            # A key created or rotated a moment ago works on its first request, not only after the
+            # next periodic check (a stat per unknown key; revocations still wait for the interval).
+            self._reload(look_now=True)
+            record = self._by_id.get(key_id)
         # Hash even when the id is unknown so timing does not tell which ids exist.
         expected = record.key_hash if record else "0" * 64
         matches = hmac.compare_digest(hash_key(presented), expected)

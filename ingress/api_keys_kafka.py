@@ -104,7 +104,8 @@ class KafkaApiKeyStore(ApiKeyStore):
                 log.warning("unreadable api-key record skipped", extra={"key_id": key_id})
 
     # ---- the file store's hooks -------------------------------------------------------------------
-    def _reload(self, force: bool = False) -> None:
+    def _reload(self, force: bool = False, *, look_now: bool = False) -> None:
+        # The follower thread applies new records as they arrive; only the CLI reads on demand.
         if force and self._thread is None:  # the CLI: read what others wrote since it started
             self.catch_up()
 

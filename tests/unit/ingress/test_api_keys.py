@@ -95,6 +95,36 @@ def test_revocation_is_seen_by_another_store_instance(tmp_path: Path) -> None:
         reader.verify(key)
 
 
+def test_a_key_created_after_the_last_check_works_on_its_first_request(tmp_path: Path) -> None:
+    # The ingress checked the file a moment ago (its interval has not passed); the CLI then creates a
+    # key, and the client uses it at once: no 401 until the next periodic check.
+    path = tmp_path / "keys.json"
+    reader = ApiKeyStore(path, reload_interval_s=3600.0)
+    writer = ApiKeyStore(path)
+    record, key = writer.create("site")
+    assert reader.verify(key).key_id == record.key_id
+    # A second write in the same mtime tick still counts as a change: the CLI replaces the file.
+    before = path.stat().st_mtime_ns
+    second, second_key = writer.create("crm")
+    os.utime(path, ns=(before, before))
+    assert reader.verify(second_key).key_id == second.key_id
+    with pytest.raises(KeyRejected, match="invalid"):
+        reader.verify("ck_0123456789ab_secret")  # still unknown after the look
+
+
+def test_revocation_waits_for_the_reload_interval(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    writer = ApiKeyStore(path)
+    record, key = writer.create("site")
+    reader = ApiKeyStore(path, reload_interval_s=3600.0)
+    assert reader.verify(key).key_id == record.key_id
+    writer.revoke(record.key_id)
+    assert reader.verify(key).key_id == record.key_id  # a known key does not trigger a look
+    reader._checked_at -= 3600.0  # the interval passes
+    with pytest.raises(KeyRejected, match="revoked"):
+        reader.verify(key)
+
+
 def test_missing_file_means_no_keys(tmp_path: Path) -> None:
     store = ApiKeyStore(tmp_path / "absent.json")
     assert store.records() == []
