@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections import Counter
@@ -18,7 +19,7 @@ from processors.syncs.runner import SyncRunner
 from processors.syncs.watermarks import SyncStateStore
 from tests.integration.processors.conftest import FakeSources, WorkerFactory, make_hub
 from tests.integration.processors.helpers import by_event, deliveries, duplicates_dropped, event, lead, send
-from tests.kafka_support import read_topic, unique, wait_until
+from tests.kafka_support import read_topic, topic_size, unique, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -180,25 +181,32 @@ def test_p1_goes_first_under_a_p5_backlog(
     topology = make_hub(short_topology_file, kafka_bootstrap)
     producer = Producer(producer_config(kafka_bootstrap, client_id="tests", linger_ms=20))
     backlog = [
-        event("cuidador.updated", "cuidadores", 5, {"cuidador_id": f"K{i}", "status": "ativo"}) for i in range(8_000)
+        event("cuidador.updated", "cuidadores", 5, {"cuidador_id": f"K{i}", "status": "ativo"}) for i in range(16_000)
     ]
-    send(kafka_bootstrap, topology, *backlog, producer=producer)
     # A small lane: the p5 lane fills on every poll, so its partitions pause and resume all along.
     worker = workers.start(topology, CARINHO_SYNC_ENABLED="false", CARINHO_STREAM_BUFFER="16", wait=False)
     workers.wait_ready(worker)
-    # The worker's own count, polled often: the worker routes a few thousand events a second, so a
-    # slower check (reading the delivery topic) let most of the backlog drain before p1 was sent.
-    wait_until(
-        lambda: int((worker.health() or {}).get("routed", 0)) >= 300,
-        timeout=60,
-        interval=0.02,
-        message="backlog being processed",
-    )
-    urgent = [event("cliente.created", "crm", 1, {"cliente_id": f"U{i}", "name": "Ana"}) for i in range(20)]
-    sent_at = time.time()
-    # The backlog's producer, already connected: a new one spends a few hundred ms connecting and
-    # getting its idempotent producer id, counted here as p1 latency while the backlog drains.
-    send(kafka_bootstrap, topology, *urgent, producer=producer)
+    # The worker is stopped (SIGSTOP) while the backlog is written, then run in 20 ms slices until it
+    # has routed some of it, and p1 is sent while it is stopped again: the backlog is still there when
+    # p1 arrives however fast the worker or slow the machine (watching a running worker let it drain
+    # the whole backlog between two looks when the machine was busy).
+    pid = worker.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        send(kafka_bootstrap, topology, *backlog, producer=producer)
+        deadline = time.monotonic() + 90
+        while topic_size(kafka_bootstrap, topology.delivery_topic("crm")) < 300:
+            assert time.monotonic() < deadline, "the worker routed none of the backlog in 90 s"
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.02)
+            os.kill(pid, signal.SIGSTOP)
+        urgent = [event("cliente.created", "crm", 1, {"cliente_id": f"U{i}", "name": "Ana"}) for i in range(20)]
+        sent_at = time.time()
+        # The backlog's producer, already connected: a new one spends a few hundred ms connecting and
+        # getting its idempotent producer id, counted here as p1 latency while the backlog drains.
+        send(kafka_bootstrap, topology, *urgent, producer=producer)
+    finally:
+        os.kill(pid, signal.SIGCONT)
     fin = read_topic(kafka_bootstrap, topology.delivery_topic("financeiro"), expect=20, timeout=30)
     assert len(fin) == 20
     routed_at = max(datetime.fromisoformat(orjson.loads(r.value)["created_at"]).timestamp() for r in fin)
