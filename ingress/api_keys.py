@@ -134,16 +134,15 @@ class ApiKeyStore:
     def verify(self, presented: str, now: datetime | None = None) -> Verified:
         self._reload()
         key_id = parse_key_id(presented)
-        record = self._by_id.get(key_id) if key_id else None
+        digest = hash_key(presented)
+        record = self._matching(key_id, digest)
         if record is None and key_id:
             # A key created or rotated a moment ago works on its first request, not only after the
-            # next periodic check (a stat per unknown key; revocations still wait for the interval).
+            # next periodic check: a stat per refused key (unknown id or wrong secret alike, so the
+            # look does not tell which ids exist either); revocations still wait for the interval.
             self._reload(look_now=True)
-            record = self._by_id.get(key_id)
-        # Hash even when the id is unknown so timing does not tell which ids exist.
-        expected = record.key_hash if record else "0" * 64
-        matches = hmac.compare_digest(hash_key(presented), expected)
-        if record is None or not matches:
+            record = self._matching(key_id, digest)
+        if record is None:
             raise KeyRejected("invalid API key")
         # What a record grants is built once per record (every request of a source asks again);
         # a reload that replaces the record replaces the entry.
@@ -159,6 +158,13 @@ class ApiKeyStore:
         if expires is not None and (now.timestamp() if now is not None else time.time()) >= expires:
             raise KeyRejected("API key expired")
         return cached[1]
+
+    def _matching(self, key_id: str | None, digest: str) -> ApiKeyRecord | None:
+        """The record of `key_id` if `digest` is its hash."""
+        record = self._by_id.get(key_id) if key_id else None
+        # Compared even when the id is unknown so timing does not tell which ids exist.
+        matches = hmac.compare_digest(digest, record.key_hash if record else "0" * 64)
+        return record if matches else None
 
     def close(self) -> None:
         """Nothing to release for the file store (the Kafka store stops its reader)."""

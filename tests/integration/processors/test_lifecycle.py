@@ -196,7 +196,7 @@ def test_p1_goes_first_under_a_p5_backlog(
         send(kafka_bootstrap, topology, *backlog, producer=producer)
         deadline = time.monotonic() + 90
         while topic_size(kafka_bootstrap, topology.delivery_topic("crm")) < 300:
-            assert time.monotonic() < deadline, "the worker routed none of the backlog in 90 s"
+            assert time.monotonic() < deadline, "the worker routed fewer than 300 of the backlog in 90 s"
             os.kill(pid, signal.SIGCONT)
             time.sleep(0.02)
             os.kill(pid, signal.SIGSTOP)
